@@ -1,0 +1,29 @@
+# jaxml: two commands for a newcomer, `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+OUT    := out
+
+.PHONY: demo test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# One stamp per set of extras, remade when pyproject.toml changes.
+$(VENV)/.stamp-%: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[$*]"
+	touch $@
+
+demo: $(VENV)/.stamp-examples
+	MPLBACKEND=Agg $(PY) examples/tour.py --out $(OUT)
+	@echo "figures and summary in $(OUT)/ (see $(OUT)/summary.md)"
+
+test: $(VENV)/.stamp-test
+	MPLBACKEND=Agg $(PY) -m pytest -q
+
+bench: $(VENV)/.stamp-bench
+	MPLBACKEND=Agg $(PY) benchmarks/run_all.py --out $(OUT)/bench
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis

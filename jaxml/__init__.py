@@ -1,0 +1,28 @@
+"""jaxml: classic and probabilistic machine learning as pure, jit-compiled JAX functions.
+
+Each chapter is a module of pure functions: ``jaxml.convex``, ``jaxml.optim``,
+``jaxml.linear``, ``jaxml.svm``, ``jaxml.naive_bayes``, ``jaxml.pca``, ``jaxml.kmeans``,
+``jaxml.gaussian``, ``jaxml.gmm``, ``jaxml.lda``, ``jaxml.vi``, ``jaxml.rvm``,
+``jaxml.bayes_layers``, ``jaxml.flows``, ``jaxml.vae``. They are imported on first use.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "convex", "optim", "linear", "svm", "naive_bayes", "pca", "kmeans", "gaussian", "gmm",
+    "lda", "vi", "rvm", "bayes_layers", "flows", "vae",
+]
+
+
+def __getattr__(name):
+    if name in __all__:
+        module = importlib.import_module(f"jaxml.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'jaxml' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,27 @@
+"""Private plumbing shared by every chapter: the bounded loop, input checks, linalg."""
+
+from jaxml._core.checks import (
+    as_float_array,
+    check_class_labels,
+    check_finite,
+    check_int_in_range,
+    check_labels,
+    check_matrix,
+    check_ndim,
+    check_nonnegative,
+    check_positive,
+    check_same_length,
+    check_vector,
+    float_dtype,
+    is_concrete,
+)
+from jaxml._core.linalg import (
+    add_jitter,
+    cholesky_solve,
+    logdet_from_cholesky,
+    psd_solve,
+    safe_cholesky,
+    symmetrize,
+    whiten,
+)
+from jaxml._core.loop import LoopResult, iterate, iterate_unrolled, run_loop
