@@ -25,3 +25,4 @@ from jaxml._core.linalg import (
     whiten,
 )
 from jaxml._core.loop import LoopResult, iterate, iterate_unrolled, run_loop
+from jaxml._core.train import TrainResult, scan_with_progress, train
