@@ -1,0 +1,229 @@
+r"""The multivariate Gaussian: maximum-likelihood fit, density, sampling, entropy, KL.
+
+For :math:`x \in \mathbb{R}^d`,
+
+.. math::
+
+    \log \mathcal N(x \mid \mu, \Sigma) = -\tfrac12 (x-\mu)^\top \Sigma^{-1} (x-\mu)
+        - \tfrac12 \log\det \Sigma - \tfrac d2 \log 2\pi .
+
+Everything goes through the lower Cholesky factor :math:`\Sigma = L L^\top`: the Mahalanobis
+term is :math:`\lVert L^{-1}(x-\mu)\rVert^2` (a triangular solve, never an inverse) and
+:math:`\log\det\Sigma = 2\sum_i \log L_{ii}`.
+
+The maximum-likelihood estimate from rows :math:`x_1..x_n` is the sample mean and the
+*biased* (``1/n``) sample covariance. The KL divergence between two Gaussians and the
+entropy have closed forms (below); ``kl_diag_standard_normal`` is the VAE's KL term.
+
+Reference: C. M. Bishop, *Pattern Recognition and Machine Learning* (2006), §2.3 and
+§2.3.4 (MLE), eq. (1.104) and exercise 2.15 (entropy); K. P. Murphy, *Machine Learning: a
+Probabilistic Perspective* (2012), §4.1 and §2.8.2 (KL of Gaussians); D. P. Kingma and M.
+Welling, "Auto-Encoding Variational Bayes" (2014), appendix B.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from jaxml._core.checks import as_float_array, check_int_in_range, float_dtype
+from jaxml._core.linalg import logdet_from_cholesky, safe_cholesky, whiten
+
+__all__ = ["mle", "log_pdf", "sample", "entropy", "kl_divergence", "kl_diag_standard_normal"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+# ----------------------------------------------------------------------------- checks
+
+def _common_dtype(**named):
+    """The floating dtype shared by the named array-likes (lists and scalars allowed)."""
+    arrays = []
+    for name, value in named.items():
+        try:
+            arrays.append(jnp.asarray(value))
+        except TypeError as e:
+            raise TypeError(f"{name} must be array-like, got {type(value).__name__}") from e
+    return float_dtype(*arrays)
+
+
+def _check_mean_cov(mean, cov, dtype, mean_name="mean", cov_name="cov"):
+    mean = as_float_array(mean, mean_name, ndim=1, dtype=dtype)
+    cov = as_float_array(cov, cov_name, ndim=2, dtype=dtype)
+    d = mean.shape[0]
+    if cov.shape != (d, d):
+        raise ValueError(f"{cov_name} must have shape ({d}, {d}) to match {mean_name}, "
+                         f"got {cov.shape}")
+    return mean, cov
+
+
+def _check_cov(cov, name="cov", dtype=None):
+    cov = as_float_array(cov, name, ndim=2, dtype=dtype)
+    if cov.shape[0] != cov.shape[1]:
+        raise ValueError(f"{name} must be square, got shape {cov.shape}")
+    return cov
+
+
+# ----------------------------------------------------------------------------- MLE
+
+def mle(X) -> tuple[jax.Array, jax.Array]:
+    r"""Maximum-likelihood mean and covariance of the rows of ``X``.
+
+    .. math::
+
+        \hat\mu = \frac1n \sum_i x_i, \qquad
+        \hat\Sigma = \frac1n \sum_i (x_i-\hat\mu)(x_i-\hat\mu)^\top
+
+    (the biased ``1/n`` estimate, ``np.cov(X.T, bias=True)``).
+
+    Args:
+        X: (n, d) data, one observation per row.
+
+    Returns:
+        ``(mean, cov)`` with shapes (d,) and (d, d).
+    """
+    X = as_float_array(X, "X", ndim=2)
+    if X.shape[0] < 1:
+        raise ValueError("X must have at least one row")
+    mean = jnp.mean(X, axis=0)
+    Xc = X - mean
+    cov = Xc.T @ Xc / X.shape[0]
+    return mean, cov
+
+
+# ----------------------------------------------------------------------------- density
+
+def _log_pdf_chol(x: jax.Array, mean: jax.Array, L: jax.Array) -> jax.Array:
+    """log N(x | mean, L Lᵀ) for x (..., d), given the lower factor L (d, d)."""
+    d = mean.shape[-1]
+    diff = (x - mean).reshape(-1, d)                      # (m, d)
+    z = whiten(L, diff.T)                                  # (d, m)
+    maha = jnp.sum(z * z, axis=0).reshape(x.shape[:-1])    # (...)
+    return -0.5 * (maha + logdet_from_cholesky(L) + d * _LOG_2PI)
+
+
+def log_pdf(x, mean, cov) -> jax.Array:
+    r"""Log density of :math:`\mathcal N(\mu, \Sigma)` at ``x``, batched over leading axes.
+
+    .. math::
+
+        \log \mathcal N(x\mid\mu,\Sigma) = -\tfrac12\big(\lVert L^{-1}(x-\mu)\rVert^2
+            + 2\textstyle\sum_i \log L_{ii} + d\log 2\pi\big), \quad \Sigma = LL^\top.
+
+    Args:
+        x: (..., d) points (a single point (d,) gives a scalar).
+        mean: (d,) mean.
+        cov: (d, d) symmetric positive-definite covariance. A singular ``cov`` gives
+            ``nan``/``-inf`` (no jitter is added silently); regularize it yourself.
+
+    Returns:
+        (...) log densities, one per point.
+    """
+    dtype = _common_dtype(x=x, mean=mean, cov=cov)
+    mean, cov = _check_mean_cov(mean, cov, dtype)
+    x = as_float_array(x, "x", dtype=dtype)
+    if x.ndim < 1 or x.shape[-1] != mean.shape[0]:
+        raise ValueError(f"x must have shape (..., {mean.shape[0]}) to match mean, got {x.shape}")
+    return _log_pdf_chol(x, mean, safe_cholesky(cov))
+
+
+def sample(key, mean, cov, n: int) -> jax.Array:
+    r"""``n`` draws from :math:`\mathcal N(\mu, \Sigma)` by the reparameterization
+    :math:`x = \mu + L\varepsilon`, :math:`\varepsilon \sim \mathcal N(0, I)`, :math:`\Sigma = LL^\top`.
+
+    Args:
+        key: a ``jax.random`` key.
+        mean: (d,) mean.
+        cov: (d, d) positive-definite covariance.
+        n: static number of draws.
+
+    Returns:
+        (n, d) samples, in the dtype of ``mean``/``cov``.
+    """
+    check_int_in_range(n, "n", 0, 2**31 - 1)
+    dtype = _common_dtype(mean=mean, cov=cov)
+    mean, cov = _check_mean_cov(mean, cov, dtype)
+    L = safe_cholesky(cov)
+    eps = jax.random.normal(key, (n, mean.shape[0]), dtype=dtype)
+    return mean + eps @ L.T
+
+
+# ----------------------------------------------------------------------------- entropy, KL
+
+def entropy(cov) -> jax.Array:
+    r"""Differential entropy of :math:`\mathcal N(\mu, \Sigma)` (independent of the mean).
+
+    .. math::
+
+        H = \tfrac d2 (1 + \log 2\pi) + \tfrac12 \log\det\Sigma .
+
+    Args:
+        cov: (d, d) positive-definite covariance.
+
+    Returns:
+        () entropy in nats.
+    """
+    cov = _check_cov(cov)
+    d = cov.shape[0]
+    return 0.5 * d * (1.0 + _LOG_2PI) + 0.5 * logdet_from_cholesky(safe_cholesky(cov))
+
+
+def kl_divergence(mean1, cov1, mean2, cov2) -> jax.Array:
+    r"""Closed-form :math:`\mathrm{KL}(\mathcal N(\mu_1,\Sigma_1)\,\Vert\,\mathcal N(\mu_2,\Sigma_2))`.
+
+    .. math::
+
+        \tfrac12\Big[\operatorname{tr}(\Sigma_2^{-1}\Sigma_1)
+            + (\mu_2-\mu_1)^\top\Sigma_2^{-1}(\mu_2-\mu_1) - d
+            + \log\det\Sigma_2 - \log\det\Sigma_1\Big].
+
+    With :math:`\Sigma_2 = L_2L_2^\top`, the trace is :math:`\lVert L_2^{-1}L_1\rVert_F^2`
+    and the quadratic term :math:`\lVert L_2^{-1}(\mu_2-\mu_1)\rVert^2`.
+
+    Args:
+        mean1, cov1: (d,), (d, d) the first Gaussian (the one the expectation is under).
+        mean2, cov2: (d,), (d, d) the second.
+
+    Returns:
+        () KL divergence in nats (>= 0).
+    """
+    dtype = _common_dtype(mean1=mean1, cov1=cov1, mean2=mean2, cov2=cov2)
+    mean1, cov1 = _check_mean_cov(mean1, cov1, dtype, "mean1", "cov1")
+    mean2, cov2 = _check_mean_cov(mean2, cov2, dtype, "mean2", "cov2")
+    if mean1.shape != mean2.shape:
+        raise ValueError(f"mean1 and mean2 must have the same shape, got {mean1.shape} and "
+                         f"{mean2.shape}")
+    d = mean1.shape[0]
+    L1, L2 = safe_cholesky(cov1), safe_cholesky(cov2)
+    M = whiten(L2, L1)
+    z = whiten(L2, mean2 - mean1)
+    return 0.5 * (jnp.sum(M * M) + jnp.sum(z * z) - d
+                  + logdet_from_cholesky(L2) - logdet_from_cholesky(L1))
+
+
+def kl_diag_standard_normal(mean, log_var) -> jax.Array:
+    r""":math:`\mathrm{KL}(\mathcal N(\mu, \operatorname{diag}\sigma^2)\,\Vert\,\mathcal N(0, I))`,
+    the VAE's regularizer, summed over the last axis:
+
+    .. math::
+
+        -\tfrac12 \sum_j \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big).
+
+    Args:
+        mean: (..., d) means.
+        log_var: (..., d) log variances :math:`\log\sigma^2` (same shape as ``mean``).
+
+    Returns:
+        (...) one KL per leading index.
+    """
+    dtype = _common_dtype(mean=mean, log_var=log_var)
+    mean = as_float_array(mean, "mean", dtype=dtype)
+    log_var = as_float_array(log_var, "log_var", dtype=dtype)
+    if mean.shape != log_var.shape:
+        raise ValueError(f"mean and log_var must have the same shape, got {mean.shape} and "
+                         f"{log_var.shape}")
+    if mean.ndim < 1:
+        raise ValueError("mean and log_var must have at least one dimension (..., d)")
+    return -0.5 * jnp.sum(1.0 + log_var - mean**2 - jnp.exp(log_var), axis=-1)

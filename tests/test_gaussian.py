@@ -1,0 +1,154 @@
+"""jaxml.gaussian against numpy, scipy and Monte Carlo estimates."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from scipy import stats
+from sklearn.datasets import load_iris
+
+from jaxml import gaussian
+
+
+def _random_spd(rng, d, scale=1.0):
+    A = rng.normal(size=(d, d))
+    return scale * (A @ A.T / d + 0.5 * np.eye(d))
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return load_iris().data
+
+
+def test_mle_matches_numpy(iris):
+    mean, cov = gaussian.mle(iris)
+    np.testing.assert_allclose(mean, iris.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(cov, np.cov(iris.T, bias=True), rtol=1e-12)
+
+
+def test_mle_is_the_likelihood_maximizer(iris):
+    """Gradient of the mean log-likelihood w.r.t. (mean, cov) vanishes at the MLE."""
+    mean, cov = gaussian.mle(iris)
+    g_mean, g_cov = jax.grad(lambda m, c: jnp.mean(gaussian.log_pdf(iris, m, c)), (0, 1))(mean, cov)
+    np.testing.assert_allclose(g_mean, 0.0, atol=1e-9)
+    np.testing.assert_allclose(g_cov, 0.0, atol=1e-8)
+
+
+def test_log_pdf_matches_scipy():
+    rng = np.random.default_rng(0)
+    d = 4
+    mean, cov = rng.normal(size=d), _random_spd(rng, d)
+    x = rng.normal(size=(3, 5, d))
+    expected = stats.multivariate_normal(mean, cov).logpdf(x.reshape(-1, d)).reshape(3, 5)
+    np.testing.assert_allclose(gaussian.log_pdf(x, mean, cov), expected, rtol=1e-10)
+    # a single point gives a scalar
+    np.testing.assert_allclose(gaussian.log_pdf(x[0, 0], mean, cov), expected[0, 0], rtol=1e-10)
+    assert gaussian.log_pdf(x[0, 0], mean, cov).shape == ()
+
+
+@given(st.integers(1, 5), st.integers(0, 10_000))
+def test_log_pdf_and_entropy_match_scipy_property(d, seed):
+    rng = np.random.default_rng(seed)
+    mean, cov = rng.normal(size=d), _random_spd(rng, d, scale=rng.uniform(0.1, 10))
+    x = rng.normal(size=(7, d)) * 3
+    ref = stats.multivariate_normal(mean, cov)
+    np.testing.assert_allclose(gaussian.log_pdf(x, mean, cov), ref.logpdf(x).reshape(7), rtol=1e-9)
+    np.testing.assert_allclose(gaussian.entropy(cov), ref.entropy(), rtol=1e-10)
+
+
+def test_sample_moments_within_standard_errors():
+    rng = np.random.default_rng(1)
+    d, n = 3, 20_000
+    mean, cov = rng.normal(size=d), _random_spd(rng, d)
+    draws = np.asarray(gaussian.sample(jax.random.key(0), mean, cov, n))
+    assert draws.shape == (n, d)
+    se = np.sqrt(np.diag(cov) / n)
+    assert np.all(np.abs(draws.mean(0) - mean) < 4 * se)
+    # the sample covariance entry (i, j) has variance (S_ii S_jj + S_ij^2)/n
+    se_cov = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / n)
+    assert np.all(np.abs(np.cov(draws.T, bias=True) - cov) < 4 * se_cov)
+
+
+def test_kl_matches_monte_carlo():
+    rng = np.random.default_rng(2)
+    d, n = 3, 50_000
+    m1, c1 = rng.normal(size=d), _random_spd(rng, d)
+    m2, c2 = rng.normal(size=d), _random_spd(rng, d, 2.0)
+    x = gaussian.sample(jax.random.key(3), m1, c1, n)
+    terms = np.asarray(gaussian.log_pdf(x, m1, c1) - gaussian.log_pdf(x, m2, c2))
+    kl = float(gaussian.kl_divergence(m1, c1, m2, c2))
+    se = terms.std(ddof=1) / np.sqrt(n)
+    assert abs(terms.mean() - kl) < 4 * se
+    assert kl > 0
+    np.testing.assert_allclose(gaussian.kl_divergence(m1, c1, m1, c1), 0.0, atol=1e-12)
+
+
+def test_kl_matches_scipy_entropy_identity():
+    """KL(p||q) = -H(p) - E_p[log q], with E_p[log q] from the Gaussian cross-entropy formula."""
+    rng = np.random.default_rng(4)
+    d = 4
+    m1, c1 = rng.normal(size=d), _random_spd(rng, d)
+    m2, c2 = rng.normal(size=d), _random_spd(rng, d)
+    c2inv = np.linalg.inv(c2)
+    cross = 0.5 * (d * np.log(2 * np.pi) + np.linalg.slogdet(c2)[1] + np.trace(c2inv @ c1)
+                   + (m1 - m2) @ c2inv @ (m1 - m2))
+    expected = cross - stats.multivariate_normal(m1, c1).entropy()
+    np.testing.assert_allclose(gaussian.kl_divergence(m1, c1, m2, c2), expected, rtol=1e-10)
+
+
+def test_kl_diag_standard_normal_equals_full_kl():
+    rng = np.random.default_rng(5)
+    mean, log_var = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
+    got = gaussian.kl_diag_standard_normal(mean, log_var)
+    assert got.shape == (6,)
+    full = [gaussian.kl_divergence(m, np.diag(np.exp(lv)), np.zeros(4), np.eye(4))
+            for m, lv in zip(mean, log_var)]
+    np.testing.assert_allclose(got, full, rtol=1e-10)
+
+
+def test_jit_vmap_and_float32():
+    rng = np.random.default_rng(6)
+    Xs = rng.normal(size=(8, 30, 3))
+    means, covs = jax.jit(jax.vmap(gaussian.mle))(Xs)
+    for X, m, c in zip(Xs, means, covs):
+        np.testing.assert_allclose(m, X.mean(0), rtol=1e-12)
+        np.testing.assert_allclose(c, np.cov(X.T, bias=True), rtol=1e-10)
+    lp = jax.jit(jax.vmap(gaussian.log_pdf))(Xs, means, covs)
+    assert lp.shape == (8, 30)
+    kl = jax.vmap(gaussian.kl_divergence, (0, 0, None, None))(means, covs, np.zeros(3), np.eye(3))
+    assert kl.shape == (8,)
+
+    X32 = Xs[0].astype(np.float32)
+    m32, c32 = gaussian.mle(X32)
+    assert m32.dtype == c32.dtype == jnp.float32
+    assert gaussian.log_pdf(X32, m32, c32).dtype == jnp.float32
+    assert gaussian.entropy(c32).dtype == jnp.float32
+    assert gaussian.kl_divergence(m32, c32, m32, c32).dtype == jnp.float32
+    assert gaussian.sample(jax.random.key(0), m32, c32, 4).dtype == jnp.float32
+    assert gaussian.kl_diag_standard_normal(m32, m32).dtype == jnp.float32
+    np.testing.assert_allclose(gaussian.log_pdf(X32, m32, c32),
+                               stats.multivariate_normal(np.asarray(m32, np.float64),
+                                                         np.asarray(c32, np.float64)).logpdf(Xs[0]),
+                               rtol=1e-4)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="X"):
+        gaussian.mle(np.ones(3))
+    with pytest.raises(ValueError, match="X contains NaN"):
+        gaussian.mle(np.array([[1.0, np.nan]]))
+    with pytest.raises(ValueError, match="cov"):
+        gaussian.log_pdf(np.zeros(2), np.zeros(2), np.eye(3))
+    with pytest.raises(ValueError, match="x"):
+        gaussian.log_pdf(np.zeros(3), np.zeros(2), np.eye(2))
+    with pytest.raises(ValueError, match="cov"):
+        gaussian.entropy(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="mean1 and mean2"):
+        gaussian.kl_divergence(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
+    with pytest.raises(ValueError, match="log_var"):
+        gaussian.kl_diag_standard_normal(np.zeros(2), np.zeros(3))
+    with pytest.raises(TypeError, match="n"):
+        gaussian.sample(jax.random.key(0), np.zeros(2), np.eye(2), 2.5)
+    with pytest.raises(TypeError, match="mean"):
+        gaussian.log_pdf(np.zeros(2), object(), np.eye(2))
