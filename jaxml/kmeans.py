@@ -1,0 +1,354 @@
+"""k-means clustering: greedy k-means++ seeding and Lloyd iterations.
+
+k-means partitions n points x₁..xₙ ∈ ℝᵈ into k clusters by minimising the inertia
+
+    J(c, μ) = Σᵢ ‖xᵢ − μ_{cᵢ}‖²
+
+over hard assignments cᵢ ∈ {0..k−1} and centroids μⱼ ∈ ℝᵈ. Lloyd's algorithm alternates
+the two exact coordinate minimisations,
+
+    assignment:  cᵢ ← argminⱼ ‖xᵢ − μⱼ‖²,
+    update:      μⱼ ← mean{xᵢ : cᵢ = j},
+
+so J never increases. Distances use ‖x − μ‖² = ‖x‖² − 2xᵀμ + ‖μ‖² (one (n, d)×(d, k)
+matmul, done in row blocks so the (n, k) matrix is never held at once) and the update
+is a segment sum, so a step costs O(n·k·d) flops and O(n + b·k) memory (b rows per
+block), never an (n, k, d) intermediate.
+
+Stopping follows scikit-learn's ``KMeans(algorithm="lloyd")``: stop when the labels no
+longer change (strict convergence) or when the squared centroid shift Σⱼ‖μⱼ⁺ − μⱼ‖² is at
+most ``tol · mean_f Var(X[:, f])``. An empty cluster is re-seeded as scikit-learn does:
+it takes the point farthest from its current centroid (the j-th empty cluster takes the
+j-th farthest point), and that point's sum is moved out of its old cluster.
+
+Reference: S. Lloyd, "Least squares quantization in PCM", IEEE Trans. Inf. Theory (1982);
+D. Arthur & S. Vassilvitskii, "k-means++: the advantages of careful seeding", SODA (2007).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxml._core import check_int_in_range, check_matrix, check_nonnegative, is_concrete, run_loop
+
+__all__ = [
+    "KMeansState", "KMeansResult", "plusplus_init", "init_state", "step", "fit", "predict",
+    "inertia", "sq_distances",
+]
+
+# Full-precision matmuls: a TF32/bf16 pass on an accelerator would flip near-tie labels.
+_HI = lax.Precision.HIGHEST
+
+
+class KMeansState(NamedTuple):
+    """State carried between Lloyd steps.
+
+    Attributes:
+        centroids: (k, d) the current centroids.
+        labels: (n,) int32, the assignment made by the last step (−1 before any step).
+        inertia: () Σᵢ‖xᵢ − μ_{cᵢ}‖² for the last assignment against the centroids it was
+            made with (``inf`` before any step).
+        center_shift: () Σⱼ‖μⱼ⁺ − μⱼ‖², the squared centroid shift of the last step.
+        labels_changed: () bool, whether the last step changed any label.
+    """
+
+    centroids: jax.Array
+    labels: jax.Array
+    inertia: jax.Array
+    center_shift: jax.Array
+    labels_changed: jax.Array
+
+
+class KMeansResult(NamedTuple):
+    """A fitted k-means model.
+
+    Attributes:
+        centroids: (k, d) the final centroids.
+        labels: (n,) int32, each point's nearest final centroid.
+        inertia: () Σᵢ‖xᵢ − μ_{cᵢ}‖² for the final centroids and labels.
+        n_iter: () int32, Lloyd steps taken.
+        converged: () bool, strict label convergence or centroid shift within tolerance.
+        trace: (max_iter,) the inertia of each step's assignment (against the centroids
+            it was made with); non-increasing; NaN past ``n_iter``.
+    """
+
+    centroids: jax.Array
+    labels: jax.Array
+    inertia: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    trace: jax.Array
+
+
+# ----------------------------------------------------------------------------- distances
+
+def sq_distances(X: jax.Array, centroids: jax.Array) -> jax.Array:
+    """Squared Euclidean distances ‖xᵢ − μⱼ‖² via ‖x‖² − 2xᵀμ + ‖μ‖², clipped at 0.
+
+    Args:
+        X: (n, d) points.
+        centroids: (k, d) centroids.
+
+    Returns:
+        (n, k) squared distances.
+    """
+    x2 = jnp.sum(X * X, axis=1, keepdims=True)
+    c2 = jnp.sum(centroids * centroids, axis=1)
+    return jnp.maximum(x2 - 2.0 * jnp.matmul(X, centroids.T, precision=_HI) + c2, 0.0)
+
+
+def _block_size(n: int, k: int) -> int:
+    """Rows per assignment block: an (b, k) distance block of ~2¹⁸ entries (cache-sized)."""
+    return max(256, min(n, (1 << 18) // max(k, 1)))
+
+
+def _assign_block(Xb: jax.Array, centroids: jax.Array, c2: jax.Array):
+    # argmin over ‖μ‖² − 2xᵀμ, the part of the distance that depends on j; the first
+    # minimiser wins ties (as numpy's argmin and scikit-learn do).
+    k = centroids.shape[0]
+    part = c2 - 2.0 * jnp.matmul(Xb, centroids.T, precision=_HI)       # (b, k)
+    m = jnp.min(part, axis=1, keepdims=True)
+    idx = jnp.arange(k, dtype=jnp.int32)
+    labels = jnp.min(jnp.where(part == m, idx, k - 1), axis=1)
+    return labels, jnp.maximum(m[:, 0] + jnp.sum(Xb * Xb, axis=1), 0.0)
+
+
+def _assign(X: jax.Array, centroids: jax.Array):
+    """Nearest centroid of each point and the squared distance to it: ((n,) int32, (n,)).
+
+    Rows are processed in blocks (``lax.scan``) so the (n, k) distance matrix is never
+    materialised: memory O(b·k + n), and each block stays in cache.
+    """
+    n, k = X.shape[0], centroids.shape[0]
+    c2 = jnp.sum(centroids * centroids, axis=1)
+    bs = _block_size(n, k)
+    n_full = n // bs
+    if n_full <= 1:
+        return _assign_block(X, centroids, c2)
+
+    def body(_, i):
+        return None, _assign_block(lax.dynamic_slice_in_dim(X, i * bs, bs), centroids, c2)
+
+    _, (labels, min_d) = lax.scan(body, None, jnp.arange(n_full))
+    labels, min_d = labels.reshape(-1), min_d.reshape(-1)
+    if n_full * bs < n:
+        lr, mr = _assign_block(X[n_full * bs:], centroids, c2)
+        labels, min_d = jnp.concatenate([labels, lr]), jnp.concatenate([min_d, mr])
+    return labels, min_d
+
+
+def inertia(X: jax.Array, centroids: jax.Array, labels: jax.Array) -> jax.Array:
+    """Inertia Σᵢ‖xᵢ − μ_{cᵢ}‖² of given labels (n,) against centroids (k, d)."""
+    diff = X - centroids[labels]
+    return jnp.sum(diff * diff)
+
+
+# ----------------------------------------------------------------------------- seeding
+
+@partial(jax.jit, static_argnames=("n_clusters", "n_local_trials"))
+def _plusplus(key, X, n_clusters: int, n_local_trials: int):
+    n = X.shape[0]
+    x2 = jnp.sum(X * X, axis=1)
+    key_first, key_rest = jax.random.split(key)
+    first = jax.random.randint(key_first, (), 0, n, dtype=jnp.int32)
+
+    def dist_to(rows):  # (t, d) -> (t, n) squared distances to every point
+        r2 = jnp.sum(rows * rows, axis=1, keepdims=True)
+        return jnp.maximum(r2 - 2.0 * jnp.matmul(rows, X.T, precision=_HI) + x2[None, :], 0.0)
+
+    closest = dist_to(X[first][None, :])[0]
+    indices = jnp.zeros((n_clusters,), jnp.int32).at[0].set(first)
+
+    def body(c, carry):
+        closest, indices = carry
+        k = jax.random.fold_in(key_rest, c)
+        # Sample n_local_trials candidates with probability ∝ D(x)², by inverse CDF.
+        cum = jnp.cumsum(closest)
+        u = jax.random.uniform(k, (n_local_trials,), dtype=X.dtype) * cum[-1]
+        cand = jnp.clip(jnp.searchsorted(cum, u), 0, n - 1).astype(jnp.int32)
+        # Greedy step: keep the candidate that lowers the potential Σ D(x)² the most.
+        d_cand = jnp.minimum(closest[None, :], dist_to(X[cand]))
+        best = jnp.argmin(jnp.sum(d_cand, axis=1))
+        return d_cand[best], indices.at[c].set(cand[best])
+
+    _, indices = lax.fori_loop(1, n_clusters, body, (closest, indices))
+    return X[indices], indices
+
+
+def plusplus_init(key: jax.Array, X, n_clusters: int, *, n_local_trials: int | None = None):
+    """Greedy k-means++ seeding (scikit-learn's ``init="k-means++"``).
+
+    The first centroid is a uniformly drawn point. Each next one: draw ``n_local_trials``
+    candidates with probability ∝ D(x)² (squared distance to the nearest centroid chosen so
+    far) and keep the candidate that minimises the new potential Σᵢ min(D(xᵢ)², ‖xᵢ − cand‖²).
+    With ``n_local_trials=1`` this is plain k-means++ (Arthur & Vassilvitskii, 2007); the
+    default 2 + ⌊ln k⌋ is the greedy variant scikit-learn uses.
+
+    Args:
+        key: a JAX PRNG key.
+        X: (n, d) points.
+        n_clusters: k ≤ n (static).
+        n_local_trials: candidates per centroid (static); default 2 + ⌊ln k⌋.
+
+    Returns:
+        (k, d) initial centroids, rows of X.
+    """
+    X = check_matrix(X, "X")
+    check_int_in_range(n_clusters, "n_clusters", 1, X.shape[0])
+    if n_local_trials is None:
+        n_local_trials = 2 + int(math.log(n_clusters))
+    check_int_in_range(n_local_trials, "n_local_trials", 1, 10_000)
+    return _plusplus(key, X, n_clusters, n_local_trials)[0]
+
+
+# ----------------------------------------------------------------------------- Lloyd step
+
+def _relocate_empty(X, labels, min_d, sums, counts):
+    """Re-seed empty clusters at the points farthest from their centroids (static shapes).
+
+    The j-th empty cluster (in index order) takes the j-th farthest point: its sum becomes
+    that point and its count 1, and the point's sum and count leave its old cluster.
+    """
+    k = counts.shape[0]
+    empty = counts == 0
+    rank = jnp.cumsum(empty) - 1                       # position among the empty clusters
+    _, far = lax.top_k(min_d, k)                       # k farthest points, farthest first
+    far_idx = far[jnp.clip(rank, 0, k - 1)]            # (k,) the point each empty one takes
+    x_far = X[far_idx]                                 # (k, d)
+    w = empty.astype(X.dtype)
+    moved = x_far * w[:, None]
+    old = labels[far_idx]
+    sums = sums - jax.ops.segment_sum(moved, old, num_segments=k)
+    counts = counts - jax.ops.segment_sum(w, old, num_segments=k)
+    sums = jnp.where(empty[:, None], x_far, sums)
+    counts = jnp.where(empty, 1.0, counts).astype(counts.dtype)
+    return sums, counts
+
+
+def _lloyd(centroids: jax.Array, X: jax.Array):
+    """One assignment + update. Returns (new centroids, labels, point distances (n,))."""
+    k = centroids.shape[0]
+    labels, min_d = _assign(X, centroids)
+    sums = jax.ops.segment_sum(X, labels, num_segments=k)                        # (k, d)
+    counts = jax.ops.segment_sum(jnp.ones_like(min_d), labels, num_segments=k)   # (k,)
+    sums, counts = lax.cond(jnp.any(counts == 0), _relocate_empty, lambda *a: (a[3], a[4]),
+                            X, labels, min_d, sums, counts)
+    return sums / counts[:, None], labels, min_d
+
+
+def init_state(X: jax.Array, centroids: jax.Array) -> KMeansState:
+    """The state before the first Lloyd step, from initial centroids (k, d)."""
+    dtype = centroids.dtype
+    return KMeansState(
+        centroids=centroids,
+        labels=jnp.full((X.shape[0],), -1, jnp.int32),
+        inertia=jnp.asarray(jnp.inf, dtype),
+        center_shift=jnp.asarray(jnp.inf, dtype),
+        labels_changed=jnp.asarray(True),
+    )
+
+
+def step(state: KMeansState, X: jax.Array) -> KMeansState:
+    """One Lloyd step: assign each point to its nearest centroid, move centroids to means.
+
+    Args:
+        state: a :class:`KMeansState` (see :func:`init_state`).
+        X: (n, d) points.
+
+    Returns:
+        The next state; its ``inertia`` is that of the new labels against the centroids
+        they were assigned with, ``center_shift`` is Σⱼ‖μⱼ⁺ − μⱼ‖².
+    """
+    new_c, labels, min_d = _lloyd(state.centroids, X)
+    shift = jnp.sum((new_c - state.centroids) ** 2)
+    return KMeansState(
+        centroids=new_c,
+        labels=labels,
+        inertia=jnp.sum(min_d),
+        center_shift=shift,
+        labels_changed=jnp.any(labels != state.labels),
+    )
+
+
+# ----------------------------------------------------------------------------- fit
+
+@partial(jax.jit, static_argnames=("max_iter",))
+def _fit_from(X, centroids, tol, max_iter: int) -> KMeansResult:
+    dtype = X.dtype
+    # Centre the data (as scikit-learn does): the ‖x‖² − 2xᵀμ + ‖μ‖² expansion loses
+    # precision far from the origin. Centroid shifts and labels are unchanged.
+    x_mean = jnp.mean(X, axis=0)
+    Xc = X - x_mean
+    tol_scaled = jnp.asarray(tol, dtype) * jnp.mean(jnp.var(X, axis=0))
+
+    def loop_step(s):
+        s = step(s, Xc)
+        err = jnp.where(s.labels_changed, s.center_shift, jnp.zeros((), dtype))
+        return s, err, s.inertia
+
+    out = run_loop(loop_step, init_state(Xc, centroids - x_mean), tol=tol_scaled,
+                   max_iter=max_iter)
+    c = out.state.centroids
+    labels, min_d = _assign(Xc, c)   # final labels consistent with the final centroids
+    return KMeansResult(c + x_mean, labels, jnp.sum(min_d), out.n_iter, out.converged,
+                        out.trace)
+
+
+def fit(key, X, n_clusters: int, *, init=None, max_iter: int = 300, tol=1e-4) -> KMeansResult:
+    """k-means by Lloyd's algorithm from k-means++ (or given) centroids.
+
+    Minimises J = Σᵢ‖xᵢ − μ_{cᵢ}‖² by alternating nearest-centroid assignment and mean
+    updates (see the module docstring); matches ``sklearn.cluster.KMeans(init=init,
+    n_init=1, algorithm="lloyd", tol=tol, max_iter=max_iter)`` step for step.
+
+    Args:
+        key: a JAX PRNG key for :func:`plusplus_init` (may be ``None`` when ``init`` is given).
+        X: (n, d) points.
+        n_clusters: k ≤ n (static).
+        init: optional (k, d) initial centroids.
+        max_iter: static bound on Lloyd steps.
+        tol: relative tolerance (may be traced); stop when Σⱼ‖Δμⱼ‖² ≤ tol·mean_f Var(X[:, f])
+            or no label changes.
+
+    Returns:
+        :class:`KMeansResult` with centroids (k, d), labels (n,), inertia, n_iter,
+        converged and the (max_iter,) inertia trace.
+    """
+    X = check_matrix(X, "X")
+    n, d = X.shape
+    check_int_in_range(n_clusters, "n_clusters", 1, n)
+    check_int_in_range(max_iter, "max_iter", 1, 10**9)
+    check_nonnegative(tol, "tol")
+    if init is None:
+        if key is None:
+            raise ValueError("key must be a PRNG key when init is None")
+        centroids = plusplus_init(key, X, n_clusters)
+    else:
+        centroids = check_matrix(init, "init", dtype=X.dtype)
+        if centroids.shape != (n_clusters, d):
+            raise ValueError(f"init must have shape {(n_clusters, d)}, got {centroids.shape}")
+    return _fit_from(X, centroids, tol, max_iter)
+
+
+def predict(model, X) -> jax.Array:
+    """Index of the nearest centroid for each row of X.
+
+    Args:
+        model: a :class:`KMeansResult` or a (k, d) array of centroids.
+        X: (n, d) points.
+
+    Returns:
+        (n,) int32 labels.
+    """
+    centroids = model.centroids if isinstance(model, KMeansResult) else jnp.asarray(model)
+    X = check_matrix(X, "X", dtype=centroids.dtype)
+    if centroids.ndim != 2 or centroids.shape[1] != X.shape[1]:
+        raise ValueError(f"X has {X.shape[1]} features but the centroids have shape "
+                         f"{centroids.shape}")
+    return _assign(X, centroids)[0]
