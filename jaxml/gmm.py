@@ -1,0 +1,670 @@
+r"""Gaussian mixture models fitted by expectation-maximization (EM).
+
+The model: a latent component :math:`z \in \{1..k\}` with :math:`p(z=j) = \pi_j`, and
+:math:`x \mid z=j \sim \mathcal N(\mu_j, \Sigma_j)`, so
+
+.. math::
+
+    \log p(x) = \log \sum_j \pi_j \mathcal N(x \mid \mu_j, \Sigma_j).
+
+EM alternates
+
+* **E step** — responsibilities :math:`r_{ij} = p(z_i=j \mid x_i, \theta)
+  = \exp(\log\pi_j + \log\mathcal N(x_i\mid\mu_j,\Sigma_j) - \log p(x_i))`, computed in
+  log space with ``logsumexp``; it also returns the mean log-likelihood
+  :math:`\frac1n\sum_i \log p(x_i\mid\theta)` of the current parameters;
+* **M step** — maximize :math:`\mathbb E_r[\log p(x, z\mid\theta)]`:
+  :math:`N_j = \sum_i r_{ij} + 10\epsilon`, :math:`\pi_j = N_j/\sum_l N_l`,
+  :math:`\mu_j = \frac1{N_j}\sum_i r_{ij}x_i`, and
+  :math:`\Sigma_j = \frac1{N_j}\sum_i r_{ij}(x_i-\mu_j)(x_i-\mu_j)^\top + \lambda I`
+  (``reg_covar`` :math:`=\lambda`), or its ``tied`` (one shared matrix), ``diag`` (per-feature
+  variances) and ``spherical`` (one variance per component) restrictions.
+
+Each EM step cannot decrease the log-likelihood (Dempster, Laird & Rubin 1977). The
+conventions are scikit-learn's ``GaussianMixture``: the same parameter shapes
+(``covariances`` is (k, d, d) full, (d, d) tied, (k, d) diag, (k,) spherical), the same
+``10·eps`` floor on :math:`N_j`, ``reg_covar`` added to the diagonal, and ``lower_bound`` is
+the mean log-likelihood computed in the E step of the last iteration (so it belongs to the
+parameters *before* the last M step, exactly like ``lower_bound_``); ``fit`` stops when the
+change of that bound is at most ``tol``. Started from the same parameters, ``fit`` follows
+scikit-learn iteration for iteration.
+
+**Memory and speed.** The data are streamed in row blocks of ``b`` rows
+(``lax.fori_loop`` over ``lax.dynamic_slice``; nothing is copied or padded): a block's
+whitened residuals :math:`L_j^{-1}(x_i-\mu_j)` form a (b, k, d) array computed with one
+(b, d)×(d, k·d) matmul, and ``fit`` fuses the E step with the accumulation of the M step's
+sufficient statistics :math:`\sum_i r_{ij}`, :math:`\sum_i r_{ij}x_i`,
+:math:`\sum_i r_{ij}x_ix_i^\top` — one pass over the data per iteration, O(b·k·d + k·d²)
+working memory, never an (n, k, d) array. ``e_step``/``predict_proba`` return (n, k) arrays
+and so need O(n·k). The second moments are accumulated around the data mean (a fixed shift
+that leaves the covariances unchanged) to keep the cancellation in
+:math:`\frac1{N}\sum r x x^\top - \mu\mu^\top` small.
+
+A collapsing component (all :math:`r_{ij}\to 0`) gets :math:`N_j = 10\epsilon`, a finite
+mean and covariance :math:`\approx\lambda I`, and a tiny but positive weight, so nothing
+becomes NaN; a non-finite log-likelihood (e.g. ``reg_covar=0`` on degenerate data) is
+reported as ``converged=False``.
+
+Reference: C. M. Bishop, *Pattern Recognition and Machine Learning* (2006), §9.2;
+A. P. Dempster, N. M. Laird, D. B. Rubin, "Maximum likelihood from incomplete data via the
+EM algorithm", JRSS-B 39 (1977); scikit-learn ``sklearn.mixture.GaussianMixture``.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.scipy.linalg import solve_triangular
+from jax.scipy.special import logsumexp
+
+from jaxml._core import (
+    check_int_in_range,
+    check_matrix,
+    check_nonnegative,
+    is_concrete,
+    run_loop,
+)
+
+__all__ = [
+    "COVARIANCE_TYPES", "GMMParams", "GMMResult", "init", "e_step", "m_step", "step", "fit",
+    "log_likelihood", "predict_proba", "predict", "sample",
+]
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+_HI = lax.Precision.HIGHEST
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class GMMParams(NamedTuple):
+    """Parameters of a Gaussian mixture with k components in d dimensions.
+
+    Attributes:
+        weights: (k,) mixing proportions π (non-negative, summing to 1).
+        means: (k, d) component means μ.
+        covariances: the component covariances, shaped by the covariance type as in
+            scikit-learn: (k, d, d) ``full``, (d, d) ``tied``, (k, d) ``diag`` (variances),
+            (k,) ``spherical`` (one variance per component).
+    """
+
+    weights: jax.Array
+    means: jax.Array
+    covariances: jax.Array
+
+
+class GMMResult(NamedTuple):
+    """A mixture fitted by :func:`fit`.
+
+    Attributes:
+        weights, means, covariances: the final parameters (see :class:`GMMParams`).
+        lower_bound: () the mean log-likelihood per sample computed in the last E step
+            (scikit-learn's ``lower_bound_``).
+        trace: (max_iter,) the mean log-likelihood of every iteration (scikit-learn's
+            ``lower_bounds_``); non-decreasing; NaN past ``n_iter``.
+        n_iter: () int32, EM iterations run.
+        converged: () bool, the last change of the lower bound was at most ``tol``.
+    """
+
+    weights: jax.Array
+    means: jax.Array
+    covariances: jax.Array
+    lower_bound: jax.Array
+    trace: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+
+    @property
+    def params(self) -> GMMParams:
+        """The fitted parameters as a :class:`GMMParams`."""
+        return GMMParams(self.weights, self.means, self.covariances)
+
+
+# ============================================================================ checks
+
+def _check_covariance_type(covariance_type) -> str:
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, "
+                         f"got {covariance_type!r}")
+    return covariance_type
+
+
+def _cov_shape(covariance_type: str, k: int, d: int) -> tuple[int, ...]:
+    return {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[covariance_type]
+
+
+def _infer_covariance_type(means_shape, cov_shape) -> str:
+    k, d = means_shape
+    matches = [t for t in COVARIANCE_TYPES if _cov_shape(t, k, d) == tuple(cov_shape)]
+    if not matches:
+        raise ValueError(f"covariances has shape {tuple(cov_shape)}, which fits no covariance "
+                         f"type for k={k} components in d={d} dimensions")
+    if len(matches) > 1:
+        raise ValueError(f"covariances of shape {tuple(cov_shape)} is ambiguous between "
+                         f"{' and '.join(matches)} (k == d); pass covariance_type=")
+    return matches[0]
+
+
+def _check_params(params, covariance_type, dtype=None, d=None) -> tuple[GMMParams, str]:
+    """Validate a GMMParams-like object (anything with weights/means/covariances)."""
+    try:
+        weights, means, covs = params.weights, params.means, params.covariances
+    except AttributeError as e:
+        raise TypeError("params must have weights, means and covariances "
+                        f"(a GMMParams or GMMResult), got {type(params).__name__}") from e
+    means = check_matrix(means, "params.means", dtype=dtype)
+    dtype = means.dtype
+    k, dd = means.shape
+    if d is not None and dd != d:
+        raise ValueError(f"params.means has {dd} features but X has {d}")
+    weights = jnp.asarray(weights, dtype)
+    covs = jnp.asarray(covs, dtype)
+    if weights.shape != (k,):
+        raise ValueError(f"params.weights must have shape ({k},), got {weights.shape}")
+    if covariance_type is None:
+        covariance_type = _infer_covariance_type(means.shape, covs.shape)
+    else:
+        _check_covariance_type(covariance_type)
+        want = _cov_shape(covariance_type, k, dd)
+        if covs.shape != want:
+            raise ValueError(f"params.covariances must have shape {want} for covariance_type="
+                             f"{covariance_type!r}, got {covs.shape}")
+    if is_concrete(weights) and is_concrete(covs) and is_concrete(means):
+        w = np.asarray(weights, dtype=np.float64)
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or abs(w.sum() - 1.0) > 1e-4:
+            raise ValueError("params.weights must be non-negative and sum to 1")
+        c = np.asarray(covs, dtype=np.float64)
+        if not np.all(np.isfinite(c)):
+            raise ValueError("params.covariances contains NaN or inf")
+        if covariance_type in ("full", "tied"):
+            c = c.reshape(-1, dd, dd)
+            if not np.allclose(c, np.swapaxes(c, -1, -2), rtol=1e-5, atol=1e-8) or \
+                    np.any(np.linalg.eigvalsh(0.5 * (c + np.swapaxes(c, -1, -2))) <= 0):
+                raise ValueError("params.covariances must be symmetric positive definite")
+        elif np.any(c <= 0):
+            raise ValueError("params.covariances (variances) must be positive")
+    return GMMParams(weights, means, covs), covariance_type
+
+
+def _check_X(X, name="X"):
+    X = check_matrix(X, name)
+    if X.shape[0] < 1:
+        raise ValueError(f"{name} must have at least one row")
+    return X
+
+
+def _check_resp(resp, X):
+    resp = check_matrix(resp, "resp", dtype=X.dtype)
+    if resp.shape[0] != X.shape[0]:
+        raise ValueError(f"resp and X must have the same number of rows, got {resp.shape[0]} "
+                         f"and {X.shape[0]}")
+    check_nonnegative(resp, "resp")
+    return resp
+
+
+# ============================================================================ row blocks
+
+def _block_rows(n: int, k: int, d: int, block_size: int | None) -> int:
+    """Rows per block: a (b, k, d) block of about 2¹⁶ entries on CPU (cache-sized), 2²² on
+    an accelerator (enough parallel work per kernel), at most n."""
+    if block_size is None:
+        budget = 1 << (16 if jax.default_backend() == "cpu" else 22)
+        block_size = max(64, budget // max(k * d, 1))
+    return max(1, min(n, int(block_size)))
+
+
+def _fold_blocks(fn, X, b: int, acc, *extra):
+    """``acc = fn(acc, start, X[start:start+b], mask, *[e[start:start+b] for e in extra])``
+    over row blocks of ``X`` (n, d), without copying or padding.
+
+    Block ``i`` covers rows ``[i·b, (i+1)·b)``; the last block is shifted back to end at
+    ``n`` and ``mask`` (b,) marks the rows not already seen, so every row counts once.
+    """
+    n = X.shape[0]
+    n_blocks = -(-n // b)
+
+    def body(i, acc):
+        start = jnp.minimum(i * b, n - b)
+        mask = (start + jnp.arange(b)) >= i * b
+        rows = [lax.dynamic_slice_in_dim(a, start, b) for a in (X,) + extra]
+        return fn(acc, start, rows[0], mask, *rows[1:])
+
+    if n_blocks == 1:
+        return body(0, acc)
+    return lax.fori_loop(0, n_blocks, body, acc)
+
+
+# ============================================================================ E step pieces
+
+class _Whitener(NamedTuple):
+    """Everything the E step needs, precomputed from the parameters (all tiny).
+
+    shift: (d,) a point subtracted from x and μ (for accuracy). W: the whitening map —
+    (d, k·d) stacked L_j⁻ᵀ (full), (d, d) L⁻ᵀ (tied), (k, d) 1/σ (diag), (k,) 1/σ
+    (spherical). MW: (k, d) the whitened shifted means. log_norm: (k,)
+    log π_j − ½ log det Σ_j − (d/2) log 2π.
+    """
+
+    shift: jax.Array
+    W: jax.Array
+    MW: jax.Array
+    log_norm: jax.Array
+
+
+def _whitener(params: GMMParams, covariance_type: str, shift) -> _Whitener:
+    w, mu, cov = params
+    k, d = mu.shape
+    mu_c = mu - shift
+    tiny = jnp.finfo(mu.dtype).tiny
+    if covariance_type in ("full", "tied"):
+        L = jnp.linalg.cholesky(cov)                                    # (k,d,d) or (d,d)
+        eye = jnp.broadcast_to(jnp.eye(d, dtype=mu.dtype), L.shape)
+        P = jnp.swapaxes(solve_triangular(L, eye, lower=True), -1, -2)  # L⁻ᵀ
+        half_logdet = -jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
+        if covariance_type == "full":
+            MW = jnp.einsum("kd,kde->ke", mu_c, P, precision=_HI)
+            W = jnp.transpose(P, (1, 0, 2)).reshape(d, k * d)
+        else:
+            MW = jnp.matmul(mu_c, P, precision=_HI)
+            W = P
+            half_logdet = jnp.broadcast_to(half_logdet, (k,))
+    else:
+        W = lax.rsqrt(cov)
+        MW = mu_c * (W if covariance_type == "diag" else W[:, None])
+        half_logdet = jnp.log(W)
+        half_logdet = jnp.sum(half_logdet, -1) if covariance_type == "diag" else d * half_logdet
+    log_norm = jnp.log(jnp.maximum(w, tiny)) + half_logdet - 0.5 * d * _LOG_2PI
+    return _Whitener(shift, W, MW, log_norm)
+
+
+def _block_weighted_log_prob(Xb, wh: _Whitener, covariance_type: str):
+    """log π_j + log N(x_i | μ_j, Σ_j) for a block of rows: (b, k), via (b, k, d) residuals."""
+    k, d = wh.MW.shape
+    Xc = Xb - wh.shift
+    if covariance_type == "full":
+        Z = jnp.matmul(Xc, wh.W, precision=_HI).reshape(-1, k, d)
+    elif covariance_type == "tied":
+        Z = jnp.matmul(Xc, wh.W, precision=_HI)[:, None, :]
+    elif covariance_type == "diag":
+        Z = Xc[:, None, :] * wh.W
+    else:
+        Z = Xc[:, None, :] * wh.W[:, None]
+    Z = Z - wh.MW
+    return wh.log_norm - 0.5 * jnp.sum(Z * Z, axis=-1)
+
+
+def _weighted_log_prob(X, params, covariance_type, block):
+    """(n, k) log π_j + log N(x_i | μ_j, Σ_j), streamed over row blocks."""
+    n, k = X.shape[0], params.means.shape[0]
+    shift = jnp.einsum("k,kd->d", params.weights, params.means, precision=_HI)
+    wh = _whitener(params, covariance_type, shift)
+    b = _block_rows(n, k, X.shape[1], block)
+
+    def fn(out, start, Xb, mask):
+        return lax.dynamic_update_slice_in_dim(out, _block_weighted_log_prob(Xb, wh, covariance_type),
+                                               start, 0)
+
+    return _fold_blocks(fn, X, b, jnp.zeros((n, k), X.dtype))
+
+
+# ============================================================================ M step pieces
+
+class _Stats(NamedTuple):
+    """Sufficient statistics of the M step, accumulated around ``shift``.
+
+    nk: (k,) Σ_i r_ij. sx: (k, d) Σ_i r_ij x̃_i. sxx: Σ_i r_ij x̃_i x̃_iᵀ (k, d, d) full,
+    Σ_i x̃_i x̃_iᵀ (d, d) tied, Σ_i r_ij x̃_i² (k, d) diag/spherical. ll: Σ_i log p(x_i)
+    (fused E+M only). x̃ = x − shift.
+    """
+
+    nk: jax.Array
+    sx: jax.Array
+    sxx: jax.Array
+    ll: jax.Array
+
+
+def _zero_stats(k, d, covariance_type, dtype) -> _Stats:
+    sxx_shape = {"full": (k, d, d), "tied": (d, d)}.get(covariance_type, (k, d))
+    return _Stats(jnp.zeros((k,), dtype), jnp.zeros((k, d), dtype), jnp.zeros(sxx_shape, dtype),
+                  jnp.zeros((), dtype))
+
+
+def _add_block_stats(st: _Stats, Xc, r, mask, covariance_type: str) -> _Stats:
+    """Add one block's statistics; ``r`` (b, k) already zero where ``mask`` (b,) is False."""
+    b, k = r.shape
+    d = Xc.shape[1]
+    sx = jnp.matmul(r.T, Xc, precision=_HI)
+    if covariance_type == "full":
+        rx = (r[:, :, None] * Xc[:, None, :]).reshape(b, k * d)
+        sxx = jnp.matmul(rx.T, Xc, precision=_HI).reshape(k, d, d)
+    elif covariance_type == "tied":
+        sxx = jnp.matmul((Xc * mask[:, None]).T, Xc, precision=_HI)
+    else:
+        sxx = jnp.matmul(r.T, Xc * Xc, precision=_HI)
+    return st._replace(nk=st.nk + jnp.sum(r, axis=0), sx=st.sx + sx, sxx=st.sxx + sxx)
+
+
+def _params_from_stats(st: _Stats, shift, reg_covar, covariance_type: str) -> GMMParams:
+    """The M step from sufficient statistics (scikit-learn's estimators, 10·eps floor)."""
+    k, d = st.sx.shape
+    dtype = st.sx.dtype
+    floor = 10 * jnp.finfo(dtype).eps
+    nk = st.nk + floor
+    mu_c = st.sx / nk[:, None]
+    reg = jnp.asarray(reg_covar, dtype)
+    eye = jnp.eye(d, dtype=dtype)
+    if covariance_type == "full":
+        # Σ_i r_ij (x̃_i − μ̃_j)(x̃_i − μ̃_j)ᵀ / N_j, with N_j = Σ r + floor and μ̃ = sx/N_j
+        outer = mu_c[:, :, None] * mu_c[:, None, :]
+        cov = st.sxx / nk[:, None, None] - (1 + floor / nk)[:, None, None] * outer
+        cov = 0.5 * (cov + jnp.swapaxes(cov, -1, -2)) + reg * eye
+    elif covariance_type == "tied":
+        cov = (st.sxx - jnp.einsum("k,kd,ke->de", nk, mu_c, mu_c, precision=_HI)) / jnp.sum(nk)
+        cov = 0.5 * (cov + cov.T) + reg * eye
+    else:
+        var = jnp.maximum(st.sxx / nk[:, None] - mu_c * mu_c, 0.0) + reg
+        cov = var if covariance_type == "diag" else jnp.mean(var, axis=1)
+    return GMMParams(nk / jnp.sum(nk), mu_c + shift, cov)
+
+
+# ============================================================================ compiled cores
+
+@partial(jax.jit, static_argnames=("covariance_type", "block"))
+def _e_step(params, X, covariance_type, block=None):
+    wlp = _weighted_log_prob(X, params, covariance_type, block)
+    lpn = logsumexp(wlp, axis=1)
+    return jnp.exp(wlp - lpn[:, None]), jnp.mean(lpn)
+
+
+@partial(jax.jit, static_argnames=("covariance_type", "block"))
+def _m_step(X, resp, reg_covar, covariance_type, block=None):
+    n, d = X.shape
+    k = resp.shape[1]
+    shift = jnp.mean(X, axis=0)
+    b = _block_rows(n, k, d, block)
+
+    def fn(st, start, Xb, mask, rb):
+        return _add_block_stats(st, Xb - shift, rb * mask[:, None], mask, covariance_type)
+
+    st = _fold_blocks(fn, X, b, _zero_stats(k, d, covariance_type, X.dtype), resp)
+    return _params_from_stats(st, shift, reg_covar, covariance_type)
+
+
+def _em_step(params, X, shift, reg_covar, covariance_type, block):
+    """One fused E+M step: one pass over X. Returns (new params, mean log-lik of old)."""
+    n, d = X.shape
+    k = params.means.shape[0]
+    wh = _whitener(params, covariance_type, shift)
+    b = _block_rows(n, k, d, block)
+
+    def fn(st, start, Xb, mask):
+        wlp = _block_weighted_log_prob(Xb, wh, covariance_type)
+        lpn = logsumexp(wlp, axis=1)
+        r = jnp.exp(wlp - lpn[:, None]) * mask[:, None]
+        st = _add_block_stats(st, Xb - shift, r, mask, covariance_type)
+        return st._replace(ll=st.ll + jnp.sum(jnp.where(mask, lpn, 0.0)))
+
+    st = _fold_blocks(fn, X, b, _zero_stats(k, d, covariance_type, X.dtype))
+    return _params_from_stats(st, shift, reg_covar, covariance_type), st.ll / n
+
+
+@partial(jax.jit, static_argnames=("covariance_type", "max_iter", "block"))
+def _fit_from(X, params, tol, reg_covar, covariance_type, max_iter, block=None) -> GMMResult:
+    shift = jnp.mean(X, axis=0)
+    dtype = X.dtype
+
+    def loop_step(state):
+        p, prev = state
+        p, ll = _em_step(p, X, shift, reg_covar, covariance_type, block)
+        return (p, ll), jnp.abs(ll - prev), ll
+
+    out = run_loop(loop_step, (params, jnp.asarray(-jnp.inf, dtype)), tol=tol, max_iter=max_iter)
+    (p, ll) = out.state
+    return GMMResult(p.weights, p.means, p.covariances, ll, out.trace.astype(dtype),
+                     out.n_iter, out.converged)
+
+
+# ============================================================================ public API
+
+def e_step(params, X, *, covariance_type: str | None = None):
+    r"""E step: responsibilities and the mean log-likelihood of ``params``.
+
+    .. math::
+
+        r_{ij} = \exp\big(\log\pi_j + \log\mathcal N(x_i\mid\mu_j,\Sigma_j) - \log p(x_i)\big),
+        \quad \log p(x_i) = \operatorname{logsumexp}_j(\cdot).
+
+    Args:
+        params: a :class:`GMMParams` (or :class:`GMMResult`).
+        X: (n, d) data.
+        covariance_type: ``"full" | "tied" | "diag" | "spherical"``; inferred from the
+            shape of ``params.covariances`` when None (required only when k == d and the
+            covariances are 2-D).
+
+    Returns:
+        ``(resp, mean_log_likelihood)``: (n, k) rows summing to 1, and ()
+        :math:`\frac1n\sum_i\log p(x_i)`.
+    """
+    X = _check_X(X)
+    params, ct = _check_params(params, covariance_type, X.dtype, X.shape[1])
+    return _e_step(params, X, ct)
+
+
+def m_step(X, resp, *, reg_covar=1e-6, covariance_type: str = "full") -> GMMParams:
+    r"""M step: the parameters maximizing :math:`\mathbb E_r[\log p(X, z\mid\theta)]`.
+
+    :math:`N_j=\sum_i r_{ij}+10\epsilon`, :math:`\pi_j = N_j/\sum_l N_l`,
+    :math:`\mu_j=\frac1{N_j}\sum_i r_{ij}x_i`,
+    :math:`\Sigma_j=\frac1{N_j}\sum_i r_{ij}(x_i-\mu_j)(x_i-\mu_j)^\top+\lambda I` (full);
+    tied: :math:`\frac1{\sum N_j}\sum_j N_j\Sigma_j`-style pooled scatter; diag: the diagonal;
+    spherical: the mean of the diagonal (scikit-learn's estimators).
+
+    Args:
+        X: (n, d) data.
+        resp: (n, k) non-negative responsibilities (rows normally sum to 1).
+        reg_covar: () λ ≥ 0 added to the variances (may be traced).
+        covariance_type: ``"full" | "tied" | "diag" | "spherical"`` (static).
+
+    Returns:
+        :class:`GMMParams` with weights (k,), means (k, d) and covariances of the type's shape.
+    """
+    X = _check_X(X)
+    resp = _check_resp(resp, X)
+    _check_covariance_type(covariance_type)
+    check_nonnegative(reg_covar, "reg_covar")
+    return _m_step(X, resp, reg_covar, covariance_type)
+
+
+def step(params, X, *, reg_covar=1e-6, covariance_type: str | None = None):
+    """One EM iteration (E step fused with the M step, one pass over X).
+
+    Args:
+        params: the current :class:`GMMParams`.
+        X: (n, d) data.
+        reg_covar: () λ ≥ 0.
+        covariance_type: inferred from ``params`` when None.
+
+    Returns:
+        ``(new_params, mean_log_likelihood)`` where the log-likelihood is that of the
+        *input* ``params`` (what the E step computed), as in :func:`fit`'s trace.
+    """
+    X = _check_X(X)
+    params, ct = _check_params(params, covariance_type, X.dtype, X.shape[1])
+    check_nonnegative(reg_covar, "reg_covar")
+    return _step(params, X, reg_covar, ct)
+
+
+@partial(jax.jit, static_argnames=("covariance_type",))
+def _step(params, X, reg_covar, covariance_type):
+    return _em_step(params, X, jnp.mean(X, axis=0), reg_covar, covariance_type, None)
+
+
+def init(key, X, n_components: int, *, covariance_type: str = "full", method: str = "kmeans",
+         reg_covar=1e-6) -> GMMParams:
+    """Initial parameters, scikit-learn style: initial responsibilities, then one M step.
+
+    Methods (``method``):
+
+    * ``"kmeans"`` (scikit-learn's default): hard responsibilities from the labels of a
+      k-means fit (:func:`jaxml.kmeans.fit` from k-means++ seeds);
+    * ``"k-means++"``: each point assigned to its nearest k-means++ seed (no Lloyd steps;
+      unlike scikit-learn, which gives each seed alone responsibility for its component);
+    * ``"random"``: uniform random responsibilities, normalized per row.
+
+    Args:
+        key: a ``jax.random`` key.
+        X: (n, d) data.
+        n_components: k ≤ n (static).
+        covariance_type: ``"full" | "tied" | "diag" | "spherical"`` (static).
+        method: as above (static).
+        reg_covar: () λ ≥ 0.
+
+    Returns:
+        :class:`GMMParams`.
+    """
+    from jaxml import kmeans  # noqa: PLC0415  (k-means is only needed to initialize)
+
+    X = _check_X(X)
+    n = X.shape[0]
+    check_int_in_range(n_components, "n_components", 1, n)
+    _check_covariance_type(covariance_type)
+    check_nonnegative(reg_covar, "reg_covar")
+    if method == "kmeans":
+        labels = kmeans.fit(key, X, n_components).labels
+        resp = jax.nn.one_hot(labels, n_components, dtype=X.dtype)
+    elif method == "k-means++":
+        centers = kmeans.plusplus_init(key, X, n_components)
+        resp = jax.nn.one_hot(kmeans.predict(centers, X), n_components, dtype=X.dtype)
+    elif method == "random":
+        u = jax.random.uniform(key, (n, n_components), dtype=X.dtype)
+        resp = u / jnp.sum(u, axis=1, keepdims=True)
+    else:
+        raise ValueError(f"method must be 'kmeans', 'k-means++' or 'random', got {method!r}")
+    return _m_step(X, resp, reg_covar, covariance_type)
+
+
+def fit(key, X, n_components: int, *, covariance_type: str = "full", init_params=None,
+        max_iter: int = 100, tol=1e-3, reg_covar=1e-6, init_method: str = "kmeans",
+        block_size: int | None = None) -> GMMResult:
+    """Fit a Gaussian mixture by EM (scikit-learn's ``GaussianMixture(n_init=1)``).
+
+    Runs :func:`init` (unless ``init_params`` is given), then EM steps under the shared
+    bounded loop until the change of the mean log-likelihood is at most ``tol`` or
+    ``max_iter`` iterations.
+
+    Args:
+        key: a ``jax.random`` key for :func:`init` (may be None when ``init_params`` is given).
+        X: (n, d) data.
+        n_components: k ≤ n (static).
+        covariance_type: ``"full" | "tied" | "diag" | "spherical"`` (static).
+        init_params: optional starting :class:`GMMParams` (like scikit-learn's
+            ``weights_init``/``means_init``/``precisions_init``).
+        max_iter: static bound on EM iterations (≥ 1).
+        tol: () stop when |Δ lower bound| ≤ tol (may be traced).
+        reg_covar: () λ ≥ 0 added to the variances (may be traced).
+        init_method: ``"kmeans" | "k-means++" | "random"``, see :func:`init`.
+        block_size: rows per streamed block (static); default ~2¹⁶/(k·d) on CPU,
+            2²²/(k·d) on an accelerator.
+
+    Returns:
+        :class:`GMMResult` with weights (k,), means (k, d), covariances, lower_bound (),
+        trace (max_iter,), n_iter, converged.
+    """
+    X = _check_X(X)
+    n, d = X.shape
+    check_int_in_range(n_components, "n_components", 1, n)
+    _check_covariance_type(covariance_type)
+    check_int_in_range(max_iter, "max_iter", 1, 10**9)
+    check_nonnegative(tol, "tol")
+    check_nonnegative(reg_covar, "reg_covar")
+    if block_size is not None:
+        check_int_in_range(block_size, "block_size", 1, 2**31 - 1)
+    if init_params is None:
+        if key is None:
+            raise ValueError("key must be a PRNG key when init_params is None")
+        params = init(key, X, n_components, covariance_type=covariance_type,
+                      method=init_method, reg_covar=reg_covar)
+    else:
+        params, _ = _check_params(init_params, covariance_type, X.dtype, d)
+        if params.means.shape[0] != n_components:
+            raise ValueError(f"init_params has {params.means.shape[0]} components, "
+                             f"n_components is {n_components}")
+    return _fit_from(X, params, tol, reg_covar, covariance_type, max_iter, block_size)
+
+
+def log_likelihood(params, X, *, covariance_type: str | None = None) -> jax.Array:
+    """Per-sample log density log p(x_i) = logsumexp_j(log π_j + log N(x_i|μ_j, Σ_j)).
+
+    Its mean is scikit-learn's ``score``; the values are ``score_samples``.
+
+    Args:
+        params: :class:`GMMParams` or :class:`GMMResult`.
+        X: (n, d) points.
+        covariance_type: inferred from ``params`` when None.
+
+    Returns:
+        (n,) log densities.
+    """
+    X = _check_X(X)
+    params, ct = _check_params(params, covariance_type, X.dtype, X.shape[1])
+    return _log_likelihood(params, X, ct)
+
+
+@partial(jax.jit, static_argnames=("covariance_type",))
+def _log_likelihood(params, X, covariance_type):
+    return logsumexp(_weighted_log_prob(X, params, covariance_type, None), axis=1)
+
+
+def predict_proba(params, X, *, covariance_type: str | None = None) -> jax.Array:
+    """Posterior component probabilities p(z_i = j | x_i): (n, k), rows summing to 1."""
+    return e_step(params, X, covariance_type=covariance_type)[0]
+
+
+def predict(params, X, *, covariance_type: str | None = None) -> jax.Array:
+    """Most probable component of each row: (n,) int32 labels."""
+    return jnp.argmax(predict_proba(params, X, covariance_type=covariance_type),
+                      axis=1).astype(jnp.int32)
+
+
+def sample(key, params, n: int, *, covariance_type: str | None = None):
+    """Draw ``n`` points from the mixture: z ~ Categorical(π), x | z ~ N(μ_z, Σ_z).
+
+    Args:
+        key: a ``jax.random`` key.
+        params: :class:`GMMParams` or :class:`GMMResult`.
+        n: static number of draws.
+        covariance_type: inferred from ``params`` when None.
+
+    Returns:
+        ``(X, z)``: (n, d) draws and their (n,) int32 components.
+    """
+    check_int_in_range(n, "n", 0, 2**31 - 1)
+    params, ct = _check_params(params, covariance_type)
+    return _sample(key, params, n, ct)
+
+
+@partial(jax.jit, static_argnames=("n", "covariance_type"))
+def _sample(key, params, n, covariance_type):
+    w, mu, cov = params
+    k, d = mu.shape
+    kz, kx = jax.random.split(key)
+    logits = jnp.log(jnp.maximum(w, jnp.finfo(mu.dtype).tiny))
+    z = jax.random.categorical(kz, logits, shape=(n,)).astype(jnp.int32)
+    eps = jax.random.normal(kx, (n, d), dtype=mu.dtype)
+    if covariance_type == "full":
+        L = jnp.linalg.cholesky(cov)
+
+        def add(j, noise):  # one component at a time: O(n·d) memory, not O(n·d²)
+            return jnp.where((z == j)[:, None], jnp.matmul(eps, L[j].T, precision=_HI), noise)
+
+        noise = lax.fori_loop(0, k, add, jnp.zeros_like(eps))
+    elif covariance_type == "tied":
+        noise = jnp.matmul(eps, jnp.linalg.cholesky(cov).T, precision=_HI)
+    else:
+        sd = jnp.sqrt(cov)
+        noise = eps * (sd[z] if covariance_type == "diag" else sd[z][:, None])
+    return mu[z] + noise, z
