@@ -1,0 +1,188 @@
+"""jaxml.bayes_layers: local reparameterization moments, KL penalties, ARD pruning.
+
+Oracles: Monte Carlo over weight samples (numpy), scipy quadrature of E log|ε| (the exact
+log-uniform KL up to its constant), scipy Gaussian log-densities (the ARD KL by Monte Carlo).
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from scipy import integrate, stats
+
+from jaxml import bayes_layers as bl
+from jaxml._core import train
+
+
+@pytest.fixture(scope="module")
+def noisy_layer():
+    """A 5 → 3 layer whose weights carry visible noise (log σ² in [−3, 0])."""
+    layer = bl.BayesianLinear(5, 3, key=jax.random.key(0))
+    rng = np.random.default_rng(0)
+    layer = eqx.tree_at(lambda l: l.weight_log_sigma2, layer, jnp.asarray(rng.uniform(-3, 0, (3, 5))))
+    layer = eqx.tree_at(lambda l: l.bias, layer, jnp.asarray(rng.normal(size=3)))
+    x = jnp.asarray(rng.normal(size=(4, 5)))
+    return layer, x
+
+
+def test_output_moments_equal_weight_sampling_moments(noisy_layer):
+    layer, x = noisy_layer
+    mean, var = (np.asarray(a) for a in layer.moments(x))
+    theta, s2, b = (np.asarray(a) for a in (layer.weight_mean, jnp.exp(layer.weight_log_sigma2),
+                                            layer.bias))
+    N = 100_000
+    W = theta + np.sqrt(s2) * np.random.default_rng(1).normal(size=(N, 3, 5))
+    out = np.einsum("sko,io->sik", W, np.asarray(x)) + b          # (N, batch, out)
+    mc_m, mc_v = out.mean(0), out.var(0, ddof=1)
+    assert np.all(np.abs(mean - mc_m) < 4.5 * np.sqrt(mc_v / N))
+    assert np.all(np.abs(var - mc_v) < 4.5 * mc_v * np.sqrt(2 / (N - 1)))
+
+
+def test_local_reparameterized_samples_have_the_same_moments(noisy_layer):
+    layer, x = noisy_layer
+    mean, var = (np.asarray(a) for a in layer.moments(x))
+    N = 20_000
+    draws = np.asarray(jax.vmap(lambda k: layer(x, key=k))(jax.random.split(jax.random.key(2), N)))
+    assert np.all(np.abs(draws.mean(0) - mean) < 4.5 * np.sqrt(var / N))
+    assert np.all(np.abs(draws.var(0, ddof=1) - var) < 4.5 * var * np.sqrt(2 / (N - 1)))
+    # rows of a batch get independent noise: sample correlation of two rows ≈ 0
+    r = np.corrcoef(draws[:, 0, 0], draws[:, 1, 0])[0, 1]
+    assert abs(r) < 4.5 / np.sqrt(N)
+
+
+def test_deterministic_mode_is_the_mean(noisy_layer):
+    layer, x = noisy_layer
+    expect = np.asarray(x) @ np.asarray(layer.weight_mean).T + np.asarray(layer.bias)
+    np.testing.assert_allclose(layer(x, deterministic=True), expect, rtol=1e-12)
+    np.testing.assert_allclose(layer(x), expect, rtol=1e-12)
+    np.testing.assert_allclose(layer(x, key=jax.random.key(0), deterministic=True), expect)
+
+
+def _exact_log_uniform_kl_up_to_const(log_alpha):
+    """−½ log α + E log|ε|, ε ~ N(1, α): KL(N(θ, αθ²) ‖ p(w) ∝ 1/|w|) minus a constant."""
+    s = np.sqrt(np.exp(log_alpha))
+    f = lambda e: np.log(np.abs(e)) * stats.norm.pdf(e, 1.0, s)  # noqa: E731
+    e = (integrate.quad(f, 1 - 12 * s, 0, limit=200)[0]
+         + integrate.quad(f, 0, 1 + 12 * s, limit=200)[0])
+    return -0.5 * log_alpha + e
+
+
+def test_log_uniform_kl_approximation_matches_quadrature_up_to_a_constant():
+    las = np.linspace(-6, 6, 13)
+    approx = np.asarray(bl.kl_log_uniform(jnp.asarray(las)))
+    diff = approx - np.array([_exact_log_uniform_kl_up_to_const(a) for a in las])
+    assert diff.max() - diff.min() < 0.02         # Molchanov et al.: a tight fit
+    assert abs(float(bl.kl_log_uniform(jnp.asarray(30.0)))) < 1e-6   # pruned weights are free
+
+
+def test_ard_kl_is_the_gaussian_kl_at_the_optimal_prior_variance():
+    theta, s2 = 0.7, 0.2
+    la = np.log(s2 / theta ** 2)
+    tau2 = theta ** 2 + s2
+    kl = float(bl.kl_ard(jnp.asarray(la)))
+    q = stats.norm(theta, np.sqrt(s2))
+    w = q.rvs(size=400_000, random_state=3)
+    d = q.logpdf(w) - stats.norm(0, np.sqrt(tau2)).logpdf(w)
+    assert abs(kl - d.mean()) < 4 * d.std(ddof=1) / np.sqrt(len(d))
+
+    def gauss_kl(t2):   # closed form KL(N(θ, s²) ‖ N(0, t²))
+        return 0.5 * (np.log(t2 / s2) + (s2 + theta ** 2) / t2 - 1)
+
+    np.testing.assert_allclose(kl, gauss_kl(tau2), rtol=1e-12)
+    assert all(gauss_kl(tau2 * f) > kl for f in (0.5, 0.9, 1.1, 2.0))
+
+
+def test_layer_kl_sums_the_elementwise_penalty(noisy_layer):
+    layer, _ = noisy_layer
+    la = np.asarray(layer.weight_log_sigma2) - np.log(np.asarray(layer.weight_mean) ** 2)
+    np.testing.assert_allclose(layer.log_alpha(), la, rtol=1e-10)
+    np.testing.assert_allclose(layer.kl(), np.sum(bl.kl_log_uniform(jnp.asarray(la))), rtol=1e-10)
+    ard = bl.BayesianLinear(5, 3, key=jax.random.key(0), prior="ard")
+    ard = eqx.tree_at(lambda l: l.weight_log_sigma2, ard, layer.weight_log_sigma2)
+    np.testing.assert_allclose(ard.kl(), np.sum(0.5 * np.log1p(np.exp(-np.asarray(ard.log_alpha())))),
+                               rtol=1e-10)
+    np.testing.assert_allclose(ard.prior_variance(), np.asarray(ard.weight_mean) ** 2
+                               + np.exp(np.asarray(ard.weight_log_sigma2)))
+    g = jax.grad(lambda l: l.kl())(layer)
+    assert np.all(np.isfinite(np.asarray(g.weight_mean)))
+
+
+def test_sparsity_report_and_prune(noisy_layer):
+    layer, x = noisy_layer
+    theta = np.asarray(layer.weight_mean).copy()
+    theta[0, :2] = 1e-4           # log α = log σ² − log θ² ≫ 3: noise-dominated
+    theta[2, 4] = 1e-3
+    layer = eqx.tree_at(lambda l: l.weight_mean, layer, jnp.asarray(theta))
+    la = np.asarray(layer.weight_log_sigma2) - np.log(theta ** 2)
+    n_expected = int(np.sum(la > 3.0))
+    rep = bl.sparsity(layer)
+    assert int(rep.n_pruned) == n_expected >= 3
+    assert rep.n_total == 15
+    np.testing.assert_allclose(rep.fraction, n_expected / 15)
+    pruned = bl.prune(layer)
+    kept = la <= 3.0
+    np.testing.assert_array_equal(np.asarray(pruned.weight_mean) == 0, ~kept)
+    np.testing.assert_allclose(pruned(x), np.asarray(x) @ (theta * kept).T + np.asarray(layer.bias))
+    assert int(bl.sparsity(pruned).n_pruned) == n_expected
+    # pruned weights inject no noise
+    _, var = pruned.moments(x)
+    np.testing.assert_allclose(var, (np.asarray(x) ** 2) @ (np.exp(np.asarray(
+        layer.weight_log_sigma2)) * kept).T, rtol=1e-10, atol=1e-20)
+
+
+def test_training_prunes_irrelevant_inputs():
+    """A Bayesian logistic-regression layer: the ARD penalty sends irrelevant weights' log α up."""
+    rng = np.random.default_rng(4)
+    n, d = 500, 8
+    X = rng.normal(size=(n, d))
+    w = np.array([2.0, -2.0, 1.5, 0, 0, 0, 0, 0])
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-X @ w))).astype(float)
+    X, y = jnp.asarray(X), jnp.asarray(y)
+    layer = bl.BayesianLinear(d, 1, key=jax.random.key(1))
+
+    def loss(model, key):
+        logits = model(X, key=key)[:, 0]
+        nll = jnp.sum(optax.sigmoid_binary_cross_entropy(logits, y))
+        return nll + model.kl()
+
+    res = train(loss, layer, jax.random.key(2), optimizer=optax.adam(0.05), n_steps=1500)
+    la = np.asarray(res.params.log_alpha())[0]
+    assert np.all(la[:3] < 0), la
+    assert np.all(la[3:] > bl.PRUNE_THRESHOLD), la
+    assert res.losses[-100:].mean() < res.losses[:100].mean()
+    np.testing.assert_allclose(bl.sparsity(res.params).fraction, 5 / 8)
+
+
+def test_mlp_composition_kl_jit_vmap_float32():
+    mlp = bl.BayesianMLP((4, 6, 2), key=jax.random.key(0))
+    x = jnp.asarray(np.random.default_rng(5).normal(size=(7, 4)))
+    l1, l2 = mlp.layers
+    np.testing.assert_allclose(mlp(x), l2(jax.nn.relu(l1(x))), rtol=1e-12)
+    np.testing.assert_allclose(bl.kl_divergence(mlp), l1.kl() + l2.kl(), rtol=1e-12)
+    assert bl.sparsity(mlp).n_total == 4 * 6 + 6 * 2
+    # jit and vmap over examples (one key each)
+    f = jax.jit(lambda m, x, k: m(x, key=k))
+    out = f(mlp, x, jax.random.key(1))
+    assert out.shape == (7, 2)
+    keys = jax.random.split(jax.random.key(1), 7)
+    per_example = jax.vmap(lambda xi, k: mlp(xi, key=k))(x, keys)
+    assert per_example.shape == (7, 2) and np.all(np.isfinite(np.asarray(per_example)))
+    # float32 in, float32 out
+    m32 = bl.BayesianMLP((4, 6, 2), key=jax.random.key(0), dtype=jnp.float32)
+    x32 = x.astype(jnp.float32)
+    assert m32(x32, key=jax.random.key(1)).dtype == jnp.float32
+    assert bl.kl_divergence(m32).dtype == jnp.float32
+    assert bl.prune(m32).layers[0].weight_mean.dtype == jnp.float32
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="prior"):
+        bl.BayesianLinear(3, 2, key=jax.random.key(0), prior="horseshoe")
+    with pytest.raises(ValueError, match="in_features"):
+        bl.BayesianLinear(0, 2, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="sizes"):
+        bl.BayesianMLP((4,), key=jax.random.key(0))
+    with pytest.raises(ValueError, match="BayesianLinear"):
+        bl.sparsity({"w": jnp.ones(3)})
