@@ -43,8 +43,9 @@ import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
 from jaxml import gaussian
-from jaxml._core.checks import (as_float_array, check_int_in_range, check_positive,
-                                float_dtype, is_concrete)
+from jaxml._core.checks import check_int_in_range, check_positive, float_dtype, is_concrete
+from jaxml.vi._checks import as_float as as_float_array
+from jaxml.vi._checks import staged
 
 __all__ = [
     "VariationalFamily", "MeanFieldGaussian", "FullRankGaussian", "Exponential", "Logistic",
@@ -193,7 +194,8 @@ class MeanFieldGaussian(VariationalFamily):
         """KL(q ‖ N(prior_mean, prior_cov)) in closed form; N(0, I) when both are None."""
         if prior_mean is None and prior_cov is None:
             return gaussian.kl_diag_standard_normal(self.loc, 2.0 * self.log_scale)
-        return gaussian.kl_divergence(self.loc, self.covariance(), prior_mean, prior_cov)
+        return gaussian.kl_divergence(self.loc, self.covariance(), staged(prior_mean),
+                                      staged(prior_cov))
 
 
 def _scale_tril_from_raw(raw: jax.Array) -> jax.Array:
@@ -302,7 +304,8 @@ class FullRankGaussian(VariationalFamily):
         if prior_mean is None and prior_cov is None:
             prior_mean = jnp.zeros(self.dim, self.dtype)
             prior_cov = jnp.eye(self.dim, dtype=self.dtype)
-        return gaussian.kl_divergence(self.loc, self.covariance(), prior_mean, prior_cov)
+        return gaussian.kl_divergence(self.loc, self.covariance(), staged(prior_mean),
+                                      staged(prior_cov))
 
 
 # --------------------------------------------------------------- inverse-CDF families

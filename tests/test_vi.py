@@ -1,0 +1,538 @@
+"""jaxml.vi against closed forms, scipy, exact conjugate posteriors and jax.grad.
+
+Oracles: scipy.stats densities/entropies/moments; the exact Gaussian posterior and log
+evidence of Bayesian linear regression (scipy multivariate_normal of the marginal); the exact
+Normal-Gamma posterior and evidence; jax.grad of analytic ELBOs written here from the model
+and the families' closed-form moments; Monte Carlo (numpy + scipy) estimates of CAVI ELBOs.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import scipy.stats as st
+from hypothesis import given, settings
+from hypothesis import strategies as hst
+from scipy.special import digamma as np_digamma
+
+from jaxml import vi
+
+EULER = 0.5772156649015329
+
+
+# ----------------------------------------------------------------------- model fixture
+
+class BLR:
+    """Bayesian linear regression z ~ N(0, I/alpha), y | z ~ N(Xz, noise I)."""
+
+    def __init__(self, seed=0, n=20, d=3, alpha=1.5, noise=0.5):
+        rng = np.random.default_rng(seed)
+        self.X = rng.standard_normal((n, d))
+        self.y = self.X @ rng.standard_normal(d) + math.sqrt(noise) * rng.standard_normal(n)
+        self.alpha, self.noise, self.n, self.d = alpha, noise, n, d
+        A = self.X.T @ self.X / noise + alpha * np.eye(d)
+        self.post_cov = np.linalg.inv(A)
+        self.post_mean = self.post_cov @ (self.X.T @ self.y / noise)
+        marg_cov = noise * np.eye(n) + self.X @ self.X.T / alpha
+        self.log_evidence = st.multivariate_normal(np.zeros(n), marg_cov).logpdf(self.y)
+
+    def log_lik(self, z):
+        r = jnp.asarray(self.y) - jnp.asarray(self.X) @ z
+        return -0.5 * jnp.sum(r * r) / self.noise - 0.5 * self.n * jnp.log(2 * jnp.pi * self.noise)
+
+    def log_prior(self, z):
+        return -0.5 * self.alpha * jnp.sum(z * z) - 0.5 * self.d * jnp.log(2 * jnp.pi / self.alpha)
+
+    def log_joint(self, z):
+        return self.log_lik(z) + self.log_prior(z)
+
+    def expected_log_joint(self, m, S):
+        """E_{z~N(m,S)}[log p(y, z)] (any q with mean m and covariance S)."""
+        X, y = jnp.asarray(self.X), jnp.asarray(self.y)
+        r = y - X @ m
+        e_lik = (-0.5 * (jnp.sum(r * r) + jnp.trace(X.T @ X @ S)) / self.noise
+                 - 0.5 * self.n * jnp.log(2 * jnp.pi * self.noise))
+        e_prior = (-0.5 * self.alpha * (jnp.sum(m * m) + jnp.trace(S))
+                   - 0.5 * self.d * jnp.log(2 * jnp.pi / self.alpha))
+        return e_lik + e_prior
+
+
+@pytest.fixture(scope="module")
+def blr():
+    return BLR()
+
+
+def _tril(raw):
+    return jnp.tril(raw, -1) + jnp.diag(jnp.exp(jnp.diag(raw)))
+
+
+def analytic_elbo_gaussian_model(model, q):
+    """Exact ELBO of q on the BLR model from q's closed-form moments and entropy."""
+    if isinstance(q, vi.MeanFieldGaussian):
+        m, S = q.loc, jnp.diag(jnp.exp(2 * q.log_scale))
+        ent = 0.5 * jnp.linalg.slogdet(2 * jnp.pi * jnp.e * S)[1]
+    elif isinstance(q, vi.FullRankGaussian):
+        L = _tril(q.raw_scale_tril)
+        m, S = q.loc, L @ L.T
+        ent = 0.5 * jnp.linalg.slogdet(2 * jnp.pi * jnp.e * S)[1]
+    elif isinstance(q, vi.Logistic):
+        s = jnp.exp(q.log_scale)
+        m, S = q.loc, jnp.diag(s ** 2 * jnp.pi ** 2 / 3)
+        ent = jnp.sum(jnp.log(s) + 2.0)
+    else:
+        raise TypeError(type(q))
+    return model.expected_log_joint(m, S) + ent
+
+
+# a gamma-shaped target for the exponential family (support z > 0)
+GAMMA_A = np.array([2.0, 3.5])
+GAMMA_B = np.array([1.0, 0.5])
+
+
+def gamma_log_joint(z):
+    return jnp.sum((GAMMA_A - 1) * jnp.log(z) - GAMMA_B * z)
+
+
+def analytic_elbo_gamma(q):
+    lam = jnp.exp(q.log_rate)
+    e_log_z = -EULER - jnp.log(lam)
+    return jnp.sum((GAMMA_A - 1) * e_log_z - GAMMA_B / lam) + jnp.sum(1.0 - jnp.log(lam))
+
+
+def _families(d):
+    rng = np.random.default_rng(3)
+    raw = np.tril(0.3 * rng.standard_normal((d, d)))
+    raw[np.diag_indices(d)] = np.log(rng.uniform(0.3, 0.8, d))
+    return {
+        "meanfield": vi.MeanFieldGaussian(0.5 * rng.standard_normal(d), np.log(rng.uniform(0.2, 0.7, d))),
+        "fullrank": vi.FullRankGaussian(0.5 * rng.standard_normal(d), raw),
+        "logistic": vi.Logistic(0.5 * rng.standard_normal(d), np.log(rng.uniform(0.1, 0.4, d))),
+    }
+
+
+ESTIMATORS = {
+    "reparam": vi.Reparameterization(),
+    "entropy": vi.AnalyticEntropy(),
+    "stl": vi.StickingTheLanding(),
+    "score": vi.ScoreFunction(),
+    "score_loo": vi.ScoreFunctionLOO(),
+}
+
+
+def _draws(key, log_joint, q, estimator, n_samples, m):
+    keys = jax.random.split(key, m)
+    f = jax.jit(jax.vmap(lambda k: vi.elbo_and_grad(k, log_joint, q, estimator=estimator,
+                                                    n_samples=n_samples)))
+    return f(keys)
+
+
+_EXACT = {}
+
+
+def _exact(model):
+    """jit(value_and_grad) of the analytic ELBO, compiled once per family type."""
+    if id(model) not in _EXACT:
+        _EXACT[id(model)] = jax.jit(jax.value_and_grad(
+            lambda p: analytic_elbo_gaussian_model(model, p)))
+    return _EXACT[id(model)]
+
+
+def _assert_unbiased(draws, exact, z=4.0):
+    for d_leaf, e_leaf in zip(jax.tree_util.tree_leaves(draws), jax.tree_util.tree_leaves(exact)):
+        d_leaf, e_leaf = np.asarray(d_leaf), np.asarray(e_leaf)
+        mean = d_leaf.mean(0)
+        se = d_leaf.std(0, ddof=1) / math.sqrt(d_leaf.shape[0])
+        np.testing.assert_array_less(np.abs(mean - e_leaf), z * se + 1e-9)
+
+
+# ------------------------------------------------------------- gradient estimators
+
+@pytest.mark.parametrize("est", list(ESTIMATORS))
+@pytest.mark.parametrize("fam", ["meanfield", "fullrank", "logistic"])
+def test_estimators_unbiased_conjugate_gaussian(blr, fam, est):
+    q = _families(blr.d)[fam]
+    exact_val, exact_grad = _exact(blr)(q)
+    m = 2000 if est.startswith("score") else 500
+    out = _draws(jax.random.key(11), blr.log_joint, q, ESTIMATORS[est], 3, m)
+    _assert_unbiased(out.grad, exact_grad)
+    _assert_unbiased(out.elbo, exact_val)
+    # the gradient is not trivially zero
+    assert max(float(jnp.max(jnp.abs(g))) for g in jax.tree_util.tree_leaves(exact_grad)) > 0.1
+
+
+@pytest.mark.parametrize("fam", ["meanfield", "fullrank"])
+def test_analytic_kl_unbiased(blr, fam):
+    q = _families(blr.d)[fam]
+    est = vi.AnalyticKL(np.zeros(blr.d), np.eye(blr.d) / blr.alpha)
+    exact_val, exact_grad = _exact(blr)(q)
+    out = _draws(jax.random.key(12), blr.log_lik, q, est, 3, 500)
+    _assert_unbiased(out.grad, exact_grad)
+    _assert_unbiased(out.elbo, exact_val)
+
+
+@pytest.mark.parametrize("est", list(ESTIMATORS))
+def test_estimators_unbiased_exponential_family(est):
+    q = vi.Exponential(np.log([0.7, 0.2]))
+    exact_val, exact_grad = jax.jit(jax.value_and_grad(analytic_elbo_gamma))(q)
+    m = 2000 if est.startswith("score") else 500
+    out = _draws(jax.random.key(13), gamma_log_joint, q, ESTIMATORS[est], 3, m)
+    _assert_unbiased(out.grad, exact_grad)
+    _assert_unbiased(out.elbo, exact_val)
+
+
+def test_stl_has_zero_variance_at_the_posterior(blr):
+    q = vi.FullRankGaussian.from_mean_cov(blr.post_mean, blr.post_cov)
+    out = _draws(jax.random.key(1), blr.log_joint, q, vi.StickingTheLanding(), 2, 50)
+    for g in jax.tree_util.tree_leaves(out.grad):
+        np.testing.assert_allclose(g, 0.0, atol=1e-9)
+    rep = _draws(jax.random.key(1), blr.log_joint, q, vi.Reparameterization(), 2, 50)
+    assert float(jnp.std(rep.grad.loc, axis=0).max()) > 1e-3
+
+
+def test_baseline_reduces_score_function_variance(blr):
+    q = _families(blr.d)["meanfield"]
+    plain = _draws(jax.random.key(2), blr.log_joint, q, vi.ScoreFunction(), 8, 500)
+    loo = _draws(jax.random.key(2), blr.log_joint, q, vi.ScoreFunctionLOO(), 8, 500)
+    assert float(jnp.var(loo.grad.loc, 0).sum()) < 0.5 * float(jnp.var(plain.grad.loc, 0).sum())
+
+
+# ------------------------------------------------------------------------ families
+
+def test_log_prob_and_entropy_vs_scipy():
+    rng = np.random.default_rng(0)
+    fams = _families(3)
+    z = rng.standard_normal((5, 3))
+    mf = fams["meanfield"]
+    np.testing.assert_allclose(
+        mf.log_prob(z), st.norm(mf.loc, np.exp(mf.log_scale)).logpdf(z).sum(-1), rtol=1e-12)
+    np.testing.assert_allclose(mf.entropy(), st.norm(mf.loc, np.exp(mf.log_scale)).entropy().sum())
+    fr = fams["fullrank"]
+    L = np.asarray(_tril(fr.raw_scale_tril))
+    mvn = st.multivariate_normal(np.asarray(fr.loc), L @ L.T)
+    np.testing.assert_allclose(fr.log_prob(z), mvn.logpdf(z), rtol=1e-12)
+    np.testing.assert_allclose(fr.log_prob(z[0]), mvn.logpdf(z[0]), rtol=1e-12)
+    np.testing.assert_allclose(fr.entropy(), mvn.entropy(), rtol=1e-12)
+    np.testing.assert_allclose(fr.covariance(), L @ L.T, rtol=1e-12)
+    lg = fams["logistic"]
+    dist = st.logistic(np.asarray(lg.loc), np.exp(np.asarray(lg.log_scale)))
+    np.testing.assert_allclose(lg.log_prob(z), dist.logpdf(z).sum(-1), rtol=1e-12)
+    np.testing.assert_allclose(lg.entropy(), dist.entropy().sum(), rtol=1e-12)
+    ex = vi.Exponential.from_rate([0.5, 2.0, 3.0])
+    edist = st.expon(scale=1 / np.array([0.5, 2.0, 3.0]))
+    zp = np.abs(z)
+    np.testing.assert_allclose(ex.log_prob(zp), edist.logpdf(zp).sum(-1), rtol=1e-12)
+    np.testing.assert_allclose(ex.entropy(), edist.entropy().sum(), rtol=1e-12)
+    assert np.all(np.isneginf(ex.log_prob(-zp)))
+
+
+def _moment_check(samples, mean, var, kurt_excess):
+    n = samples.shape[0]
+    se_mean = np.sqrt(var / n)
+    np.testing.assert_array_less(np.abs(samples.mean(0) - mean), 4 * se_mean)
+    se_var = np.sqrt((kurt_excess + 2) * var ** 2 / n)
+    np.testing.assert_array_less(np.abs(samples.var(0, ddof=1) - var), 4 * se_var)
+
+
+def test_samplers_have_the_right_moments():
+    n = 40000
+    fams = _families(3)
+    for name, q in fams.items():
+        z = np.asarray(q.sample(jax.random.key(5), n))
+        if name == "logistic":
+            dist = st.logistic(np.asarray(q.loc), np.exp(np.asarray(q.log_scale)))
+        elif name == "meanfield":
+            dist = st.norm(np.asarray(q.loc), np.exp(np.asarray(q.log_scale)))
+        else:
+            L = np.asarray(_tril(q.raw_scale_tril))
+            dist = st.norm(np.asarray(q.loc), np.sqrt(np.diag(L @ L.T)))
+        _moment_check(z, dist.mean(), dist.var(), dist.stats(moments="k"))
+        np.testing.assert_allclose(q.mean(), dist.mean(), rtol=1e-12)
+        np.testing.assert_allclose(q.variance(), dist.var(), rtol=1e-12)
+    # full-rank: every covariance entry within 4 SE (Var(z_i z_j) = S_ii S_jj + S_ij^2)
+    q = fams["fullrank"]
+    L = np.asarray(_tril(q.raw_scale_tril))
+    S = L @ L.T
+    z = np.asarray(q.sample(jax.random.key(6), n))
+    se = np.sqrt((np.outer(np.diag(S), np.diag(S)) + S ** 2) / n)
+    np.testing.assert_array_less(np.abs(np.cov(z.T) - S), 4 * se)
+    ex = vi.Exponential.from_rate([0.5, 4.0])
+    dist = st.expon(scale=1 / np.array([0.5, 4.0]))
+    z = np.asarray(ex.sample(jax.random.key(7), n))
+    assert z.min() >= 0
+    _moment_check(z, dist.mean(), dist.var(), dist.stats(moments="k"))
+
+
+def test_constructors_roundtrip():
+    rng = np.random.default_rng(1)
+    B = rng.standard_normal((3, 3))
+    cov = B @ B.T + 0.5 * np.eye(3)
+    q = vi.FullRankGaussian.from_mean_cov(np.ones(3), cov)
+    np.testing.assert_allclose(q.covariance(), cov, rtol=1e-10)
+    np.testing.assert_allclose(q.scale_tril, np.linalg.cholesky(cov), rtol=1e-10)
+    mf = vi.MeanFieldGaussian.from_mean_std(np.zeros(3), [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(vi.FullRankGaussian.from_mean_field(mf).covariance(),
+                               np.diag([1.0, 4.0, 9.0]), rtol=1e-12)
+    np.testing.assert_allclose(mf.kl_to_gaussian(),
+                               st.norm.logpdf(0) * 0 + 0.5 * (14 - 3 - np.log(36)), rtol=1e-12)
+
+
+# ------------------------------------------------------------ ELBO vs log evidence
+
+def test_elbo_below_log_evidence_and_equal_at_posterior(blr):
+    q_post = vi.FullRankGaussian.from_mean_cov(blr.post_mean, blr.post_cov)
+    # log p(y, z) - log q(z) = log p(y) for every z when q is the exact posterior
+    for est in (vi.Reparameterization(), vi.StickingTheLanding()):
+        val = jax.jit(lambda k: vi.elbo_surrogate(k, blr.log_joint, q_post, estimator=est,
+                                                  n_samples=7))(jax.random.key(0))
+        np.testing.assert_allclose(val, blr.log_evidence, rtol=1e-10)
+    np.testing.assert_allclose(_exact(blr)(q_post)[0], blr.log_evidence, rtol=1e-10)
+    mc = jax.jit(lambda k, q: vi.monte_carlo_elbo(k, blr.log_joint, q, n_samples=2000))
+    for q in _families(blr.d).values():
+        assert float(_exact(blr)(q)[0]) < blr.log_evidence
+        assert float(mc(jax.random.key(1), q)) < blr.log_evidence
+    # mean-field at the best diagonal: still strictly below (the posterior is correlated)
+    prec = np.linalg.inv(blr.post_cov)
+    mf = vi.MeanFieldGaussian.from_mean_std(blr.post_mean, 1 / np.sqrt(np.diag(prec)))
+    gap = blr.log_evidence - float(_exact(blr)(mf)[0])
+    kl = 0.5 * (np.trace(prec @ np.diag(1 / np.diag(prec))) - blr.d
+                + np.linalg.slogdet(blr.post_cov)[1] + np.sum(np.log(np.diag(prec))))
+    np.testing.assert_allclose(gap, kl, rtol=1e-8)
+
+
+# ---------------------------------------------------------------------------- SGVI
+
+@pytest.fixture(scope="module")
+def sgvi_fit(blr):
+    fit = jax.jit(lambda k, lr: vi.fit_sgvi(k, blr.log_joint, vi.FullRankGaussian.init(blr.d),
+                                            n_steps=3000, learning_rate=lr, n_samples=4,
+                                            estimator=vi.StickingTheLanding()))
+    return fit
+
+
+def test_sgvi_fullrank_recovers_exact_posterior(blr, sgvi_fit):
+    res = sgvi_fit(jax.random.key(0), 0.02)
+    np.testing.assert_allclose(res.q.loc, blr.post_mean, atol=1e-2)
+    np.testing.assert_allclose(res.q.covariance(), blr.post_cov, atol=1e-2)
+    assert res.elbo.shape == (3000,) and int(res.n_iter) == 3000
+    np.testing.assert_allclose(res.elbo[-100:].mean(), blr.log_evidence, atol=1e-3)
+    # vmap over the (traced) learning rate: one compiled call, several fits
+    many = jax.vmap(sgvi_fit, in_axes=(None, 0))(jax.random.key(0), jnp.array([0.02, 0.03]))
+    np.testing.assert_allclose(many.q.loc, np.tile(blr.post_mean, (2, 1)), atol=1e-2)
+    np.testing.assert_allclose(many.q.loc[0], res.q.loc, atol=1e-10)
+
+
+def test_sgvi_step_matches_fit(blr):
+    q0 = vi.MeanFieldGaussian.init(blr.d)
+    opt = optax.adam(0.05)
+    res = jax.jit(lambda k: vi.fit_sgvi(k, blr.log_joint, q0, n_steps=5, optimizer=opt))(
+        jax.random.key(3))
+    state = vi.sgvi.init(q0, optimizer=opt)
+    keys = jax.random.split(jax.random.key(3), 5)
+    step = jax.jit(lambda s, k: vi.sgvi.step(s, k, blr.log_joint, optimizer=opt))
+    elbos = []
+    for k in keys:
+        state, e = step(state, k)
+        elbos.append(e)
+    np.testing.assert_allclose(res.q.loc, state.q.loc, rtol=1e-10)
+    np.testing.assert_allclose(res.elbo, elbos, rtol=1e-10)
+
+
+def test_sgvi_float32_and_score_estimator(blr):
+    X32, y32 = jnp.asarray(blr.X, jnp.float32), jnp.asarray(blr.y, jnp.float32)
+
+    def log_joint(z):
+        r = y32 - X32 @ z
+        return -0.5 * jnp.sum(r * r) / blr.noise - 0.5 * blr.alpha * jnp.sum(z * z)
+
+    q0 = vi.MeanFieldGaussian.init(blr.d, dtype=jnp.float32)
+    res = jax.jit(lambda k: vi.fit_sgvi(k, log_joint, q0, n_steps=1500, learning_rate=0.05,
+                                        n_samples=8, estimator=vi.ScoreFunctionLOO()))(
+        jax.random.key(0))
+    assert res.q.loc.dtype == jnp.float32 and res.elbo.dtype == jnp.float32
+    np.testing.assert_allclose(res.q.loc, blr.post_mean, atol=0.1)
+    g = vi.elbo_and_grad(jax.random.key(0), log_joint, q0, estimator=vi.AnalyticEntropy(),
+                         n_samples=2)
+    assert g.elbo.dtype == jnp.float32 and g.grad.loc.dtype == jnp.float32
+    for q in (vi.FullRankGaussian.init(2, dtype=jnp.float32),
+              vi.Logistic(jnp.zeros(2, jnp.float32), jnp.zeros(2, jnp.float32)),
+              vi.Exponential(jnp.zeros(2, jnp.float32))):
+        assert q.sample(jax.random.key(0), 3).dtype == jnp.float32
+        assert q.log_prob(jnp.ones((3, 2), jnp.float32)).dtype == jnp.float32
+
+
+# ---------------------------------------------------------------------------- CAVI
+
+NG_PRIOR = dict(mu0=0.5, lambda0=2.0, a0=2.0, b0=1.5)
+
+
+@pytest.fixture(scope="module")
+def ng_data():
+    return np.random.default_rng(4).normal(1.3, 0.7, 25)
+
+
+def test_normal_gamma_reaches_bishop_fixed_point(ng_data):
+    x, p = ng_data, NG_PRIOR
+    assert bool(vi.normal_gamma_cavi(x, **p).converged)
+    res = vi.normal_gamma_cavi(x, **p, tol=0.0, max_iter=60)  # run to machine precision
+    n = x.size
+    mu_n = (p["lambda0"] * p["mu0"] + x.sum()) / (p["lambda0"] + n)
+    a_n = p["a0"] + (n + 1) / 2
+    c = p["b0"] + 0.5 * (np.sum((x - mu_n) ** 2) + p["lambda0"] * (mu_n - p["mu0"]) ** 2)
+    b_n = c / (1 - 1 / (2 * a_n))          # b = c + b / (2a) at the fixed point
+    lam_n = (p["lambda0"] + n) * a_n / b_n
+    np.testing.assert_allclose([res.q.mu, res.q.lam, res.q.a, res.q.b], [mu_n, lam_n, a_n, b_n],
+                               rtol=1e-9)
+    # the mean of q(mu) is the exact posterior mean of mu (scipy-free closed form)
+    post = vi.normal_gamma_posterior(x, **p)
+    np.testing.assert_allclose(res.q.mu, post.mu, rtol=1e-12)
+    # ELBO: never decreases, and stays below the log evidence
+    tr = np.asarray(res.trace)[: int(res.n_iter)]
+    assert np.all(np.diff(tr) >= -1e-12)
+    assert float(res.elbo) < float(vi.normal_gamma_log_evidence(x, **p))
+
+
+def test_normal_gamma_evidence_and_posterior_vs_scipy(ng_data):
+    x, p = ng_data, NG_PRIOR
+    n = x.size
+    # marginal of x: multivariate Student-t; check through p(x) = p(x|mu,tau)p(mu,tau)/p(mu,tau|x)
+    post = vi.normal_gamma_posterior(x, **p)
+    mu, tau = 1.1, 1.7
+    log_joint = (st.norm(mu, 1 / np.sqrt(tau)).logpdf(x).sum()
+                 + st.norm(p["mu0"], 1 / np.sqrt(p["lambda0"] * tau)).logpdf(mu)
+                 + st.gamma(p["a0"], scale=1 / p["b0"]).logpdf(tau))
+    log_post = (st.norm(float(post.mu), 1 / np.sqrt(float(post.lam) * tau)).logpdf(mu)
+                + st.gamma(float(post.a), scale=1 / float(post.b)).logpdf(tau))
+    np.testing.assert_allclose(vi.normal_gamma_log_evidence(x, **p), log_joint - log_post,
+                               rtol=1e-10)
+    assert n == 25
+
+
+def test_normal_gamma_elbo_vs_monte_carlo_and_stationarity(ng_data):
+    x, p = ng_data, NG_PRIOR
+    prior = vi.NormalGammaPrior(*(jnp.asarray(v, jnp.float64) for v in p.values()))
+    q = vi.NormalGammaQ(*(jnp.asarray(v) for v in (0.9, 15.0, 9.0, 6.0)))
+    rng = np.random.default_rng(0)
+    m = 200000
+    mu = rng.normal(0.9, 1 / np.sqrt(15.0), m)
+    tau = rng.gamma(9.0, 1 / 6.0, m)
+    lp = (-0.5 * tau * ((x[None, :] - mu[:, None]) ** 2).sum(1) + 0.5 * x.size * np.log(tau / (2 * np.pi))
+          + st.norm(p["mu0"], 1 / np.sqrt(p["lambda0"] * tau)).logpdf(mu)
+          + st.gamma(p["a0"], scale=1 / p["b0"]).logpdf(tau))
+    lq = st.norm(0.9, 1 / np.sqrt(15.0)).logpdf(mu) + st.gamma(9.0, scale=1 / 6.0).logpdf(tau)
+    f = lp - lq
+    elbo = float(vi.normal_gamma_elbo(q, jnp.asarray(x), prior))
+    assert abs(f.mean() - elbo) < 4 * f.std() / np.sqrt(m)
+    # each coordinate update is a stationary point of the ELBO in its block (jax.grad)
+    xj = jnp.asarray(x)
+    q1 = vi.normal_gamma_update_mu(q, xj, prior)
+    g = jax.grad(vi.normal_gamma_elbo)(q1, xj, prior)
+    np.testing.assert_allclose([g.mu, g.lam], 0.0, atol=1e-8)
+    q2 = vi.normal_gamma_update_tau(q1, xj, prior)
+    g = jax.grad(vi.normal_gamma_elbo)(q2, xj, prior)
+    np.testing.assert_allclose([g.a, g.b], 0.0, atol=1e-8)
+
+
+def test_normal_gamma_jit_vmap_float32(ng_data):
+    f = jax.jit(lambda x, b0: vi.normal_gamma_cavi(x, mu0=0.5, lambda0=2.0, a0=2.0, b0=b0))
+    b0s = jnp.array([0.5, 1.5, 3.0])
+    many = jax.vmap(f, in_axes=(None, 0))(jnp.asarray(ng_data), b0s)
+    for i, b0 in enumerate([0.5, 1.5, 3.0]):
+        one = vi.normal_gamma_cavi(ng_data, **{**NG_PRIOR, "b0": b0})
+        np.testing.assert_allclose(many.q.b[i], one.q.b, rtol=1e-10)
+    r32 = vi.normal_gamma_cavi(jnp.asarray(ng_data, jnp.float32), **NG_PRIOR)
+    assert r32.q.mu.dtype == jnp.float32 and r32.elbo.dtype == jnp.float32
+    np.testing.assert_allclose(r32.q.b, vi.normal_gamma_cavi(ng_data, **NG_PRIOR).q.b, rtol=1e-4)
+
+
+_mixture_fit = jax.jit(vi.mixture_cavi, static_argnames=("n_components", "max_iter"))
+
+
+def _mixture_data(seed):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 4, (3, 2))
+    return (centers[rng.integers(0, 3, 60)] + rng.standard_normal((60, 2)))
+
+
+@settings(max_examples=8)
+@given(hst.integers(0, 10_000))
+def test_mixture_elbo_monotone(seed):
+    x = _mixture_data(seed)
+    res = _mixture_fit(jax.random.key(seed), x, n_components=3, prior_var=10.0, max_iter=60)
+    tr = np.asarray(res.trace)[: int(res.n_iter)]
+    assert tr.size >= 2 and np.all(np.isfinite(tr))
+    assert np.all(np.diff(tr) >= -1e-9 * np.abs(tr[1:]))
+    np.testing.assert_allclose(res.q.phi.sum(1), 1.0, rtol=1e-12)
+
+
+def test_mixture_elbo_vs_monte_carlo_and_stationarity():
+    x = _mixture_data(0)
+    res = _mixture_fit(jax.random.key(0), x, n_components=3, prior_var=10.0, max_iter=60)
+    q = res.q._replace(phi=0.7 * res.q.phi + 0.1)  # a generic (non-optimal) q
+    m, s2, phi = (np.asarray(a) for a in q)
+    rng = np.random.default_rng(1)
+    S = 4000
+    mu = m[None] + np.sqrt(s2)[None, :, None] * rng.standard_normal((S, 3, 2))
+    u = rng.random((S, 60, 1))
+    c = (u > np.cumsum(phi, 1)[None]).sum(-1)                       # (S, n)
+    mu_c = np.take_along_axis(mu, c[..., None], axis=1)             # (S, n, 2)
+    lp = (st.norm(0, np.sqrt(10.0)).logpdf(mu).sum((1, 2)) - 60 * np.log(3)
+          + st.norm(mu_c, 1.0).logpdf(x[None]).sum((1, 2)))
+    lq = (np.log(np.take_along_axis(np.broadcast_to(phi, (S, 60, 3)), c[..., None], 2)).sum((1, 2))
+          + st.norm(m[None], np.sqrt(s2)[None, :, None]).logpdf(mu).sum((1, 2)))
+    f = lp - lq
+    elbo = float(vi.mixture_elbo(q, jnp.asarray(x), 10.0))
+    assert abs(f.mean() - elbo) < 4 * f.std() / np.sqrt(S)
+    # the means update is the argmax in (m, s2): zero gradient there
+    qm = vi.mixture_update_means(q, jnp.asarray(x), 10.0)
+    g = jax.grad(vi.mixture_elbo)(qm, jnp.asarray(x), 10.0)
+    np.testing.assert_allclose(g.m, 0.0, atol=1e-8)
+    np.testing.assert_allclose(g.s2, 0.0, atol=1e-6)
+    # the assignment update is stationary on the simplex: dL/dphi_ik equal across k
+    qa = vi.mixture_update_assignments(q, jnp.asarray(x))
+    g = np.asarray(jax.grad(vi.mixture_elbo)(qa, jnp.asarray(x), 10.0).phi)
+    np.testing.assert_allclose(g - g[:, :1], 0.0, atol=1e-8)
+
+
+def test_mixture_recovers_clusters_vmap_float32():
+    x = _mixture_data(5)
+    keys = jax.random.split(jax.random.key(0), 3)
+    many = jax.vmap(lambda k: _mixture_fit(k, x, n_components=3, prior_var=10.0,
+                                           max_iter=60))(keys)
+    best = int(jnp.argmax(many.elbo))
+    one = _mixture_fit(keys[best], x, n_components=3, prior_var=10.0, max_iter=60)
+    np.testing.assert_allclose(many.q.m[best], one.q.m, rtol=1e-8)
+    # each data point's most likely component mean is near the empirical mean of its cluster
+    lab = np.asarray(one.q.phi.argmax(1))
+    for k in np.unique(lab):
+        emp = x[lab == k].mean(0)
+        nk = (lab == k).sum()
+        np.testing.assert_allclose(one.q.m[k], emp * nk / (nk + 0.1), atol=0.05)
+    r32 = vi.mixture_cavi(jax.random.key(0), jnp.asarray(x[:, 0], jnp.float32), 2, max_iter=20)
+    assert r32.q.m.dtype == jnp.float32 and r32.q.m.shape == (2,)
+
+
+# ------------------------------------------------------------------------ bad input
+
+def test_bad_input(blr):
+    q = vi.MeanFieldGaussian.init(blr.d)
+    with pytest.raises(ValueError, match="n_samples"):
+        vi.elbo_and_grad(jax.random.key(0), blr.log_joint, q, estimator=vi.ScoreFunctionLOO(),
+                         n_samples=1)
+    with pytest.raises(TypeError, match="Gaussian"):
+        vi.elbo_and_grad(jax.random.key(0), gamma_log_joint, vi.Exponential(jnp.zeros(2)),
+                         estimator=vi.AnalyticKL())
+    with pytest.raises(TypeError, match="estimator"):
+        vi.elbo_and_grad(jax.random.key(0), blr.log_joint, q, estimator="reparam")
+    with pytest.raises(ValueError, match="log_scale"):
+        vi.MeanFieldGaussian(jnp.zeros(3), jnp.zeros(2))
+    with pytest.raises(ValueError, match="x"):
+        vi.normal_gamma_cavi(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="b0"):
+        vi.normal_gamma_cavi(np.ones(3), b0=-1.0)
+    with pytest.raises(ValueError, match="n_components"):
+        vi.mixture_cavi(jax.random.key(0), np.ones(3), 5)
+    with pytest.raises(ValueError, match="std"):
+        vi.MeanFieldGaussian.from_mean_std(np.zeros(2), [1.0, -1.0])
