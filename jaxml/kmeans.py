@@ -239,7 +239,9 @@ def _lloyd(centroids: jax.Array, X: jax.Array):
     counts = jax.ops.segment_sum(jnp.ones_like(min_d), labels, num_segments=k)   # (k,)
     sums, counts = lax.cond(jnp.any(counts == 0), _relocate_empty, lambda *a: (a[3], a[4]),
                             X, labels, min_d, sums, counts)
-    return sums / counts[:, None], labels, min_d
+    # A cluster left with no points (it gave its only point away) keeps its sum, zero, as
+    # scikit-learn does: its centroid goes to the origin of the centred data.
+    return sums / jnp.where(counts > 0, counts, 1.0)[:, None], labels, min_d
 
 
 def init_state(X: jax.Array, centroids: jax.Array) -> KMeansState:
@@ -254,6 +256,7 @@ def init_state(X: jax.Array, centroids: jax.Array) -> KMeansState:
     )
 
 
+@jax.jit
 def step(state: KMeansState, X: jax.Array) -> KMeansState:
     """One Lloyd step: assign each point to its nearest centroid, move centroids to means.
 
@@ -351,4 +354,9 @@ def predict(model, X) -> jax.Array:
     if centroids.ndim != 2 or centroids.shape[1] != X.shape[1]:
         raise ValueError(f"X has {X.shape[1]} features but the centroids have shape "
                          f"{centroids.shape}")
+    return _predict(X, centroids)
+
+
+@jax.jit
+def _predict(X, centroids):
     return _assign(X, centroids)[0]
