@@ -128,9 +128,10 @@ def fit(X, n_components: int) -> PCAResult:
     return _fit(X, n_components)
 
 
-def _check_model(model: PCAResult, X, name: str, width: int) -> jax.Array:
+def _check_model(model: PCAResult, X, name: str, axis: int) -> jax.Array:
     if not isinstance(model, PCAResult):
         raise TypeError(f"model must be a PCAResult, got {type(model).__name__}")
+    width = model.components.shape[axis]
     X = check_matrix(X, name, dtype=model.components.dtype)
     if X.shape[1] != width:
         raise ValueError(f"{name} must have shape (m, {width}), got {X.shape}")
@@ -139,11 +140,11 @@ def _check_model(model: PCAResult, X, name: str, width: int) -> jax.Array:
 
 def transform(model: PCAResult, X) -> jax.Array:
     """Scores Z = (X − x̄) Vₖᵀ: (m, d) → (m, k)."""
-    X = _check_model(model, X, "X", model.components.shape[1])
+    X = _check_model(model, X, "X", 1)
     return jnp.matmul(X - model.mean, model.components.T, precision=_HI)
 
 
 def inverse_transform(model: PCAResult, Z) -> jax.Array:
     """Reconstructions X̂ = x̄ + Z Vₖ: (m, k) → (m, d)."""
-    Z = _check_model(model, Z, "Z", model.components.shape[0])
+    Z = _check_model(model, Z, "Z", 0)
     return jnp.matmul(Z, model.components, precision=_HI) + model.mean
