@@ -139,6 +139,20 @@ def least_squares_gd(X, y, *, learning_rate=None, tol=1e-6, max_iter: int = 1000
 
 
 # ----------------------------------------------------------------------------- ridge
+def _gram(A):
+    """AᵀA for A (n, d), exactly symmetric; for d >= 128 only the upper 2×2 blocks are
+    multiplied (3/4 of the flops of A.T @ A)."""
+    d = A.shape[1]
+    if d < 128:
+        G = A.T @ A
+        return 0.5 * (G + G.T)
+    h = d // 2
+    A1, A2 = A[:, :h], A[:, h:]
+    G11, G12, G22 = A1.T @ A1, A1.T @ A2, A2.T @ A2
+    G11, G22 = 0.5 * (G11 + G11.T), 0.5 * (G22 + G22.T)
+    return jnp.block([[G11, G12], [G12.T, G22]])
+
+
 def _psd_shift(A, alpha):
     """alpha floored at eps·trace(A) so that alpha = 0 on singular data stays finite."""
     floor = jnp.finfo(A.dtype).eps * jnp.trace(A)
@@ -167,9 +181,9 @@ def ridge(X, y, alpha) -> jax.Array:
     alpha = _nonneg_scalar(alpha, "alpha", X.dtype)
     n, d = X.shape
     if n >= d:
-        L = jnp.linalg.cholesky(_psd_shift(X.T @ X, alpha))
+        L = jnp.linalg.cholesky(_psd_shift(_gram(X), alpha))
         return cholesky_solve(L, X.T @ y)
-    L = jnp.linalg.cholesky(_psd_shift(X @ X.T, alpha))
+    L = jnp.linalg.cholesky(_psd_shift(_gram(X.T), alpha))
     return X.T @ cholesky_solve(L, y)
 
 
@@ -197,7 +211,7 @@ class ConstrainedResult(NamedTuple):
 
 def _constrained_ls(X, y, project, *, tol, max_iter, unroll):
     """Accelerated projected gradient on f(w) = ||y - Xw||^2 in Gram form, step 1/L exactly."""
-    G = X.T @ X
+    G = _gram(X)
     b = X.T @ y
     yy = jnp.dot(y, y)
     L = 2.0 * jnp.linalg.eigvalsh(G)[-1]
@@ -325,7 +339,7 @@ def _gram_operator(X):
     """v ↦ XᵀXv/n: the d×d Gram matrix when n ≥ d, else two products with X."""
     n, d = X.shape
     if n >= d:
-        G = (X.T @ X) / n
+        G = _gram(X) / n
         return lambda v: G @ v
     return lambda v: X.T @ (X @ v) / n
 
