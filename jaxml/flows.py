@@ -50,6 +50,7 @@ ICML 2015 (layers, appendix A.1 for :math:`\hat u`, Table 1 for the energies U1�
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, NamedTuple
 
@@ -63,7 +64,8 @@ from jaxml._core.checks import as_float_array, check_int_in_range, check_positiv
 from jaxml._core.train import train
 
 __all__ = [
-    "Planar", "Radial", "Flow", "planar_flow", "radial_flow", "FitResult",
+    "Planar", "Radial", "Affine", "Flow", "planar_flow", "radial_flow", "stack_layers",
+    "FitResult",
     "forward_kl_loss", "reverse_kl_loss", "fit", "standard_normal_log_prob",
     "U1", "U2", "U3", "U4", "ENERGIES",
 ]
@@ -117,19 +119,20 @@ class Planar(eqx.Module):
 
     @classmethod
     def init(cls, key: jax.Array, dim: int, *, scale: float = 0.01, dtype=None) -> "Planar":
-        r"""A layer close to the identity: :math:`w \sim \mathcal N(0, I/d)`, and raw u chosen so
-        that :math:`\hat u \sim \mathcal N(0, \text{scale}^2 I)` (raw u carries the component
-        along w that the constraint maps back).
+        r"""A layer close to the identity for small ``scale``: :math:`w \sim \mathcal N(0, I/d)`,
+        and raw u chosen so that :math:`\hat u \sim \mathcal N(0, \text{scale}^2 I)` (raw u
+        carries the component along w that the constraint maps back; where the draw has
+        :math:`w^\top\hat u < -1/2` it is moved along w to :math:`-1/2`).
         """
         dtype = dtype or jnp.result_type(float)
         kw, ku, kb = jax.random.split(key, 3)
         w = jax.random.normal(kw, (dim,), dtype) / math.sqrt(dim)
         u_hat = scale * jax.random.normal(ku, (dim,), dtype)
-        # raw u with wᵀu = m⁻¹(wᵀû), m⁻¹(y) = softplus⁻¹(y + 1) = log(expm1(y + 1)),
-        # so that the constraint maps it to exactly û.
+        # raw u with wᵀu = m⁻¹(a), m⁻¹(y) = softplus⁻¹(y + 1) = log(expm1(y + 1)), so that the
+        # constraint maps it to û (moved along w where needed so that a = wᵀû ≥ -1/2).
         a = w @ u_hat
-        target = jnp.log(jnp.expm1(a + 1.0))
-        u = u_hat + (target - a) * w / jnp.sum(w * w)
+        a_ok = jnp.maximum(a, -0.5)
+        u = u_hat + (jnp.log(jnp.expm1(a_ok + 1.0)) - a) * w / jnp.sum(w * w)
         b = scale * jax.random.normal(kb, (), dtype)
         return cls(w, u, b)
 
@@ -241,13 +244,14 @@ class Radial(eqx.Module):
 
     @classmethod
     def init(cls, key: jax.Array, dim: int, *, scale: float = 0.01, dtype=None) -> "Radial":
-        """A layer close to the identity (β ≈ 0), centre z0 ~ N(0, I)."""
+        """A layer close to the identity for small ``scale``: α = 1, β ~ N(0, scale²) clipped at
+        -1/2, centre z0 ~ N(0, I)."""
         dtype = dtype or jnp.result_type(float)
         kz, kb = jax.random.split(key)
         z0 = jax.random.normal(kz, (dim,), dtype)
         alpha_raw = jnp.asarray(math.log(math.expm1(1.0)), dtype)       # α = 1
         # β = -α + softplus(β_raw) ≈ scale·ε  →  softplus(β_raw) = 1 + scale·ε
-        beta = scale * jax.random.normal(kb, (), dtype)
+        beta = jnp.maximum(scale * jax.random.normal(kb, (), dtype), -0.5)
         beta_raw = jnp.log(jnp.expm1(1.0 + beta))
         return cls(z0, alpha_raw, beta_raw)
 
@@ -303,16 +307,73 @@ class Radial(eqx.Module):
 # ----------------------------------------------------------------------------- the flow
 
 
-def _run_stack(layers, method: str, z: jax.Array, reverse: bool) -> tuple[jax.Array, jax.Array]:
-    """Apply ``layer.<method>`` through the stack (scan over a stacked module, or a loop over
-    a tuple), summing log-determinants. z: (d,)."""
-    if isinstance(layers, (tuple, list)):
-        total = jnp.zeros((), z.dtype)
-        for layer in (reversed(layers) if reverse else layers):
-            z, ld = getattr(layer, method)(z)
-            total = total + ld
-        return z, total
-    dynamic, static = eqx.partition(layers, eqx.is_array)
+class Affine(eqx.Module):
+    r"""Affine layer :math:`f(z) = L z + m`, L lower triangular with diagonal :math:`e^{s}` > 0.
+
+    :math:`\log\lvert\det J_f\rvert = \sum_j s_j`; the inverse is a triangular solve. Put
+    in front of planar layers it lets a flow represent any Gaussian exactly.
+
+    Attributes: shift m (d,), log_diag s (d,), lower (d, d) (only the strictly lower part is
+    used). Methods act on one point (d,).
+    """
+
+    shift: jax.Array
+    log_diag: jax.Array
+    lower: jax.Array
+
+    @classmethod
+    def init(cls, key: jax.Array, dim: int, *, scale: float = 0.01, dtype=None) -> "Affine":
+        """The identity map (``key`` and ``scale`` unused, kept for a uniform signature)."""
+        dtype = dtype or jnp.result_type(float)
+        return cls(jnp.zeros((dim,), dtype), jnp.zeros((dim,), dtype),
+                   jnp.zeros((dim, dim), dtype))
+
+    @property
+    def dim(self) -> int:
+        return self.shift.shape[-1]
+
+    @property
+    def matrix(self) -> jax.Array:
+        """L, (d, d)."""
+        return jnp.tril(self.lower, -1) + jnp.diag(jnp.exp(self.log_diag))
+
+    def forward_and_log_det(self, z):
+        return self.matrix @ z + self.shift, jnp.sum(self.log_diag)
+
+    def forward(self, z):
+        return self.forward_and_log_det(z)[0]
+
+    def log_det(self, z):
+        return jnp.sum(self.log_diag)
+
+    def inverse_and_log_det(self, y):
+        z = jax.scipy.linalg.solve_triangular(self.matrix, y - self.shift, lower=True)
+        return z, -jnp.sum(self.log_diag)
+
+    def inverse(self, y):
+        return self.inverse_and_log_det(y)[0]
+
+
+_VECTOR_LEAF = {Planar: "w", Radial: "z0", Affine: "shift"}
+
+
+def _is_stacked(block) -> bool:
+    """True for a layer whose array leaves carry a leading (L,) layer axis."""
+    for cls, name in _VECTOR_LEAF.items():
+        if isinstance(block, cls):
+            return getattr(block, name).ndim == 2
+    raise TypeError(f"unknown flow layer {type(block).__name__}; expected Planar, Radial or "
+                    "Affine")
+
+
+def _blocks(layers) -> tuple:
+    return tuple(layers) if isinstance(layers, (tuple, list)) else (layers,)
+
+
+def _run_block(block, method: str, z: jax.Array, reverse: bool):
+    if not _is_stacked(block):
+        return getattr(block, method)(z)
+    dynamic, static = eqx.partition(block, eqx.is_array)
 
     def body(carry, dyn):
         x, total = carry
@@ -323,14 +384,26 @@ def _run_stack(layers, method: str, z: jax.Array, reverse: bool) -> tuple[jax.Ar
     return z, total
 
 
+def _run_stack(layers, method: str, z: jax.Array, reverse: bool) -> tuple[jax.Array, jax.Array]:
+    """Apply ``<method>`` through the blocks (each a layer, or stacked layers run by
+    ``lax.scan``), in order or in reverse, summing log-determinants. z: (d,)."""
+    blocks = _blocks(layers)
+    total = jnp.zeros((), z.dtype)
+    for block in (reversed(blocks) if reverse else blocks):
+        z, ld = _run_block(block, method, z, reverse)
+        total = total + ld
+    return z, total
+
+
 class Flow(eqx.Module):
     r"""A standard-normal base distribution on :math:`\mathbb R^d` and a stack of layers.
 
     Attributes:
-        layers: either one layer module whose array leaves carry a leading (L,) axis (made by
-            ``eqx.filter_vmap`` of a layer constructor, e.g. :func:`planar_flow`; applied with
-            ``lax.scan``, so compile time does not grow with L), or a tuple of layers (applied
-            in a Python loop; layers may then differ in type).
+        layers: a block or a tuple of blocks, applied in order. A block is one layer
+            (:class:`Planar`, :class:`Radial`, :class:`Affine`) or a stack of L layers of one
+            type whose array leaves carry a leading (L,) axis (made by ``eqx.filter_vmap`` of
+            a layer constructor, as :func:`planar_flow` does), applied with ``lax.scan`` so
+            that compile time does not grow with L.
         dim: static data dimension d.
         direction: ``"generative"`` (layers map z → x; exact ``sample`` and
             ``sample_and_log_prob``, numerical inverse in ``log_prob``; for reverse KL) or
@@ -366,19 +439,19 @@ class Flow(eqx.Module):
             return _run_stack(self.layers, "forward_and_log_det", x, reverse=False)
         return _run_stack(self.layers, "inverse_and_log_det", x, reverse=True)
 
-    def _batched(self, fn, x):
-        x = as_float_array(x, "x", ndim=(1, 2), dtype=self.dtype)
+    def _check(self, x, name: str = "x") -> jax.Array:
+        x = as_float_array(x, name, ndim=(1, 2), dtype=self.dtype)
         if x.shape[-1] != self.dim:
-            raise ValueError(f"x must have last dimension {self.dim}, got shape {x.shape}")
-        return fn(x) if x.ndim == 1 else jax.vmap(fn)(x)
+            raise ValueError(f"{name} must have last dimension {self.dim}, got shape {x.shape}")
+        return x
 
     def to_base(self, x: jax.Array) -> jax.Array:
         """The data → noise map f: x (d,) or (n, d) → same shape."""
-        return self._batched(lambda v: self._to_base(v)[0], x)
+        return _to_base_jit(self, self._check(x))
 
     def to_data(self, z: jax.Array) -> jax.Array:
         """The noise → data map g = f⁻¹: z (d,) or (n, d) → same shape."""
-        return self._batched(lambda v: self._to_data(v)[0], z)
+        return _to_data_jit(self, self._check(z, "z"))
 
     # -- densities and samples ---------------------------------------------------------
     def log_prob(self, x: jax.Array) -> jax.Array:
@@ -387,10 +460,7 @@ class Flow(eqx.Module):
         x: (d,) or (n, d) → () or (n,). Exact (no inverse) for a normalizing flow; for a
         generative flow it inverts each layer numerically.
         """
-        def one(v):
-            z, ld = self._to_base(v)
-            return standard_normal_log_prob(z) + ld
-        return self._batched(one, x)
+        return _log_prob_jit(self, self._check(x))
 
     def sample_and_log_prob(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
         r"""n samples :math:`x = g(z)`, :math:`z \sim \mathcal N(0, I)`, with
@@ -398,44 +468,93 @@ class Flow(eqx.Module):
 
         Exact (no inverse) for a generative flow: the reverse-KL path.
         """
-        z = jax.random.normal(key, (n, self.dim), self.dtype)
-
-        def one(v):
-            x, ld = self._to_data(v)
-            return x, standard_normal_log_prob(v) - ld
-        return jax.vmap(one)(z)
+        check_int_in_range(n, "n", 1, 1 << 31)
+        return _sample_and_log_prob_jit(self, key, n)
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         """n samples of the flow's distribution: (n, d)."""
-        z = jax.random.normal(key, (n, self.dim), self.dtype)
-        return jax.vmap(lambda v: self._to_data(v)[0])(z)
+        check_int_in_range(n, "n", 1, 1 << 31)
+        return _sample_jit(self, key, n)
 
     @property
     def n_layers(self) -> int:
-        if isinstance(self.layers, (tuple, list)):
-            return len(self.layers)
-        return jax.tree_util.tree_leaves(eqx.filter(self.layers, eqx.is_array))[0].shape[0]
+        """Total number of layers over all blocks."""
+        return sum(jax.tree_util.tree_leaves(eqx.filter(b, eqx.is_array))[0].shape[0]
+                   if _is_stacked(b) else 1 for b in _blocks(self.layers))
 
 
-def _stacked_flow(layer_cls, key, dim, n_layers, direction, scale, dtype) -> Flow:
+def _rows(fn, x):
+    return fn(x) if x.ndim == 1 else jax.vmap(fn)(x)
+
+
+@eqx.filter_jit
+def _to_base_jit(flow: Flow, x):
+    return _rows(lambda v: flow._to_base(v)[0], x)
+
+
+@eqx.filter_jit
+def _to_data_jit(flow: Flow, z):
+    return _rows(lambda v: flow._to_data(v)[0], z)
+
+
+@eqx.filter_jit
+def _log_prob_jit(flow: Flow, x):
+    def one(v):
+        z, ld = flow._to_base(v)
+        return standard_normal_log_prob(z) + ld
+    return _rows(one, x)
+
+
+@eqx.filter_jit
+def _sample_and_log_prob_jit(flow: Flow, key, n: int):
+    z = jax.random.normal(key, (n, flow.dim), flow.dtype)
+
+    def one(v):
+        x, ld = flow._to_data(v)
+        return x, standard_normal_log_prob(v) - ld
+    return jax.vmap(one)(z)
+
+
+@eqx.filter_jit
+def _sample_jit(flow: Flow, key, n: int):
+    z = jax.random.normal(key, (n, flow.dim), flow.dtype)
+    return jax.vmap(lambda v: flow._to_data(v)[0])(z)
+
+
+def stack_layers(layer_cls, key: jax.Array, dim: int, n_layers: int, *, scale: float = 0.01,
+                 dtype=None):
+    """``n_layers`` layers of ``layer_cls`` (``Planar``, ``Radial``, ``Affine``) stacked along a
+    leading axis by ``eqx.filter_vmap``: one block of a :class:`Flow`."""
     check_int_in_range(dim, "dim", 1, 1 << 20)
     check_int_in_range(n_layers, "n_layers", 1, 1 << 16)
+    return _stack_jit(layer_cls, key, dim, n_layers, scale, dtype)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2, 3, 5))
+def _stack_jit(layer_cls, key, dim, n_layers, scale, dtype):
     keys = jax.random.split(key, n_layers)
-    layers = eqx.filter_vmap(lambda k: layer_cls.init(k, dim, scale=scale, dtype=dtype))(keys)
-    return Flow(layers, dim, direction)
+    return eqx.filter_vmap(lambda k: layer_cls.init(k, dim, scale=scale, dtype=dtype))(keys)
+
+
+def _stacked_flow(layer_cls, key, dim, n_layers, direction, scale, dtype, affine) -> Flow:
+    block = stack_layers(layer_cls, key, dim, n_layers, scale=scale, dtype=dtype)
+    if affine:
+        return Flow((Affine.init(key, dim, dtype=dtype), block), dim, direction)
+    return Flow(block, dim, direction)
 
 
 def planar_flow(key: jax.Array, dim: int, n_layers: int, *, direction: str = "generative",
-                scale: float = 0.01, dtype=None) -> Flow:
+                affine: bool = False, scale: float = 0.01, dtype=None) -> Flow:
     """A :class:`Flow` of ``n_layers`` stacked :class:`Planar` layers (scanned), each near the
-    identity at initialization. ``dtype`` defaults to JAX's default float."""
-    return _stacked_flow(Planar, key, dim, n_layers, direction, scale, dtype)
+    identity at initialization; with ``affine=True`` an :class:`Affine` layer (initialized to
+    the identity) comes first. ``dtype`` defaults to JAX's default float."""
+    return _stacked_flow(Planar, key, dim, n_layers, direction, scale, dtype, affine)
 
 
 def radial_flow(key: jax.Array, dim: int, n_layers: int, *, direction: str = "generative",
-                scale: float = 0.01, dtype=None) -> Flow:
+                affine: bool = False, scale: float = 0.01, dtype=None) -> Flow:
     """A :class:`Flow` of ``n_layers`` stacked :class:`Radial` layers (scanned)."""
-    return _stacked_flow(Radial, key, dim, n_layers, direction, scale, dtype)
+    return _stacked_flow(Radial, key, dim, n_layers, direction, scale, dtype, affine)
 
 
 # ----------------------------------------------------------------------------- losses

@@ -1,0 +1,309 @@
+"""jaxml.flows: invertibility constraint, log-dets against jax.jacobian, inverses, a density that
+integrates to one, forward/reverse KL, the Rezende & Mohamed energies, jit/vmap/float32."""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import integrate, stats
+
+from jaxml import flows
+
+floats = st.floats(-30.0, 30.0, allow_nan=False, allow_infinity=False)
+vec3 = st.lists(floats, min_size=3, max_size=3)
+
+
+def _jacobian_log_det(fn, z):
+    sign, logabs = jnp.linalg.slogdet(jax.jacobian(fn)(z))
+    return logabs
+
+
+def _perturbed_affine(seed, dim, s=0.3):
+    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
+    return flows.Affine(jax.random.normal(k1, (dim,)), s * jax.random.normal(k2, (dim,)),
+                        s * jax.random.normal(k3, (dim, dim)))
+
+
+# ----------------------------------------------------------------------------- constraint
+
+
+@given(w=vec3, u=vec3)
+def test_planar_constraint_holds_for_any_raw_parameters(w, u):
+    layer = flows.Planar(jnp.asarray(w), jnp.asarray(u), jnp.asarray(0.3))
+    w, u = np.asarray(w), np.asarray(u)
+    wu_hat = float(np.dot(w, np.asarray(layer.u_hat)))
+    scale = 1.0 + abs(np.dot(w, u)) + np.linalg.norm(w) * np.linalg.norm(u)
+    assert wu_hat >= -1.0 - 1e-12 * scale
+    assert float(layer.wu_hat()) >= -1.0
+    # the projection's w-component is exactly m(wᵀu) = -1 + softplus(wᵀu)
+    if np.dot(w, w) > 0:
+        m = -1.0 + np.logaddexp(0.0, np.dot(w, u))
+        assert wu_hat == pytest.approx(m, abs=1e-12 * scale)
+        # û differs from u only along w
+        resid = np.asarray(layer.u_hat) - u
+        assert (np.linalg.norm(resid - np.dot(resid, w) / np.dot(w, w) * w)
+                <= 1e-10 * (scale + np.linalg.norm(resid)))
+    else:
+        np.testing.assert_array_equal(np.asarray(layer.u_hat), u)
+    assert np.all(np.isfinite(np.asarray(layer.u_hat)))
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _layer_checks(cls, seed, scale):
+    """For a random layer and input: forward, log-det, |det jacobian|, inverse and its log-det
+    (one compilation per layer class)."""
+    layer = cls.init(jax.random.key(seed), 3, scale=scale)
+    z = 2.0 * jax.random.normal(jax.random.key(seed + 1), (3,))
+    y, ld = layer.forward_and_log_det(z)
+    z_back, ld_inv = layer.inverse_and_log_det(y)
+    return dict(z=z, y=y, ld=ld, y2=layer.forward(z), ld2=layer.log_det(z),
+                jac_ld=_jacobian_log_det(layer.forward, z), z_back=z_back, ld_inv=ld_inv,
+                jac_ld_inv=_jacobian_log_det(layer.inverse, y))
+
+
+layer_cases = dict(seed=st.integers(0, 2**16), scale=st.sampled_from([0.3, 1.0, 3.0]),
+                   cls=st.sampled_from([flows.Planar, flows.Radial]))
+
+
+@given(**layer_cases)
+def test_log_det_matches_jacobian(seed, scale, cls):
+    r = _layer_checks(cls, seed, scale)
+    np.testing.assert_allclose(r["y2"], r["y"], rtol=1e-12)
+    np.testing.assert_allclose(r["ld"], r["jac_ld"], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(r["ld2"], r["ld"], rtol=1e-12)
+
+
+@given(**layer_cases)
+def test_inverse_of_forward_is_identity(seed, scale, cls):
+    r = _layer_checks(cls, seed, scale)
+    np.testing.assert_allclose(r["z_back"], r["z"], atol=1e-9)
+    np.testing.assert_allclose(r["ld_inv"], -r["ld"], atol=1e-9)
+    np.testing.assert_allclose(r["ld_inv"], r["jac_ld_inv"], atol=1e-8)
+
+
+def test_planar_inverse_near_the_invertibility_boundary():
+    """wᵀû → -1 (raw wᵀu very negative): the map is nearly flat at s = -b, still inverted."""
+    w = jnp.array([1.0, -0.5])
+    u = -25.0 * w                                # wᵀu = -31.25, wᵀû = -1 + 2.7e-14
+    layer = flows.Planar(w, u, jnp.asarray(0.2))
+    z = jnp.stack([jnp.linspace(-3, 3, 41), jnp.linspace(2, -1, 41)], axis=1)
+    y = jax.vmap(layer.forward)(z)
+    z_back = jax.vmap(layer.inverse)(y)
+    # on the flat spot the inverse is ill-conditioned; compare through the forward map
+    np.testing.assert_allclose(jax.vmap(layer.forward)(z_back), y, atol=1e-9)
+    assert np.all(np.isfinite(np.asarray(z_back)))
+
+
+def test_affine_layer_log_det_and_inverse():
+    layer = _perturbed_affine(3, 3)
+    z = jnp.array([0.3, -1.0, 2.0])
+    y, ld = layer.forward_and_log_det(z)
+    np.testing.assert_allclose(ld, _jacobian_log_det(layer.forward, z), rtol=1e-12)
+    np.testing.assert_allclose(layer.inverse(y), z, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- flows
+
+
+@pytest.fixture(scope="module")
+def flow_pair():
+    """A generative and a normalizing 2-D planar flow with non-trivial layers (+ affine)."""
+    key = jax.random.key(11)
+    planar = flows.stack_layers(flows.Planar, key, 2, 6, scale=0.5)
+    radial = flows.stack_layers(flows.Radial, jax.random.key(5), 2, 2, scale=0.5)
+    layers = (_perturbed_affine(2, 2), planar, radial)
+    return flows.Flow(layers, 2, "generative"), flows.Flow(layers, 2, "normalizing")
+
+
+def test_sample_and_log_prob_is_change_of_variables(flow_pair):
+    gen, nor = flow_pair
+    key = jax.random.key(0)
+    x, log_q = gen.sample_and_log_prob(key, 8)
+    z = jax.random.normal(key, (8, 2))
+    ld = jax.jit(jax.vmap(lambda v: _jacobian_log_det(lambda t: gen._to_data(t)[0], v)))(z)
+    expected = stats.multivariate_normal(np.zeros(2), np.eye(2)).logpdf(np.asarray(z)) - ld
+    np.testing.assert_allclose(log_q, expected, atol=1e-9)
+    np.testing.assert_allclose(gen.sample(key, 8), x, atol=1e-12)
+    # log_prob by the numerical inverse agrees with sample_and_log_prob
+    np.testing.assert_allclose(gen.log_prob(x), log_q, atol=1e-8)
+    # the normalizing flow samples through its inverse and gets the same numbers
+    xn, log_qn = nor.sample_and_log_prob(key, 8)
+    np.testing.assert_allclose(nor.log_prob(xn), log_qn, atol=1e-8)
+    np.testing.assert_allclose(nor.to_base(xn), z, atol=1e-8)
+
+
+@pytest.mark.parametrize("direction", [0, 1])
+def test_density_integrates_to_one(flow_pair, direction):
+    flow = flow_pair[direction]
+    g = jnp.linspace(-10.0, 10.0, 401)
+    xx, yy = jnp.meshgrid(g, g)
+    pts = jnp.stack([xx.ravel(), yy.ravel()], axis=1)
+    dens = jnp.exp(flow.log_prob(pts)).reshape(xx.shape)
+    mass = integrate.trapezoid(integrate.trapezoid(np.asarray(dens), np.asarray(g)), np.asarray(g))
+    assert abs(mass - 1.0) < 1e-2
+
+
+def test_forward_kl_loss_is_negative_mean_log_likelihood(flow_pair):
+    _, nor = flow_pair
+    x = jax.random.normal(jax.random.key(3), (10, 2)) * 1.5 + 0.5
+    z = nor.to_base(x)
+    ld = jax.jit(jax.vmap(lambda v: _jacobian_log_det(lambda t: nor._to_base(t)[0], v)))(x)
+    ll = stats.norm.logpdf(np.asarray(z)).sum(axis=1) + np.asarray(ld)
+    np.testing.assert_allclose(flows.forward_kl_loss(nor, x), -ll.mean(), rtol=1e-10)
+
+
+def test_reverse_kl_loss_estimates_kl_minus_log_z():
+    """With q = N(0, I) (identity flow) and π ∝ N(m, s²I) · c, the loss estimates
+    KL(q‖N(m, s²I)) − log(c·Z_N): compare with the closed form within 4 standard errors."""
+    flow = flows.Flow(flows.Affine.init(None, 2), 2)
+    m, s, log_c = jnp.array([1.0, -0.5]), 1.5, 0.7
+
+    def log_target(x):
+        return jnp.sum(-0.5 * ((x - m) / s) ** 2) + log_c   # Z_N = 2π s²
+
+    keys = jax.random.split(jax.random.key(0), 400)
+    vals = np.asarray(jax.vmap(lambda k: flows.reverse_kl_loss(flow, k, log_target, 16))(keys))
+    kl = 0.5 * (2 / s**2 + float(m @ m) / s**2 - 2 + 2 * 2 * math.log(s))
+    exact = kl - log_c - math.log(2 * math.pi * s**2)
+    assert abs(vals.mean() - exact) < 4 * vals.std(ddof=1) / math.sqrt(len(vals))
+
+
+def test_log_prob_gradient_through_numerical_inverse():
+    """Implicit-function gradients of a generative flow's log_prob equal finite differences."""
+    flow = flows.planar_flow(jax.random.key(2), 2, 3, scale=1.0)
+    x = jnp.array([[0.4, -1.2], [2.0, 0.5]])
+
+    def f(b):
+        layers = flow.layers
+        return jnp.sum(flows.Flow(flows.Planar(layers.w, layers.u, b), 2).log_prob(x))
+
+    b0 = flow.layers.b
+    grad = jax.grad(f)(b0)
+    eps = 1e-6
+    fd = jnp.stack([(f(b0.at[i].add(eps)) - f(b0.at[i].add(-eps))) / (2 * eps)
+                    for i in range(3)])
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_reverse_kl_recovers_gaussian_target():
+    mean = jnp.array([1.0, -0.5])
+    cov = jnp.array([[1.0, 0.6], [0.6, 0.8]])
+    prec = jnp.linalg.inv(cov)
+
+    def log_target(x):
+        d = x - mean
+        return -0.5 * d @ prec @ d
+
+    flow = flows.planar_flow(jax.random.key(0), 2, 2, affine=True)
+    res = flows.fit(jax.random.key(1), flow, log_target=log_target, n_samples=128,
+                    n_steps=1000, optimizer=optax.adam(optax.cosine_decay_schedule(3e-2, 1000)))
+    assert bool(res.finite) and int(res.n_iter) == 1000
+    x = res.flow.sample(jax.random.key(2), 40_000)
+    np.testing.assert_allclose(x.mean(0), mean, atol=0.03)
+    np.testing.assert_allclose(jnp.cov(x.T), cov, atol=0.04)
+    # the loss → KL − log Z = −log Z, with Z = 2π |Σ|^{1/2}
+    log_z = math.log(2 * math.pi) + 0.5 * math.log(float(jnp.linalg.det(cov)))
+    assert abs(float(res.losses[-100:].mean()) + log_z) < 0.02
+
+
+def test_forward_kl_fit_improves_likelihood_and_matches_sampled_data():
+    key = jax.random.key(4)
+    z = jax.random.normal(key, (600, 2))
+    data = jnp.stack([z[:, 0], 0.5 * z[:, 1] + 0.4 * z[:, 0] ** 2 - 0.4], axis=1)   # a banana
+    flow = flows.planar_flow(jax.random.key(5), 2, 8, direction="normalizing", affine=True)
+    res = flows.fit(jax.random.key(6), flow, data=data, batch_size=128, n_steps=800,
+                    learning_rate=1e-2)
+    before = flows.forward_kl_loss(flow, data)
+    after = flows.forward_kl_loss(res.flow, data)
+    assert bool(res.finite)
+    # better than the best Gaussian fit (a flow with only the affine layer can do that)
+    gauss_nll = -stats.multivariate_normal(np.mean(data, 0), np.cov(data.T, bias=True)).logpdf(
+        np.asarray(data)).mean()
+    assert float(after) < float(before) and float(after) < gauss_nll - 0.05
+
+
+def test_training_never_nan_across_seeds_and_energies():
+    flow = flows.planar_flow(jax.random.key(0), 2, 8)
+    for name in ("U1", "U3"):
+        energy = flows.ENERGIES[name]
+
+        def run(key):
+            return flows.fit(key, flow, log_target=lambda x: -energy(x), n_samples=64,
+                             n_steps=300, learning_rate=1e-2)
+        res = jax.vmap(run)(jax.random.split(jax.random.key(1), 4))
+        assert np.all(np.isfinite(np.asarray(res.losses))), name
+        assert bool(jnp.all(res.finite))
+
+
+def test_fit_vmaps_over_learning_rate_and_keeps_float32():
+    flow = flows.planar_flow(jax.random.key(0), 2, 4, dtype=jnp.float32)
+    target = lambda x: -flows.U2(x)  # noqa: E731
+
+    def run(lr):
+        return flows.fit(jax.random.key(1), flow, log_target=target, n_samples=32, n_steps=50,
+                         learning_rate=lr)
+    lrs = jnp.array([1e-3, 1e-2], jnp.float32)
+    res = jax.jit(jax.vmap(run))(lrs)
+    assert res.losses.shape == (2, 50) and res.losses.dtype == jnp.float32
+    single = run(lrs[1])
+    np.testing.assert_allclose(res.losses[1], single.losses, rtol=1e-4, atol=1e-4)
+    x, lq = single.flow.sample_and_log_prob(jax.random.key(0), 5)
+    assert x.dtype == jnp.float32 and lq.dtype == jnp.float32
+    assert single.flow.log_prob(x).dtype == jnp.float32
+
+
+# ----------------------------------------------------------------------------- energies
+
+
+@pytest.mark.parametrize("name,mass", [
+    ("U2", 0.4 * math.sqrt(2 * math.pi)),
+    ("U3", 2 * 0.35 * math.sqrt(2 * math.pi)),
+    ("U4", (0.4 + 0.35) * math.sqrt(2 * math.pi)),
+])
+@pytest.mark.parametrize("z1", [-2.3, 0.0, 0.9, 1.7])
+def test_energy_slices_integrate_to_gaussian_masses(name, mass, z1):
+    """For fixed z₁, exp(−U) is a sum of Gaussian bumps in z₂: its integral is closed form."""
+    energy = flows.ENERGIES[name]
+    val, _ = integrate.quad(lambda z2: float(jnp.exp(-energy(jnp.array([z1, z2])))), -15, 15,
+                            points=[-6, -3, 0, 3], limit=200)
+    assert val == pytest.approx(mass, rel=1e-6)
+
+
+def test_u1_matches_table_1():
+    z = np.array([[0.5, -1.7], [2.1, 0.3], [0.0, 0.0]])
+    r = np.linalg.norm(z, axis=1)
+    expected = 0.5 * ((r - 2) / 0.4) ** 2 - np.log(np.exp(-0.5 * ((z[:, 0] - 2) / 0.6) ** 2)
+                                                   + np.exp(-0.5 * ((z[:, 0] + 2) / 0.6) ** 2))
+    np.testing.assert_allclose(flows.U1(jnp.asarray(z)), expected, rtol=1e-12)
+    assert np.all(np.isfinite(np.asarray(jax.grad(lambda v: flows.U1(v))(jnp.zeros(2)))))
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_bad_input():
+    flow = flows.planar_flow(jax.random.key(0), 2, 2)
+    with pytest.raises(ValueError, match="exactly one"):
+        flows.fit(jax.random.key(0), flow)
+    with pytest.raises(ValueError, match="columns"):
+        flows.fit(jax.random.key(0), flow, data=jnp.ones((5, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        flows.fit(jax.random.key(0), flow, data=jnp.full((5, 2), jnp.nan))
+    with pytest.raises(ValueError, match="direction"):
+        flows.Flow(flow.layers, 2, "sideways")
+    with pytest.raises(ValueError, match="last dimension"):
+        flow.log_prob(jnp.ones((4, 3)))
+    with pytest.raises(ValueError, match="learning_rate"):
+        flows.fit(jax.random.key(0), flow, log_target=flows.U1, learning_rate=-1.0)
