@@ -63,13 +63,7 @@ from jax import lax
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import logsumexp
 
-from jaxml._core import (
-    check_int_in_range,
-    check_matrix,
-    check_nonnegative,
-    is_concrete,
-    run_loop,
-)
+from jaxml._core import as_float_array, check_int_in_range, check_nonnegative, is_concrete, run_loop
 
 __all__ = [
     "COVARIANCE_TYPES", "GMMParams", "GMMResult", "init", "e_step", "m_step", "step", "fit",
@@ -90,6 +84,11 @@ class GMMParams(NamedTuple):
         covariances: the component covariances, shaped by the covariance type as in
             scikit-learn: (k, d, d) ``full``, (d, d) ``tied``, (k, d) ``diag`` (variances),
             (k,) ``spherical`` (one variance per component).
+
+    The parameters returned by :func:`init`, :func:`m_step`, :func:`step` and
+    ``GMMResult.params`` are instances of a subclass whose ``covariance_type`` class
+    attribute records the type, so the verbs need no ``covariance_type=``; for a
+    hand-built ``GMMParams`` it is read off the shapes.
     """
 
     weights: jax.Array
@@ -120,11 +119,43 @@ class GMMResult(NamedTuple):
 
     @property
     def params(self) -> GMMParams:
-        """The fitted parameters as a :class:`GMMParams`."""
-        return GMMParams(self.weights, self.means, self.covariances)
+        """The fitted parameters as a :class:`GMMParams` (of the same covariance type)."""
+        ct = getattr(self, "covariance_type", None)
+        cls = _TYPED[GMMParams, ct] if ct is not None else GMMParams
+        return cls(self.weights, self.means, self.covariances)
+
+
+# Parameters and results made by this module carry their covariance type in their class: a
+# subclass of GMMParams / GMMResult with a ``covariance_type`` class attribute (no extra
+# field, so they unpack, jit and vmap exactly like the base NamedTuple — JAX rebuilds a
+# namedtuple with its own class). A hand-built GMMParams gets its type from the shapes.
+_TYPED: dict = {}
+for _base in (GMMParams, GMMResult):
+    for _t in COVARIANCE_TYPES:
+        _TYPED[_base, _t] = type(_base.__name__, (_base,), {
+            "__slots__": (), "covariance_type": _t, "__module__": __name__,
+            "__qualname__": _base.__qualname__,
+            "__doc__": f"{_base.__name__} of a mixture with {_t!r} covariances."})
+del _base, _t
+
+
+def _typed(base, covariance_type: str, *fields):
+    return _TYPED[base, covariance_type](*fields)
 
 
 # ============================================================================ checks
+
+def _matrix(x, name: str, dtype=None) -> jax.Array:
+    """A floating (n, d) array, finite when its values are known.
+
+    The finiteness test runs in NumPy, so a concrete array closed over by a ``jit``-traced
+    function is still checked (a ``jnp`` test would be staged into the trace).
+    """
+    x = as_float_array(x, name, ndim=2, dtype=dtype, finite=False)
+    if is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
 
 def _check_covariance_type(covariance_type) -> str:
     if covariance_type not in COVARIANCE_TYPES:
@@ -156,7 +187,7 @@ def _check_params(params, covariance_type, dtype=None, d=None) -> tuple[GMMParam
     except AttributeError as e:
         raise TypeError("params must have weights, means and covariances "
                         f"(a GMMParams or GMMResult), got {type(params).__name__}") from e
-    means = check_matrix(means, "params.means", dtype=dtype)
+    means = _matrix(means, "params.means", dtype=dtype)
     dtype = means.dtype
     k, dd = means.shape
     if d is not None and dd != d:
@@ -165,6 +196,8 @@ def _check_params(params, covariance_type, dtype=None, d=None) -> tuple[GMMParam
     covs = jnp.asarray(covs, dtype)
     if weights.shape != (k,):
         raise ValueError(f"params.weights must have shape ({k},), got {weights.shape}")
+    if covariance_type is None:
+        covariance_type = getattr(params, "covariance_type", None)
     if covariance_type is None:
         covariance_type = _infer_covariance_type(means.shape, covs.shape)
     else:
@@ -187,18 +220,18 @@ def _check_params(params, covariance_type, dtype=None, d=None) -> tuple[GMMParam
                 raise ValueError("params.covariances must be symmetric positive definite")
         elif np.any(c <= 0):
             raise ValueError("params.covariances (variances) must be positive")
-    return GMMParams(weights, means, covs), covariance_type
+    return _typed(GMMParams, covariance_type, weights, means, covs), covariance_type
 
 
 def _check_X(X, name="X"):
-    X = check_matrix(X, name)
+    X = _matrix(X, name)
     if X.shape[0] < 1:
         raise ValueError(f"{name} must have at least one row")
     return X
 
 
 def _check_resp(resp, X):
-    resp = check_matrix(resp, "resp", dtype=X.dtype)
+    resp = _matrix(resp, "resp", dtype=X.dtype)
     if resp.shape[0] != X.shape[0]:
         raise ValueError(f"resp and X must have the same number of rows, got {resp.shape[0]} "
                          f"and {X.shape[0]}")
@@ -317,7 +350,7 @@ class _Stats(NamedTuple):
     """Sufficient statistics of the M step, accumulated around ``shift``.
 
     nk: (k,) Σ_i r_ij. sx: (k, d) Σ_i r_ij x̃_i. sxx: Σ_i r_ij x̃_i x̃_iᵀ (k, d, d) full,
-    Σ_i x̃_i x̃_iᵀ (d, d) tied, Σ_i r_ij x̃_i² (k, d) diag/spherical. ll: Σ_i log p(x_i)
+    Σ_i (Σ_j r_ij) x̃_i x̃_iᵀ (d, d) tied, Σ_i r_ij x̃_i² (k, d) diag/spherical. ll: Σ_i log p(x_i)
     (fused E+M only). x̃ = x − shift.
     """
 
@@ -333,8 +366,8 @@ def _zero_stats(k, d, covariance_type, dtype) -> _Stats:
                   jnp.zeros((), dtype))
 
 
-def _add_block_stats(st: _Stats, Xc, r, mask, covariance_type: str) -> _Stats:
-    """Add one block's statistics; ``r`` (b, k) already zero where ``mask`` (b,) is False."""
+def _add_block_stats(st: _Stats, Xc, r, covariance_type: str) -> _Stats:
+    """Add one block's statistics; ``r`` (b, k) already zero on masked rows."""
     b, k = r.shape
     d = Xc.shape[1]
     sx = jnp.matmul(r.T, Xc, precision=_HI)
@@ -342,7 +375,9 @@ def _add_block_stats(st: _Stats, Xc, r, mask, covariance_type: str) -> _Stats:
         rx = (r[:, :, None] * Xc[:, None, :]).reshape(b, k * d)
         sxx = jnp.matmul(rx.T, Xc, precision=_HI).reshape(k, d, d)
     elif covariance_type == "tied":
-        sxx = jnp.matmul((Xc * mask[:, None]).T, Xc, precision=_HI)
+        # Σ_i (Σ_j r_ij) x̃_i x̃_iᵀ: the pooled scatter Σ_j Σ_i r_ij (x̃_i−μ̃_j)(x̃_i−μ̃_j)ᵀ
+        # needs only this (equal to Σ_i x̃_i x̃_iᵀ, scikit-learn's, when rows sum to 1)
+        sxx = jnp.matmul((Xc * jnp.sum(r, axis=1, keepdims=True)).T, Xc, precision=_HI)
     else:
         sxx = jnp.matmul(r.T, Xc * Xc, precision=_HI)
     return st._replace(nk=st.nk + jnp.sum(r, axis=0), sx=st.sx + sx, sxx=st.sxx + sxx)
@@ -368,7 +403,7 @@ def _params_from_stats(st: _Stats, shift, reg_covar, covariance_type: str) -> GM
     else:
         var = jnp.maximum(st.sxx / nk[:, None] - mu_c * mu_c, 0.0) + reg
         cov = var if covariance_type == "diag" else jnp.mean(var, axis=1)
-    return GMMParams(nk / jnp.sum(nk), mu_c + shift, cov)
+    return _typed(GMMParams, covariance_type, nk / jnp.sum(nk), mu_c + shift, cov)
 
 
 # ============================================================================ compiled cores
@@ -388,7 +423,7 @@ def _m_step(X, resp, reg_covar, covariance_type, block=None):
     b = _block_rows(n, k, d, block)
 
     def fn(st, start, Xb, mask, rb):
-        return _add_block_stats(st, Xb - shift, rb * mask[:, None], mask, covariance_type)
+        return _add_block_stats(st, Xb - shift, rb * mask[:, None], covariance_type)
 
     st = _fold_blocks(fn, X, b, _zero_stats(k, d, covariance_type, X.dtype), resp)
     return _params_from_stats(st, shift, reg_covar, covariance_type)
@@ -405,7 +440,7 @@ def _em_step(params, X, shift, reg_covar, covariance_type, block):
         wlp = _block_weighted_log_prob(Xb, wh, covariance_type)
         lpn = logsumexp(wlp, axis=1)
         r = jnp.exp(wlp - lpn[:, None]) * mask[:, None]
-        st = _add_block_stats(st, Xb - shift, r, mask, covariance_type)
+        st = _add_block_stats(st, Xb - shift, r, covariance_type)
         return st._replace(ll=st.ll + jnp.sum(jnp.where(mask, lpn, 0.0)))
 
     st = _fold_blocks(fn, X, b, _zero_stats(k, d, covariance_type, X.dtype))
@@ -424,8 +459,8 @@ def _fit_from(X, params, tol, reg_covar, covariance_type, max_iter, block=None) 
 
     out = run_loop(loop_step, (params, jnp.asarray(-jnp.inf, dtype)), tol=tol, max_iter=max_iter)
     (p, ll) = out.state
-    return GMMResult(p.weights, p.means, p.covariances, ll, out.trace.astype(dtype),
-                     out.n_iter, out.converged)
+    return _typed(GMMResult, covariance_type, p.weights, p.means, p.covariances, ll,
+                  out.trace.astype(dtype), out.n_iter, out.converged)
 
 
 # ============================================================================ public API
@@ -441,9 +476,10 @@ def e_step(params, X, *, covariance_type: str | None = None):
     Args:
         params: a :class:`GMMParams` (or :class:`GMMResult`).
         X: (n, d) data.
-        covariance_type: ``"full" | "tied" | "diag" | "spherical"``; inferred from the
-            shape of ``params.covariances`` when None (required only when k == d and the
-            covariances are 2-D).
+        covariance_type: ``"full" | "tied" | "diag" | "spherical"``; when None, taken from
+            ``params`` if it came from this module (its class records the type), else
+            inferred from the shape of ``params.covariances`` (ambiguous, hence required,
+            only for 2-D covariances with k == d).
 
     Returns:
         ``(resp, mean_log_likelihood)``: (n, k) rows summing to 1, and ()
@@ -460,8 +496,11 @@ def m_step(X, resp, *, reg_covar=1e-6, covariance_type: str = "full") -> GMMPara
     :math:`N_j=\sum_i r_{ij}+10\epsilon`, :math:`\pi_j = N_j/\sum_l N_l`,
     :math:`\mu_j=\frac1{N_j}\sum_i r_{ij}x_i`,
     :math:`\Sigma_j=\frac1{N_j}\sum_i r_{ij}(x_i-\mu_j)(x_i-\mu_j)^\top+\lambda I` (full);
-    tied: :math:`\frac1{\sum N_j}\sum_j N_j\Sigma_j`-style pooled scatter; diag: the diagonal;
-    spherical: the mean of the diagonal (scikit-learn's estimators).
+    tied: the pooled scatter :math:`\frac1{\sum_j N_j}\sum_{ij} r_{ij}(x_i-\mu_j)(x_i-\mu_j)^\top
+    + \lambda I`; diag: the diagonal of the full estimate; spherical: the mean of the diagonal.
+    These are scikit-learn's estimators (for tied, when the rows of ``resp`` sum to 1:
+    scikit-learn uses :math:`\sum_i x_ix_i^\top` whatever the row sums, which is not the
+    pooled scatter otherwise and not shift-invariant).
 
     Args:
         X: (n, d) data.
