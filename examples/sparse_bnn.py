@@ -30,7 +30,7 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
     X = X / 16.0
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
     Xtr_j, ytr_j = jnp.asarray(Xtr, jnp.float32), jnp.asarray(ytr)
-    n_steps = 300 if quick else 6000
+    n_steps = 300 if quick else 3000
     warmup = n_steps // 3
 
     model = bl.BayesianMLP((64, 100, 10), key=jax.random.key(0), dtype=jnp.float32)
