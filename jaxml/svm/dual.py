@@ -41,6 +41,7 @@ Imaging Sci. (2009) (FISTA, monotone variant).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -49,7 +50,6 @@ import numpy as np
 from jax import lax
 
 from jaxml._core.checks import (
-    check_finite,
     check_labels,
     check_matrix,
     check_positive,
@@ -398,7 +398,8 @@ def _project(u, problem: DualProblem):
 
 def pgd_step(state: PGDState, problem: DualProblem):
     """One monotone-FISTA step: u = P(z + ∇D(z)/L); accept u if D(u) ≥ D(α), else keep α,
-    restart the momentum (and double L if even a plain gradient step failed).
+    restart the momentum (and double L if even a plain gradient step failed, i.e. the
+    power-iteration estimate of λ_max(Q) was too low).
 
     Returns:
         (state, error, value): the new state, the KKT violation at the new α (−inf once the
@@ -407,8 +408,11 @@ def pgd_step(state: PGDState, problem: DualProblem):
     K, y, C = problem.K, problem.y, problem.C
     u = _project(state.z + state.grad_z / state.L, problem)
     grad_u = dual_gradient(u, K, y)
-    dual_u = jnp.sum(u) - 0.5 * jnp.sum(u * (1.0 - grad_u))
-    accept = dual_u >= state.dual
+    # D(u) − D(α) = ½ (u − α)ᵀ(∇D(u) + ∇D(α)) exactly (D is quadratic): no cancellation
+    # of two large objective values, so float32 sees the small late-stage increases.
+    gain = 0.5 * jnp.sum((u - state.alpha) * (grad_u + state.grad))
+    accept = gain >= 0
+    dual_u = state.dual + gain
     alpha = jnp.where(accept, u, state.alpha)
     grad = jnp.where(accept, grad_u, state.grad)
     dual = jnp.where(accept, dual_u, state.dual)
@@ -445,6 +449,18 @@ def fit_pgd(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int |
     """
     X, y, C, tol = _check_binary(X, y, C, tol, kernel)
     max_iter = _default_max_iter(X.shape[0], max_iter)
+    return _fit_binary(_solve_pgd, X, y, C, tol, kernel, jnp.asarray(min_margin, X.dtype),
+                       max_iter)
+
+
+def _solve_pgd(problem: DualProblem, tol, max_iter: int):
+    return iterate(lambda s: pgd_step(s, problem), pgd_init(problem), tol=tol, max_iter=max_iter)
+
+
+@partial(jax.jit, static_argnums=(0, 7))
+def _fit_binary(solve, X, y, C, tol, kernel, min_margin, max_iter) -> SVMModel:
+    """Gram matrix, dual, ``solve(problem, tol, max_iter) -> LoopResult``, model: one
+    compiled function per (solver, shapes, kernel type, max_iter), reused across calls."""
     problem = dual_problem(gram(kernel, X), y, C, min_margin=min_margin)
-    loop = iterate(lambda s: pgd_step(s, problem), pgd_init(problem), tol=tol, max_iter=max_iter)
+    loop = solve(problem, tol, max_iter)
     return _finish(loop.state.alpha, problem, X, kernel, loop, loop.state.infeasible)

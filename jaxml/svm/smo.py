@@ -22,6 +22,7 @@ vector machines", JMLR 6:1889–1918 (2005); C.-C. Chang & C.-J. Lin, "LIBSVM" (
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -39,10 +40,10 @@ from jaxml.svm.dual import (
     _argmax,
     _extremes,
     _finish,
+    _fit_binary,
     _hard_margin_infeasible,
     dual_problem,
-    pgd_init,
-    pgd_step,
+    _solve_pgd,
 )
 from jaxml.svm.kernels import Kernel, Linear, gram
 
@@ -133,10 +134,6 @@ def _solve_smo(problem: DualProblem, tol, max_iter: int):
     return iterate(lambda s: smo_step(s, problem), smo_init(problem), tol=tol, max_iter=max_iter)
 
 
-def _solve_pgd(problem: DualProblem, tol, max_iter: int):
-    return iterate(lambda s: pgd_step(s, problem), pgd_init(problem), tol=tol, max_iter=max_iter)
-
-
 def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | None = None,
         min_margin=DEFAULT_MIN_MARGIN) -> SVMModel:
     """Fit a binary SVM by SMO on its dual.
@@ -160,9 +157,8 @@ def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | Non
     """
     X, y, C, tol = _check_binary(X, y, C, tol, kernel)
     max_iter = _default_max_iter(X.shape[0], max_iter)
-    problem = dual_problem(gram(kernel, X), y, C, min_margin=min_margin)
-    loop = _solve_smo(problem, tol, max_iter)
-    return _finish(loop.state.alpha, problem, X, kernel, loop, loop.state.infeasible)
+    return _fit_binary(_solve_smo, X, y, C, tol, kernel, jnp.asarray(min_margin, X.dtype),
+                       max_iter)
 
 
 # ------------------------------------------------------------------------- one-vs-rest
@@ -212,19 +208,22 @@ def fit_one_vs_rest(X, labels, n_classes: int, *, C=1.0, kernel: Kernel = Linear
         raise ValueError(f"solver must be 'smo' or 'pgd', got {solver!r}")
     _, _, C, tol = _check_binary(X, Y[0], C, tol, kernel)
     max_iter = _default_max_iter(X.shape[0], max_iter)
-    Y = Y.astype(X.dtype)
-    K = gram(kernel, X)
     solve = _solve_smo if solver == "smo" else _solve_pgd
+    return _fit_ovr(solve, X, Y.astype(X.dtype), C, tol, kernel, max_iter)
+
+
+@partial(jax.jit, static_argnums=(0, 6))
+def _fit_ovr(solve, X, Y, C, tol, kernel, max_iter) -> OneVsRestModel:
+    K = gram(kernel, X)
 
     def one(y):
         problem = dual_problem(K, y, C)
         loop = solve(problem, tol, max_iter)
         return _finish(loop.state.alpha, problem, X, kernel, loop, loop.state.infeasible)
 
-    models = jax.vmap(one, out_axes=SVMModel(0, 0, 0, None, 0, None, None, 0, 0, 0, 0, 0, 0))(Y)
-    return OneVsRestModel(models.alpha, models.b, models.support, Y, X, kernel, C,
-                          models.dual_objective, models.kkt_violation, models.n_iter,
-                          models.converged, models.infeasible)
+    m = jax.vmap(one, out_axes=SVMModel(0, 0, 0, None, 0, None, None, 0, 0, 0, 0, 0, 0))(Y)
+    return OneVsRestModel(m.alpha, m.b, m.support, Y, X, kernel, C, m.dual_objective,
+                          m.kkt_violation, m.n_iter, m.converged, m.infeasible)
 
 
 def decision_function_one_vs_rest(model: OneVsRestModel, X) -> jax.Array:
