@@ -120,7 +120,7 @@ def run(out_dir: Path, quick: bool = False) -> list[BenchRow]:
     reps = sizes["repeats"]
     t0 = time.perf_counter()
     r1, ridge_pair = _ridge_big(rng, *sizes["ridge"], reps)
-    rows2, path_data = _lasso_path(rng, *sizes["path"], tol=1e-8, repeats=reps)
+    rows2, path_data = _lasso_path(rng, *sizes["path"], tol=1e-10, repeats=reps)
     r3, many_pair = _many_ridge(rng, *sizes["many"], reps)
     rows = [r1, *rows2, r3]
     _figure(out_dir, ridge_pair, path_data, many_pair)
