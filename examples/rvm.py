@@ -100,7 +100,8 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
 
     acc2 = float(np.mean(np.asarray(rvm.predict(m2, X2)) == y2))
     rows.append(SummaryRow(
-        "kernel RVM (RBF γ=2), two moons 2-D", f"train acc {acc2:.3f}, {rv.sum()} relevance vectors",
+        "kernel RVM (RBF γ=2), two moons 2-D",
+        f"train acc {acc2:.3f}, {rv.sum()} relevance vectors",
         f"SVC train acc {svc2.score(X2, y2):.3f}, {len(sv)} support vectors", fig_name))
 
     # ---- the α spectrum on breast cancer

@@ -2,9 +2,10 @@
 
 A 64-100-10 ``BayesianMLP`` (every weight q(w) = N(θ, σ²), pre-activations sampled by local
 reparameterization, the log-uniform KL of Molchanov et al. 2017) is trained on scikit-learn's
-8×8 digits by full-batch Adam on the negative ELBO Σ NLL + β·KL (β ramps 0 → 1 over the first
-third of training, a common warm-up; Adam restarts at each of the 10 β stages). Weights with log α = log σ²/θ² > 3 are pure noise: we
-prune them and compare the test accuracy before and after, next to logistic regression.
+8×8 digits by full-batch Adam on the negative ELBO Σ NLL + β·KL (β ramps 0 → 1 over the
+first third of training, a common warm-up; Adam restarts at each of the 10 β stages).
+Weights with log α = log σ²/θ² > 3 are pure noise: we prune them and compare the test
+accuracy before and after, next to logistic regression.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-r"""Variational relevance vector machine for binary classification (ARD prior, local reparameterization).
+r"""Variational relevance vector machine for binary labels (ARD prior, local reparameterization).
 
 Model (labels :math:`y_i \in \{-1, +1\}`, basis functions :math:`\phi(x) \in \mathbb{R}^m`)::
 
@@ -416,6 +416,13 @@ def fit(key, X, y, *, kernel=None, bias: bool = True, covariance: str = "diag",
 
     Returns:
         :class:`RVMResult`; m = d (+1) without a kernel, n (+1) with one.
+
+    Notes:
+        Cost per Adam step is O(n m) for the diagonal q and O(n m²) for the full one. The EM
+        α update shrinks an irrelevant αⱼ harmonically (αⱼ ≈ 1/(k hⱼ) after k updates, hⱼ
+        its likelihood curvature), so pruning sharpens with ``max_iter``; ``converged`` tells
+        whether the relevant α settled to ``tol``. With a kernel, the relevance vectors are
+        ``model.basis[model.relevant[:-1]]`` (with ``bias``; the last weight is the bias).
 
     Raises:
         ValueError: labels outside {−1, +1}, mismatched lengths, NaN/inf, bad options.
