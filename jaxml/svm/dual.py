@@ -283,7 +283,12 @@ def decision_function(model: SVMModel, X) -> jax.Array:
     X = check_matrix(X, "X")
     if X.shape[1] != model.X.shape[1]:
         raise ValueError(f"X must have {model.X.shape[1]} features, got {X.shape[1]}")
-    Kx = gram(model.kernel, X.astype(model.X.dtype), model.X)
+    return _decision(model, X.astype(model.X.dtype))
+
+
+@jax.jit
+def _decision(model: SVMModel, X):
+    Kx = model.kernel.gram(X, model.X)
     return jnp.matmul(Kx, model.alpha * model.y, precision=_HIGHEST) + model.b
 
 
@@ -305,11 +310,17 @@ def margin_width(model: SVMModel) -> jax.Array:
 
     ‖w‖² = (α⊙y)ᵀ K (α⊙y) in feature space (= ‖Σ αᵢyᵢxᵢ‖² for the linear kernel).
     """
+    return _margin_width(model)
+
+
+@jax.jit
+def _margin_width(model: SVMModel):
+    ay = model.alpha * model.y
     if isinstance(model.kernel, Linear):
-        w_sq = jnp.sum(primal_weights(model) ** 2)
+        w_sq = jnp.sum(jnp.matmul(ay, model.X, precision=_HIGHEST) ** 2)
     else:
-        ay = model.alpha * model.y
-        w_sq = jnp.dot(ay, jnp.matmul(gram(model.kernel, model.X), ay, precision=_HIGHEST))
+        w_sq = jnp.dot(ay, jnp.matmul(model.kernel.gram(model.X, model.X), ay,
+                                      precision=_HIGHEST))
     return 2.0 / jnp.sqrt(w_sq)
 
 

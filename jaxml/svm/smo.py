@@ -231,7 +231,12 @@ def decision_function_one_vs_rest(model: OneVsRestModel, X) -> jax.Array:
     X = check_matrix(X, "X")
     if X.shape[1] != model.X.shape[1]:
         raise ValueError(f"X must have {model.X.shape[1]} features, got {X.shape[1]}")
-    Kx = gram(model.kernel, X.astype(model.X.dtype), model.X)
+    return _decision_ovr(model, X.astype(model.X.dtype))
+
+
+@jax.jit
+def _decision_ovr(model: OneVsRestModel, X):
+    Kx = model.kernel.gram(X, model.X)
     return jnp.matmul(Kx, (model.alpha * model.Y).T, precision=_HIGHEST) + model.b
 
 
