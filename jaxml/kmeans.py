@@ -239,8 +239,10 @@ def _lloyd(centroids: jax.Array, X: jax.Array):
     counts = jax.ops.segment_sum(jnp.ones_like(min_d), labels, num_segments=k)   # (k,)
     sums, counts = lax.cond(jnp.any(counts == 0), _relocate_empty, lambda *a: (a[3], a[4]),
                             X, labels, min_d, sums, counts)
-    # A cluster left with no points (it gave its only point away) keeps its sum, zero, as
-    # scikit-learn does: its centroid goes to the origin of the centred data.
+    # A cluster whose only point was taken to re-seed an empty one is left with a zero
+    # sum: its centroid goes to the origin (the data mean inside ``fit``), never NaN, and
+    # it is re-seeded at the next step if it stays empty. (scikit-learn leaves this corner
+    # case unguarded; its centroid values there differ.)
     return sums / jnp.where(counts > 0, counts, 1.0)[:, None], labels, min_d
 
 
