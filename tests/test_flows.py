@@ -222,8 +222,8 @@ def test_forward_kl_fit_improves_likelihood_and_matches_sampled_data():
     key = jax.random.key(4)
     z = jax.random.normal(key, (600, 2))
     data = jnp.stack([z[:, 0], 0.5 * z[:, 1] + 0.4 * z[:, 0] ** 2 - 0.4], axis=1)   # a banana
-    flow = flows.planar_flow(jax.random.key(5), 2, 8, direction="normalizing", affine=True)
-    res = flows.fit(jax.random.key(6), flow, data=data, batch_size=128, n_steps=800,
+    flow = flows.planar_flow(jax.random.key(5), 2, 4, direction="normalizing", affine=True)
+    res = flows.fit(jax.random.key(6), flow, data=data, batch_size=128, n_steps=500,
                     learning_rate=1e-2)
     before = flows.forward_kl_loss(flow, data)
     after = flows.forward_kl_loss(res.flow, data)
@@ -235,20 +235,22 @@ def test_forward_kl_fit_improves_likelihood_and_matches_sampled_data():
 
 
 def test_training_never_nan_across_seeds_and_energies():
+    """Reverse KL at learning rate 1e-2 on U1–U4, four seeds each (one compilation)."""
     flow = flows.planar_flow(jax.random.key(0), 2, 8)
-    for name in ("U1", "U3"):
-        energy = flows.ENERGIES[name]
+    energies = [flows.U1, flows.U2, flows.U3, flows.U4]
 
-        def run(key):
-            return flows.fit(key, flow, log_target=lambda x: -energy(x), n_samples=64,
-                             n_steps=300, learning_rate=1e-2)
-        res = jax.vmap(run)(jax.random.split(jax.random.key(1), 4))
-        assert np.all(np.isfinite(np.asarray(res.losses))), name
-        assert bool(jnp.all(res.finite))
+    def run(key, which):
+        return flows.fit(key, flow, log_target=lambda x: -jax.lax.switch(which, energies, x),
+                         n_samples=64, n_steps=300, learning_rate=1e-2).losses
+    keys = jax.random.split(jax.random.key(1), 16)
+    which = jnp.repeat(jnp.arange(4), 4)
+    losses = np.asarray(jax.jit(jax.vmap(run))(keys, which))
+    assert np.all(np.isfinite(losses))
+    assert np.all(losses[:, -50:].mean(1) < losses[:, :10].mean(1))     # and it learned
 
 
 def test_fit_vmaps_over_learning_rate_and_keeps_float32():
-    flow = flows.planar_flow(jax.random.key(0), 2, 4, dtype=jnp.float32)
+    flow = flows.planar_flow(jax.random.key(0), 2, 2, dtype=jnp.float32)
     target = lambda x: -flows.U2(x)  # noqa: E731
 
     def run(lr):
@@ -272,13 +274,14 @@ def test_fit_vmaps_over_learning_rate_and_keeps_float32():
     ("U3", 2 * 0.35 * math.sqrt(2 * math.pi)),
     ("U4", (0.4 + 0.35) * math.sqrt(2 * math.pi)),
 ])
-@pytest.mark.parametrize("z1", [-2.3, 0.0, 0.9, 1.7])
-def test_energy_slices_integrate_to_gaussian_masses(name, mass, z1):
+def test_energy_slices_integrate_to_gaussian_masses(name, mass):
     """For fixed z₁, exp(−U) is a sum of Gaussian bumps in z₂: its integral is closed form."""
-    energy = flows.ENERGIES[name]
-    val, _ = integrate.quad(lambda z2: float(jnp.exp(-energy(jnp.array([z1, z2])))), -15, 15,
-                            points=[-6, -3, 0, 3], limit=200)
-    assert val == pytest.approx(mass, rel=1e-6)
+    z1 = jnp.array([-2.3, 0.0, 0.9, 1.7])
+    z2 = jnp.linspace(-15.0, 15.0, 30001)
+    z = jnp.stack(jnp.broadcast_arrays(z1[:, None], z2[None, :]), axis=-1)   # (4, m, 2)
+    dens = np.asarray(jnp.exp(-flows.ENERGIES[name](z)))
+    np.testing.assert_allclose(integrate.simpson(dens, x=np.asarray(z2), axis=1), mass,
+                               rtol=1e-8)
 
 
 def test_u1_matches_table_1():
