@@ -209,8 +209,14 @@ def test_jit_and_vmap_over_C(cancer):
         np.testing.assert_allclose(batched.dual_objective[k], sklearn_dual(clf, X, linear_kernel),
                                    rtol=1e-4)
         assert float(batched.alpha[k].max()) <= float(c)
+    # under vmap the solves share one loop (a custom batching rule): same steps, same result
     single = jax.jit(fit_c)(Cs[1])
     np.testing.assert_allclose(single.alpha, batched.alpha[1], atol=1e-10)
+    assert int(single.n_iter) == int(batched.n_iter[1])
+    np.testing.assert_allclose(single.trace, batched.trace[1], rtol=1e-12)
+    for k in range(3):
+        t = np.asarray(batched.trace[k])
+        assert np.isnan(t[int(batched.n_iter[k]):]).all() and not np.isnan(t[:int(batched.n_iter[k])]).any()
 
 
 def test_vmap_over_gamma(cancer):

@@ -41,13 +41,14 @@ Imaging Sci. (2009) (FISTA, monotone variant).
 
 from __future__ import annotations
 
-from functools import partial
-from typing import NamedTuple
+from functools import lru_cache, partial
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.custom_batching import custom_vmap
 
 from jaxml._core.checks import (
     check_labels,
@@ -56,7 +57,7 @@ from jaxml._core.checks import (
     check_same_length,
     is_concrete,
 )
-from jaxml._core.loop import iterate
+from jaxml._core.loop import LoopResult, iterate
 from jaxml.svm.kernels import Kernel, Linear, gram
 
 __all__ = [
@@ -464,8 +465,67 @@ def fit_pgd(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int |
                        max_iter)
 
 
+class _Batch(NamedTuple):
+    """Carry of the batched loop: B solver states and their own counters and traces."""
+
+    state: Any
+    n_iter: jax.Array   # (B,) steps each member took
+    error: jax.Array    # (B,) each member's last error
+    trace: jax.Array    # (B, max_iter)
+    col: jax.Array      # () the shared step counter (the trace column)
+
+
+def _iterate_batched(step, state, problem, axes, tol, max_iter: int) -> LoopResult:
+    """B independent solves in one shared loop (:func:`jaxml._core.loop.iterate`).
+
+    ``jax.vmap`` of a ``lax.while_loop`` batches its whole carry, so the loop's trace write
+    becomes a scatter that copies the (B, max_iter) trace at every step. Here the loop
+    counter stays scalar: each step applies ``vmap(step)`` to all members, freezes those
+    already within ``tol`` (as ``vmap`` of the loop would), and writes one trace column in
+    place. Returns a batched :class:`LoopResult` equal to ``vmap`` of ``iterate``.
+    """
+    B = tol.shape[0]
+    dt = tol.dtype
+
+    def wrapped(b: _Batch):
+        done = b.error <= tol
+        new, err, val = jax.vmap(step, in_axes=(0, axes))(b.state, problem)
+        keep = lambda old, nw: jnp.where(done.reshape((B,) + (1,) * (old.ndim - 1)), old, nw)  # noqa: E731
+        state = jax.tree_util.tree_map(keep, b.state, new)
+        err = jnp.where(done, b.error, err.astype(dt))
+        trace = b.trace.at[:, b.col].set(jnp.where(done, jnp.nan, val.astype(dt)))
+        out = _Batch(state, b.n_iter + (~done).astype(jnp.int32), err, trace, b.col + 1)
+        return out, jnp.max(err - tol), jnp.nanmean(jnp.where(done, jnp.nan, val))
+
+    init = _Batch(state, jnp.zeros((B,), jnp.int32), jnp.full((B,), jnp.inf, dt),
+                  jnp.full((B, max_iter), jnp.nan, dt), jnp.int32(0))
+    b = iterate(wrapped, init, tol=0.0, max_iter=max_iter).state
+    return LoopResult(b.state, b.n_iter, b.error <= tol, b.error, b.trace)
+
+
+@lru_cache(maxsize=None)
+def _solver(init, step, max_iter: int):
+    """``solve(problem, tol) -> LoopResult``: the shared loop over ``step``; under ``vmap``
+    it runs :func:`_iterate_batched` (same results, no per-step trace copy)."""
+
+    @custom_vmap
+    def solve(problem: DualProblem, tol):
+        return iterate(lambda s: step(s, problem), init(problem), tol=tol, max_iter=max_iter)
+
+    @solve.def_vmap
+    def _rule(axis_size, in_batched, problem, tol):
+        prob_b, tol_b = in_batched
+        axes = jax.tree_util.tree_map(lambda b: 0 if b else None, prob_b)
+        state = jax.vmap(init, in_axes=(axes,), axis_size=axis_size)(problem)
+        tol = tol if tol_b else jnp.broadcast_to(tol, (axis_size,))
+        res = _iterate_batched(step, state, problem, axes, tol, max_iter)
+        return res, jax.tree_util.tree_map(lambda _: True, res)
+
+    return solve
+
+
 def _solve_pgd(problem: DualProblem, tol, max_iter: int):
-    return iterate(lambda s: pgd_step(s, problem), pgd_init(problem), tol=tol, max_iter=max_iter)
+    return _solver(pgd_init, pgd_step, max_iter)(problem, tol)
 
 
 @partial(jax.jit, static_argnums=(0, 7))

@@ -30,7 +30,6 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxml._core.checks import check_class_labels, check_int_in_range, check_matrix
-from jaxml._core.loop import iterate
 from jaxml.svm.dual import (
     DEFAULT_MIN_MARGIN,
     DualProblem,
@@ -44,6 +43,7 @@ from jaxml.svm.dual import (
     _hard_margin_infeasible,
     dual_problem,
     _solve_pgd,
+    _solver,
 )
 from jaxml.svm.kernels import Kernel, Linear, gram
 
@@ -131,7 +131,7 @@ def smo_step(state: SMOState, problem: DualProblem):
 
 
 def _solve_smo(problem: DualProblem, tol, max_iter: int):
-    return iterate(lambda s: smo_step(s, problem), smo_init(problem), tol=tol, max_iter=max_iter)
+    return _solver(smo_init, smo_step, max_iter)(problem, tol)
 
 
 def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | None = None,
