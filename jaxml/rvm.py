@@ -63,6 +63,7 @@ from jaxml._core import (
     check_positive,
     check_same_length,
     check_int_in_range,
+    check_nonnegative,
     float_dtype,
     run_loop,
     safe_cholesky,
@@ -72,7 +73,7 @@ from jaxml._core import (
 __all__ = [
     "RVMResult", "RVMState", "design_matrix", "local_moments", "gauss_hermite_log_sigmoid",
     "expected_log_likelihood", "kl_divergence", "optimal_alpha", "elbo", "relevant_mask",
-    "init", "step", "fit", "decision_moments", "predict_proba", "predict",
+    "stopping_error", "init", "step", "fit", "decision_moments", "predict_proba", "predict",
 ]
 
 _COVARIANCES = ("diag", "full")
@@ -88,12 +89,17 @@ class RVMState(NamedTuple):
             Cholesky factor L of Σ = L Lᵀ (``covariance="full"``).
         alpha: (m,) prior variances α.
         key: PRNG key for the next q step.
+        elbo_history: (2W,) the last 2W ELBO values, oldest first (NaN before they exist);
+            W = ``window``.
+        n_stable: () int32, consecutive iterations the ``relevant`` set has not changed.
     """
 
     mean: jax.Array
     factor: jax.Array
     alpha: jax.Array
     key: jax.Array
+    elbo_history: jax.Array
+    n_stable: jax.Array
 
 
 class RVMResult(NamedTuple):
@@ -106,7 +112,8 @@ class RVMResult(NamedTuple):
         relevant: (m,) bool, αⱼ > threshold · max α (the kept basis functions).
         elbo: (max_iter,) ELBO after each α update (Gauss–Hermite); NaN past ``n_iter``.
         n_iter: () int32 number of outer (q step + α update) iterations.
-        converged: () bool, max |Δ log α| over relevant weights ≤ tol at the last iteration.
+        converged: () bool, the stopping rule of :func:`fit` held at the last iteration
+            (windowed relative ELBO change ≤ tol with an unchanged relevant set).
         basis: (n, d) training inputs the kernel is centred on (``None`` without a kernel).
         kernel: the ``jaxml.svm`` kernel, or ``None`` (features used as given).
     """
@@ -285,12 +292,13 @@ def _alpha_floor(dtype):
 
 
 def init(key, Phi: jax.Array, *, covariance: str = "diag", alpha_init=1.0,
-         init_scale=1.0) -> RVMState:
+         init_scale=1.0, window: int = 10) -> RVMState:
     """Start at α = ``alpha_init``, μ = 0 and Σ = ``init_scale``² · diag(α) (q = prior when 1).
 
     Args:
         key: PRNG key. Phi: (n, m) basis functions (only m and the dtype are used).
         covariance: ``"diag"`` or ``"full"``.
+        window: W, the stopping rule's window (static): the state keeps the last 2W ELBOs.
     """
     if covariance not in _COVARIANCES:
         raise ValueError(f"covariance must be one of {_COVARIANCES}, got {covariance!r}")
@@ -299,7 +307,8 @@ def init(key, Phi: jax.Array, *, covariance: str = "diag", alpha_init=1.0,
     alpha = jnp.full((m,), alpha_init, dtype)
     scale = jnp.asarray(init_scale, dtype) * jnp.sqrt(alpha)
     factor = scale if covariance == "diag" else jnp.diag(scale)
-    return RVMState(jnp.zeros((m,), dtype), factor, alpha, key)
+    return RVMState(jnp.zeros((m,), dtype), factor, alpha, key,
+                    jnp.full((2 * int(window),), jnp.nan, dtype), jnp.int32(0))
 
 
 def _whitened_params(state: RVMState):
@@ -338,6 +347,28 @@ def _whitened_loss(params, key, Phi_t, Phi_t_sq, y, n_samples: int, estimator: s
     return kl - ell
 
 
+def stopping_error(elbo_history: jax.Array, n_stable: jax.Array) -> jax.Array:
+    """The error :func:`fit` stops on: windowed relative ELBO change, or ∞ while undecided.
+
+    With the last 2W ELBO values split into an older and a newer window of W (means Ē₀, Ē₁),
+
+        error = |Ē₁ − Ē₀| / (W · |Ē₁|),
+
+    the average relative change of the ELBO per outer iteration over the last 2W iterations
+    (averaging over W iterations damps the Monte Carlo jitter of the q step). The error is ∞
+    before 2W iterations, and while the relevant set changed within the last W iterations
+    (``n_stable`` < W): pruning still under way is not convergence.
+
+    Args:
+        elbo_history: (2W,) oldest first. n_stable: () int.
+    """
+    w = elbo_history.shape[0] // 2
+    old, new = jnp.mean(elbo_history[:w]), jnp.mean(elbo_history[w:])
+    err = jnp.abs(new - old) / (w * jnp.abs(new))
+    ready = jnp.all(jnp.isfinite(elbo_history)) & (n_stable >= w)
+    return jnp.where(ready, err, jnp.inf)
+
+
 def step(state: RVMState, Phi: jax.Array, y: jax.Array, *, n_inner: int = 50,
          learning_rate=0.05, n_samples: int = 4, estimator: str = "local",
          threshold=1e-3) -> tuple[RVMState, jax.Array, jax.Array]:
@@ -352,7 +383,8 @@ def step(state: RVMState, Phi: jax.Array, y: jax.Array, *, n_inner: int = 50,
         threshold: relative α below which a weight counts as pruned.
 
     Returns:
-        (new state, error = max |Δ log α| over the relevant weights, ELBO after the update).
+        (new state, error = :func:`stopping_error` of the updated ELBO history, the ELBO after
+        the update by Gauss–Hermite quadrature).
     """
     _check_options(estimator=estimator)
     key, sub = jax.random.split(state.key)
@@ -367,21 +399,23 @@ def step(state: RVMState, Phi: jax.Array, y: jax.Array, *, n_inner: int = 50,
     mean = d * nu
     factor = d * Sw if Sw.ndim == 1 else d[:, None] * Sw
     alpha = jnp.maximum(optimal_alpha(mean, _diag_from_factor(factor)), _alpha_floor(Phi.dtype))
-    new = RVMState(mean, factor, alpha, key)
-    relevant = relevant_mask(alpha, threshold)
-    error = jnp.max(jnp.where(relevant, jnp.abs(jnp.log(alpha) - jnp.log(state.alpha)), 0.0))
     value = elbo(None, mean, _covariance_from_factor(factor), alpha, Phi, y, estimator="gh")
-    return new, error, value
+    same = jnp.all(relevant_mask(alpha, threshold) == relevant_mask(state.alpha, threshold))
+    n_stable = jnp.where(same, state.n_stable + 1, 0).astype(jnp.int32)
+    history = jnp.append(state.elbo_history[1:], value.astype(state.elbo_history.dtype))
+    new = RVMState(mean, factor, alpha, key, history, n_stable)
+    return new, stopping_error(history, n_stable), value
 
 
 @partial(jax.jit, static_argnames=("bias", "covariance", "max_iter", "n_inner", "n_samples",
-                                   "estimator"))
+                                   "estimator", "window"))
 def _fit(key, X, y, kernel, *, bias, covariance, max_iter, n_inner, learning_rate, n_samples,
-         estimator, tol, alpha_init, init_scale, threshold):
+         estimator, tol, alpha_init, init_scale, threshold, window):
     basis = None if kernel is None else X
     Phi = design_matrix(X, kernel=kernel, basis=basis, bias=bias)
     y = y.astype(Phi.dtype)
-    state = init(key, Phi, covariance=covariance, alpha_init=alpha_init, init_scale=init_scale)
+    state = init(key, Phi, covariance=covariance, alpha_init=alpha_init, init_scale=init_scale,
+                 window=window)
     body = partial(step, Phi=Phi, y=y, n_inner=n_inner, learning_rate=learning_rate,
                    n_samples=n_samples, estimator=estimator, threshold=threshold)
     res = run_loop(body, state, tol=tol, max_iter=max_iter)
@@ -394,14 +428,27 @@ def _fit(key, X, y, kernel, *, bias, covariance, max_iter, n_inner, learning_rat
 
 def fit(key, X, y, *, kernel=None, bias: bool = True, covariance: str = "diag",
         max_iter: int = 200, n_inner: int = 50, learning_rate=0.05, n_samples: int = 4,
-        estimator: str = "local", tol=1e-2, alpha_init=1.0, init_scale=1.0,
+        estimator: str = "local", tol=5e-4, window: int = 10, alpha_init=1.0, init_scale=1.0,
         threshold=1e-3) -> RVMResult:
     """Fit a (kernel) relevance vector machine by variational inference with ARD.
 
     Alternates ``n_inner`` Adam steps on q(w) = N(μ, Σ) (the ELBO's Σᵢ E log σ(uᵢ) estimated
     by local reparameterization, ``n_samples`` draws per point, or by Gauss–Hermite with
     ``estimator="gh"``) with the closed-form update αⱼ = μⱼ² + Σⱼⱼ, for at most ``max_iter``
-    outer iterations, stopping when max |Δ log αⱼ| over the relevant weights is ≤ ``tol``.
+    outer iterations.
+
+    Stopping rule: the ELBO after each α update is computed deterministically (Gauss–Hermite,
+    so it is free of the q step's Monte Carlo noise, though q itself jitters). The fit stops,
+    ``converged=True``, once over the last 2W iterations (W = ``window``)
+
+        |Ē_new − Ē_old| / (W · |Ē_new|) ≤ tol    and    the relevant set is unchanged
+                                                    for the last W iterations,
+
+    Ē_old, Ē_new the mean ELBO over the older and the newer W (:func:`stopping_error`): the
+    ELBO rises by at most a fraction ``tol`` per iteration on average and pruning has
+    stopped. The α of pruned weights keep shrinking towards 0 forever (≈ harmonically) but
+    add almost nothing to the ELBO, so they do not block convergence; a change of which
+    weights are relevant does. Fewer than 2W iterations can never report convergence.
 
     Args:
         key: PRNG key (Monte Carlo draws).
@@ -411,6 +458,8 @@ def fit(key, X, y, *, kernel=None, bias: bool = True, covariance: str = "diag",
             basis functions k(·, xᵢ) on the n training points.
         bias: append a constant basis function (its α is learnt like the others).
         covariance: ``"diag"`` (mean-field q) or ``"full"`` (Cholesky-parametrized q).
+        tol: the stopping tolerance above (relative ELBO change per iteration).
+        window: W above (static).
         max_iter, n_inner, n_samples: static loop sizes. learning_rate, tol, alpha_init,
         init_scale, threshold: traced numbers (a ``vmap`` over them does not recompile).
 
@@ -420,9 +469,9 @@ def fit(key, X, y, *, kernel=None, bias: bool = True, covariance: str = "diag",
     Notes:
         Cost per Adam step is O(n m) for the diagonal q and O(n m²) for the full one. The EM
         α update shrinks an irrelevant αⱼ harmonically (αⱼ ≈ 1/(k hⱼ) after k updates, hⱼ
-        its likelihood curvature), so pruning sharpens with ``max_iter``; ``converged`` tells
-        whether the relevant α settled to ``tol``. With a kernel, the relevance vectors are
-        ``model.basis[model.relevant[:-1]]`` (with ``bias``; the last weight is the bias).
+        its likelihood curvature), so the pruned α keep falling after the stop, which is
+        harmless: they are already below ``threshold``·max α. With a kernel, the relevance
+        vectors are ``model.basis[model.relevant[:-1]]`` (with ``bias``; the last weight is the bias).
 
     Raises:
         ValueError: labels outside {−1, +1}, mismatched lengths, NaN/inf, bad options.
@@ -431,16 +480,18 @@ def fit(key, X, y, *, kernel=None, bias: bool = True, covariance: str = "diag",
     y = check_labels(y, "y", [-1, 1])
     check_same_length(X, "X", y, "y")
     _check_options(covariance=covariance, estimator=estimator)
-    for name, val in (("max_iter", max_iter), ("n_inner", n_inner), ("n_samples", n_samples)):
+    for name, val in (("max_iter", max_iter), ("n_inner", n_inner), ("n_samples", n_samples),
+                      ("window", window)):
         check_int_in_range(val, name, 1, 10 ** 9)
     for name, val in (("learning_rate", learning_rate), ("alpha_init", alpha_init),
                       ("init_scale", init_scale), ("threshold", threshold)):
         check_positive(val, name)
+    check_nonnegative(tol, "tol")
     dtype = float_dtype(X)
     cast = lambda v: jnp.asarray(v, dtype)  # noqa: E731
     return _fit(key, X, y, kernel, bias=bool(bias), covariance=covariance,
                 max_iter=int(max_iter), n_inner=int(n_inner), learning_rate=cast(learning_rate),
-                n_samples=int(n_samples), estimator=estimator, tol=cast(tol),
+                n_samples=int(n_samples), estimator=estimator, tol=cast(tol), window=int(window),
                 alpha_init=cast(alpha_init), init_scale=cast(init_scale),
                 threshold=cast(threshold))
 

@@ -213,10 +213,10 @@ def test_predict_proba_against_quadrature(synthetic):
     assert np.mean(np.asarray(rvm.predict(res, X)) == y) > 0.8
 
 
-def test_kernel_rvm_breast_cancer_vs_sklearn(breast_cancer):
+def test_kernel_rvm_breast_cancer_vs_sklearn_converges_with_defaults(breast_cancer):
     Xtr, Xte, ytr, yte = breast_cancer
     gamma = 1.0 / Xtr.shape[1]
-    res = rvm.fit(jax.random.key(0), Xtr, ytr, kernel=RBF(gamma), max_iter=60, n_inner=50)
+    res = rvm.fit(jax.random.key(0), Xtr, ytr, kernel=RBF(gamma))       # default settings
     acc = np.mean(np.asarray(rvm.predict(res, Xte)) == yte)
     lr_acc = LogisticRegression(max_iter=1000).fit(Xtr, ytr).score(Xte, yte)
     svc = SVC(kernel="rbf", gamma=gamma).fit(Xtr, ytr)
@@ -224,6 +224,22 @@ def test_kernel_rvm_breast_cancer_vs_sklearn(breast_cancer):
     assert acc >= lr_acc - 0.02, (acc, lr_acc)
     assert n_rv <= svc.n_support_.sum() / 4, (n_rv, svc.n_support_.sum())
     assert res.mean.shape == (Xtr.shape[0] + 1,)
+    # the stopping rule fired before max_iter = 200 ...
+    n_iter = int(res.n_iter)
+    assert bool(res.converged) and n_iter < 200, (bool(res.converged), n_iter)
+    # ... and it is the documented one, recomputed from the returned ELBO trace
+    tr = np.asarray(res.elbo)[:n_iter]
+    old, new = tr[-20:-10].mean(), tr[-10:].mean()
+    assert abs(new - old) / (10 * abs(new)) <= 5e-4
+    assert np.all(np.isnan(np.asarray(res.elbo)[n_iter:]))
+
+
+def test_stopping_error_closed_form():
+    h = jnp.asarray([-10.0, -9.0, -8.0, -7.0])             # window W = 2
+    expect = abs(-7.5 - (-9.5)) / (2 * 7.5)
+    np.testing.assert_allclose(rvm.stopping_error(h, jnp.int32(2)), expect, rtol=1e-12)
+    assert rvm.stopping_error(h, jnp.int32(1)) == np.inf          # relevant set just changed
+    assert rvm.stopping_error(h.at[0].set(np.nan), jnp.int32(5)) == np.inf   # < 2W iterations
 
 
 # ----------------------------------------------------------------------------- transformations
@@ -232,6 +248,8 @@ def test_jit_vmap_and_float32():
     X, y = _logistic_data(2, 60, W_TRUE[:4])
     kw = dict(max_iter=3, n_inner=5)
     ref = rvm.fit(jax.random.key(0), X, y, learning_rate=0.02, **kw)
+    # fewer iterations than the stopping window (2W = 20): never reported as converged
+    assert not bool(ref.converged) and int(ref.n_iter) == 3
     jitted = jax.jit(lambda X, y: rvm.fit(jax.random.key(0), X, y, learning_rate=0.02, **kw))(X, y)
     np.testing.assert_allclose(jitted.mean, ref.mean, rtol=1e-10, atol=1e-12)
     # vmap over a traced hyperparameter: each slice equals its own fit
