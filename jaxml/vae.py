@@ -161,35 +161,57 @@ def _row_keys(key, x):
 # ----------------------------------------------------------------------------- pieces
 
 
+def _split_code(model: VAE, h):
+    return h[..., : model.latent_dim], h[..., model.latent_dim:]
+
+
+@eqx.filter_jit
+def _encode(model, x):
+    if isinstance(model, VAE):
+        return _split_code(model, _map_rows(model.encoder, x))
+    return _map_rows(model.encoder, x)
+
+
 def encode(model: VAE | Autoencoder, x: jax.Array):
     r"""The encoder. VAE: ``(mean, log_var)`` of :math:`q(z\mid x)`, each (k,) or (n, k);
     Autoencoder: the code :math:`f(x)`, (k,) or (n, k). x: (d,) or (n, d)."""
-    x = _check_x(model, x)
-    if isinstance(model, VAE):
-        def one(v):
-            h = model.encoder(v)
-            return h[: model.latent_dim], h[model.latent_dim:]
-        return _map_rows(one, x)
-    return _map_rows(model.encoder, x)
+    return _encode(model, _check_x(model, x))
+
+
+@eqx.filter_jit
+def _decode(model, z):
+    return _map_rows(model.decoder, z)
 
 
 def decode(model: VAE | Autoencoder, z: jax.Array) -> jax.Array:
     """The decoder's output for z (k,) or (n, k): Bernoulli logits or Gaussian mean (VAE), or
     the reconstruction g(z) (Autoencoder); (d,) or (n, d)."""
     z = _as_float(z, "z", ndim=(1, 2), dtype=_dtype(model))
-    return _map_rows(model.decoder, z)
+    if z.shape[-1] != model.latent_dim:
+        raise ValueError(f"z must have last dimension {model.latent_dim}, got {z.shape}")
+    return _decode(model, z)
+
+
+def _log_lik_one(model: VAE, v, z):
+    """log p(v | z) for one row v (d,) and one code z (k,)."""
+    out = model.decoder(z)
+    if model.likelihood == "bernoulli":
+        return jnp.sum(v * out - jax.nn.softplus(out))
+    scale = model.min_scale + jax.nn.softplus(model.log_scale_raw)
+    r = (v - out) / scale
+    return jnp.sum(-0.5 * r * r - jnp.log(scale) - 0.5 * _LOG_2PI)
+
+
+@eqx.filter_jit
+def _decoder_log_prob(model, x, z):
+    return _map_rows(lambda v, zz: _log_lik_one(model, v, zz), x, z)
 
 
 def decoder_log_prob(model: VAE, x: jax.Array, z: jax.Array) -> jax.Array:
-    r""":math:`\log p_\theta(x\mid z)` for one pair, x (d,), z (k,) → (); or rows (n, d), (n, k)."""
-    def one(v, zz):
-        out = model.decoder(zz)
-        if model.likelihood == "bernoulli":
-            return jnp.sum(v * out - jax.nn.softplus(out))
-        scale = model.min_scale + jax.nn.softplus(model.log_scale_raw)
-        r = (v - out) / scale
-        return jnp.sum(-0.5 * r * r - jnp.log(scale) - 0.5 * _LOG_2PI)
-    return _map_rows(one, x, z)
+    r""":math:`\log p_\theta(x\mid z)`: x (d,), z (k,) → (); or rows (n, d), (n, k) → (n,)."""
+    x = _check_x(model, x)
+    z = _as_float(z, "z", ndim=x.ndim, dtype=_dtype(model))
+    return _decoder_log_prob(model, x, z)
 
 
 def _diag_normal_log_prob(z, mean, log_var):
@@ -208,21 +230,29 @@ class ELBOTerms(NamedTuple):
     kl: jax.Array
 
 
-def elbo_terms(model: VAE, key: jax.Array, x: jax.Array, *, n_samples: int = 1) -> ELBOTerms:
-    r"""Reparameterized ELBO with ``n_samples`` draws :math:`z = \mu + \sigma\odot\varepsilon`
-    per row, and the KL in closed form (:func:`jaxml.gaussian.kl_diag_standard_normal`)."""
-    x = _check_x(model, x)
-    check_int_in_range(n_samples, "n_samples", 1, 1 << 24)
+def _posterior_draws(model: VAE, v, k, n_samples: int):
+    """(mean, log_var) of q(z|v) and n_samples reparameterized draws z = μ + σ ⊙ ε."""
+    mean, log_var = _split_code(model, model.encoder(v))
+    eps = jax.random.normal(k, (n_samples, model.latent_dim), v.dtype)
+    return mean, log_var, mean + jnp.exp(0.5 * log_var) * eps
 
+
+@eqx.filter_jit
+def _elbo_terms(model, key, x, n_samples):
     def one(v, k):
-        h = model.encoder(v)
-        mean, log_var = h[: model.latent_dim], h[model.latent_dim:]
-        eps = jax.random.normal(k, (n_samples, model.latent_dim), v.dtype)
-        z = mean + jnp.exp(0.5 * log_var) * eps
-        rec = jnp.mean(jax.vmap(lambda zz: decoder_log_prob(model, v, zz))(z))
+        mean, log_var, z = _posterior_draws(model, v, k, n_samples)
+        rec = jnp.mean(jax.vmap(lambda zz: _log_lik_one(model, v, zz))(z))
         kl = kl_diag_standard_normal(mean, log_var)
         return ELBOTerms(rec - kl, rec, kl)
     return _map_rows(one, x, _row_keys(key, x))
+
+
+def elbo_terms(model: VAE, key: jax.Array, x: jax.Array, *, n_samples: int = 1) -> ELBOTerms:
+    r"""Reparameterized ELBO with ``n_samples`` draws :math:`z = \mu + \sigma\odot\varepsilon`
+    per row, and the KL in closed form (:func:`jaxml.gaussian.kl_diag_standard_normal`)."""
+    _check_vae(model)
+    check_int_in_range(n_samples, "n_samples", 1, 1 << 24)
+    return _elbo_terms(model, key, _check_x(model, x), n_samples)
 
 
 def elbo(model: VAE, key: jax.Array, x: jax.Array, *, n_samples: int = 1) -> jax.Array:
@@ -234,6 +264,17 @@ def elbo(model: VAE, key: jax.Array, x: jax.Array, *, n_samples: int = 1) -> jax
     return elbo_terms(model, key, x, n_samples=n_samples).elbo
 
 
+@eqx.filter_jit
+def _iwae_bound(model, key, x, n_samples):
+    def one(v, k):
+        mean, log_var, z = _posterior_draws(model, v, k, n_samples)
+        log_px = jax.vmap(lambda zz: _log_lik_one(model, v, zz))(z)
+        log_pz = -0.5 * jnp.sum(z * z, axis=-1) - 0.5 * model.latent_dim * _LOG_2PI
+        log_q = _diag_normal_log_prob(z, mean, log_var)
+        return jax.nn.logsumexp(log_px + log_pz - log_q) - math.log(n_samples)
+    return _map_rows(one, x, _row_keys(key, x))
+
+
 def iwae_bound(model: VAE, key: jax.Array, x: jax.Array, *, n_samples: int = 64) -> jax.Array:
     r"""Importance-weighted estimate of :math:`\log p_\theta(x)` with K = ``n_samples``:
     :math:`\log\frac1K\sum_k \exp(\log p(x\mid z_k) + \log p(z_k) - \log q(z_k\mid x))`
@@ -242,28 +283,9 @@ def iwae_bound(model: VAE, key: jax.Array, x: jax.Array, *, n_samples: int = 64)
 
     x: (d,) → (); (n, d) → (n,).
     """
-    x = _check_x(model, x)
+    _check_vae(model)
     check_int_in_range(n_samples, "n_samples", 1, 1 << 24)
-
-    def one(v, k):
-        h = model.encoder(v)
-        mean, log_var = h[: model.latent_dim], h[model.latent_dim:]
-        eps = jax.random.normal(k, (n_samples, model.latent_dim), v.dtype)
-        z = mean + jnp.exp(0.5 * log_var) * eps
-        log_px = jax.vmap(lambda zz: decoder_log_prob(model, v, zz))(z)
-        log_pz = -0.5 * jnp.sum(z * z, axis=-1) - 0.5 * model.latent_dim * _LOG_2PI
-        log_q = _diag_normal_log_prob(z, mean, log_var)
-        return jax.nn.logsumexp(log_px + log_pz - log_q) - math.log(n_samples)
-    return _map_rows(one, x, _row_keys(key, x))
-
-
-def reconstruct(model: VAE | Autoencoder, x: jax.Array) -> jax.Array:
-    r"""Reconstruction of x (d,) or (n, d): :math:`g(f(x))` for the autoencoder; for the VAE the
-    decoder's mean at the posterior mean :math:`\mu_\phi(x)` (probabilities for Bernoulli)."""
-    x = _check_x(model, x)
-    if isinstance(model, Autoencoder):
-        return _map_rows(lambda v: model.decoder(model.encoder(v)), x)
-    return _map_rows(lambda v: _mean_output(model, model.encoder(v)[: model.latent_dim]), x)
+    return _iwae_bound(model, key, _check_x(model, x), n_samples)
 
 
 def _mean_output(model: VAE, z):
@@ -271,10 +293,21 @@ def _mean_output(model: VAE, z):
     return jax.nn.sigmoid(out) if model.likelihood == "bernoulli" else out
 
 
-def sample(key: jax.Array, model: VAE, n: int, *, mean: bool = True) -> jax.Array:
-    r"""n draws from the generative model: :math:`z \sim \mathcal N(0, I)`, then the decoder's
-    mean (``mean=True``) or a draw :math:`x \sim p_\theta(x\mid z)`. Returns (n, d)."""
-    check_int_in_range(n, "n", 1, 1 << 31)
+@eqx.filter_jit
+def _reconstruct(model, x):
+    if isinstance(model, Autoencoder):
+        return _map_rows(lambda v: model.decoder(model.encoder(v)), x)
+    return _map_rows(lambda v: _mean_output(model, _split_code(model, model.encoder(v))[0]), x)
+
+
+def reconstruct(model: VAE | Autoencoder, x: jax.Array) -> jax.Array:
+    r"""Reconstruction of x (d,) or (n, d): :math:`g(f(x))` for the autoencoder; for the VAE the
+    decoder's mean at the posterior mean :math:`\mu_\phi(x)` (probabilities for Bernoulli)."""
+    return _reconstruct(model, _check_x(model, x))
+
+
+@eqx.filter_jit
+def _sample(key, model, n, mean):
     kz, kx = jax.random.split(key)
     z = jax.random.normal(kz, (n, model.latent_dim), _dtype(model))
     m = jax.vmap(lambda zz: _mean_output(model, zz))(z)
@@ -286,19 +319,37 @@ def sample(key: jax.Array, model: VAE, n: int, *, mean: bool = True) -> jax.Arra
     return m + scale * jax.random.normal(kx, m.shape, m.dtype)
 
 
+def sample(key: jax.Array, model: VAE, n: int, *, mean: bool = True) -> jax.Array:
+    r"""n draws from the generative model: :math:`z \sim \mathcal N(0, I)`, then the decoder's
+    mean (``mean=True``) or a draw :math:`x \sim p_\theta(x\mid z)`. Returns (n, d)."""
+    _check_vae(model)
+    check_int_in_range(n, "n", 1, 1 << 31)
+    return _sample(key, model, n, bool(mean))
+
+
+def _sq_error(model: Autoencoder, x):
+    r = x - _map_rows(lambda v: model.decoder(model.encoder(v)), x)
+    return jnp.mean(jnp.sum(r * r, axis=-1))
+
+
 def reconstruction_loss(model: Autoencoder, x: jax.Array) -> jax.Array:
     r""":math:`\frac1n\sum_i \lVert x_i - g(f(x_i))\rVert^2`, x: (n, d) → ()."""
-    x = _check_x(model, x)
-    r = x - reconstruct(model, x)
-    return jnp.mean(jnp.sum(r * r, axis=-1))
+    if not isinstance(model, Autoencoder):
+        raise TypeError(f"model must be an Autoencoder, got {type(model).__name__}")
+    return eqx.filter_jit(_sq_error)(model, _check_x(model, x))
+
+
+def _check_vae(model) -> None:
+    if not isinstance(model, VAE):
+        raise TypeError(f"model must be a VAE, got {type(model).__name__}")
 
 
 def loss(model: VAE | Autoencoder, key: jax.Array, x: jax.Array) -> jax.Array:
     """The training loss on a batch x (n, d): −mean ELBO (VAE, one draw per row) or the mean
     squared reconstruction error (Autoencoder; ``key`` unused)."""
     if isinstance(model, VAE):
-        return -jnp.mean(elbo(model, key, x))
-    return reconstruction_loss(model, x)
+        return -jnp.mean(_elbo_terms(model, key, x, 1).elbo)
+    return _sq_error(model, x)
 
 
 # ----------------------------------------------------------------------------- fitting

@@ -120,16 +120,15 @@ def test_gaussian_vae_fit_jit_vmap_float32(digits):
                     dtype=jnp.float32)
 
     def run(lr):
-        return vae.fit(jax.random.key(1), model, X, n_steps=60, batch_size=32, learning_rate=lr)
+        return vae.fit(jax.random.key(1), model, X, n_steps=30, batch_size=32, learning_rate=lr)
     lrs = jnp.array([1e-3, 1e-2], jnp.float32)
     res = eqx.filter_jit(eqx.filter_vmap(run))(lrs)     # the model holds activation functions
-    assert res.losses.shape == (2, 60) and res.losses.dtype == jnp.float32
+    assert res.losses.shape == (2, 30) and res.losses.dtype == jnp.float32
     assert np.all(np.isfinite(np.asarray(res.losses)))
     single = run(lrs[1])
     np.testing.assert_allclose(res.losses[1], single.losses, rtol=2e-3, atol=2e-3)
     m = single.model
     assert vae.elbo(m, jax.random.key(0), X[:3]).dtype == jnp.float32
-    assert vae.iwae_bound(m, jax.random.key(0), X[:3], n_samples=4).dtype == jnp.float32
     assert vae.reconstruct(m, X[:3]).shape == (3, 64)
     s = vae.sample(jax.random.key(0), m, 5, mean=False)
     assert s.shape == (5, 64) and s.dtype == jnp.float32
