@@ -195,6 +195,21 @@ def test_mlp_composition_kl_jit_vmap_float32():
     assert m32(x32, key=jax.random.key(1)).dtype == jnp.float32
     assert bl.kl_divergence(m32).dtype == jnp.float32
     assert bl.prune(m32).layers[0].weight_mean.dtype == jnp.float32
+    # fit: under jit, vmapped over the (traced) learning rate, float32 in → float32 out
+    y7 = jnp.asarray([0, 1, 1, 0, 1, 0, 0])
+    ref = bl.fit(jax.random.key(2), mlp, x, y7, n_steps=5, learning_rate=1e-2)
+    jitted = jax.jit(lambda X: bl.fit(jax.random.key(2), mlp, X, y7, n_steps=5,
+                                      learning_rate=1e-2))(x)
+    np.testing.assert_allclose(jitted.losses, ref.losses, rtol=1e-12)
+    lrs = jnp.asarray([1e-3, 1e-2])
+    swept = jax.vmap(lambda lr: bl.fit(jax.random.key(2), mlp, x, y7, n_steps=5,
+                                       learning_rate=lr))(lrs)
+    np.testing.assert_allclose(swept.losses[1], ref.losses, rtol=1e-10)
+    np.testing.assert_allclose(swept.model.layers[0].weight_mean[1],
+                               ref.model.layers[0].weight_mean, rtol=1e-10)
+    f32 = bl.fit(jax.random.key(2), m32, x32, y7, n_steps=5, learning_rate=1e-2)
+    assert f32.losses.dtype == jnp.float32
+    assert f32.model.layers[0].weight_mean.dtype == jnp.float32
 
 
 def test_bad_arguments():
