@@ -29,6 +29,10 @@ ARD) variance τ² = θ² + σ², at which the Gaussian KL is in closed form
 
 (Kharitonov et al. 2018); it also vanishes as α → ∞.
 
+Training: :func:`fit` maximizes the ELBO Σᵢ E_q log p(yᵢ | f_W(xᵢ)) − β KL of any pytree of
+these layers (categorical, Bernoulli or Gaussian likelihood, minibatches, a linear KL warm-up
+of β to 1) with optax in one compiled ``lax.scan``.
+
 References:
     D. P. Kingma, T. Salimans & M. Welling, "Variational dropout and the local
     reparameterization trick", NeurIPS (2015).
@@ -391,7 +395,8 @@ def fit(key, model, X, y, *, likelihood: str = "categorical", n_steps: int = 100
         y = check_class_labels(y, "y", out.shape[-1])
     elif likelihood == "bernoulli":
         if out.shape[-1] != 1:
-            raise ValueError(f"likelihood='bernoulli' needs one output, the model gives {out.shape[-1]}")
+            raise ValueError("likelihood='bernoulli' needs one output, the model gives "
+                             f"{out.shape[-1]}")
         y = check_labels(y, "y", [0, 1])
     else:
         y = as_float_array(y, "y", ndim=(1, 2), dtype=dtype)

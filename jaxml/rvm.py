@@ -471,7 +471,8 @@ def fit(key, X, y, *, kernel=None, bias: bool = True, covariance: str = "diag",
         α update shrinks an irrelevant αⱼ harmonically (αⱼ ≈ 1/(k hⱼ) after k updates, hⱼ
         its likelihood curvature), so the pruned α keep falling after the stop, which is
         harmless: they are already below ``threshold``·max α. With a kernel, the relevance
-        vectors are ``model.basis[model.relevant[:-1]]`` (with ``bias``; the last weight is the bias).
+        vectors are ``model.basis[model.relevant[:-1]]`` (with ``bias``; the last weight is
+        the bias).
 
     Raises:
         ValueError: labels outside {−1, +1}, mismatched lengths, NaN/inf, bad options.
