@@ -1,0 +1,663 @@
+r"""Latent Dirichlet allocation by batch variational EM (Blei, Ng & Jordan 2003, smoothed).
+
+The generative model, for K topics over a vocabulary of V words and D documents:
+
+.. math::
+
+    \beta_k \sim \mathrm{Dir}(\eta\,\mathbf 1_V),\quad
+    \theta_d \sim \mathrm{Dir}(\alpha\,\mathbf 1_K),\quad
+    z_{dn} \sim \mathrm{Mult}(\theta_d),\quad
+    w_{dn} \sim \mathrm{Mult}(\beta_{z_{dn}}).
+
+The mean-field posterior is
+:math:`q = \prod_k \mathrm{Dir}(\beta_k|\lambda_k)\prod_d \mathrm{Dir}(\theta_d|\gamma_d)
+\prod_{dn}\mathrm{Mult}(z_{dn}|\phi_{dn})`. A document is a row ``n_d`` of the (D, V)
+count matrix; words with the same id share :math:`\phi_{dv}`. Writing
+:math:`E\log\theta_{dk} = \psi(\gamma_{dk}) - \psi(\sum_j\gamma_{dj})` and
+:math:`E\log\beta_{kv} = \psi(\lambda_{kv}) - \psi(\sum_u\lambda_{ku})`:
+
+* **E step** (per document, fixed ``λ``): the optimal
+  :math:`\phi_{dvk}\propto\exp(E\log\theta_{dk}+E\log\beta_{kv})`, and
+  :math:`\gamma_d = \alpha + \sum_v n_{dv}\phi_{dv}`. With
+  :math:`\tilde\theta_d=\exp E\log\theta_d` (K,) and :math:`\tilde B=\exp E\log\beta` (K, V)
+  the fixed point is iterated without ever forming :math:`\phi`:
+
+  .. math:: \gamma_d \leftarrow \alpha + \tilde\theta_d \odot
+            \big(\tilde B\,(n_d \oslash \tilde\theta_d^\top\tilde B)\big).
+
+  It stops when :math:`\mathrm{mean}_k|\Delta\gamma_{dk}| \le` ``e_step_tol`` or after
+  ``e_step_max_iter`` updates (scikit-learn's ``mean_change_tol`` /
+  ``max_doc_update_iter``). It is written for one document and ``vmap``-ped over
+  batches of documents. With concrete counts a document is read as its L distinct words
+  (a padded (D, L) layout, the columns of :math:`\tilde B` gathered per batch); with
+  traced counts (inside ``jit``) as its dense row, a batched (C, K)·(K, V) product.
+* **M step** (fixed ``q(θ)``): :math:`\lambda_{kv} = \eta + \sum_d n_{dv}\phi_{dvk}
+  = \eta + \tilde B_{kv}\,[\tilde\Theta^\top (N \oslash \tilde\Theta\tilde B)]_{kv}`.
+* **ELBO**, with :math:`\phi` optimised out, term by term:
+
+  .. math::
+
+     \mathcal L = \underbrace{\sum_{dv} n_{dv}\log\sum_k
+        \exp(E\log\theta_{dk}+E\log\beta_{kv})}_{E[\log p(w,z|\theta,\beta)] - E[\log q(z)]}
+     + \underbrace{\sum_d E[\log p(\theta_d|\alpha)] - E[\log q(\theta_d|\gamma_d)]}_{-\mathrm{KL}}
+     + \underbrace{\sum_k E[\log p(\beta_k|\eta)] - E[\log q(\beta_k|\lambda_k)]}_{-\mathrm{KL}},
+
+  the same bound as scikit-learn's ``LatentDirichletAllocation._approx_bound``, so
+  :func:`perplexity` (:math:`\exp(-\mathcal L/\sum_{dv}n_{dv})`) is comparable number
+  for number. Each E step update and each M step is a coordinate ascent step on
+  :math:`\mathcal L`: started from the previous ``γ`` (``warm_start=True``) the ELBO
+  recorded after every EM iteration cannot decrease; restarted (the default, as
+  scikit-learn), it does not once each E step reaches its fixed point.
+
+Numerics: the exponentials are taken after subtracting the per-document max of
+:math:`E\log\theta_d` and the per-word max over topics of :math:`E\log\beta_{\cdot v}` (both
+updates and the log-sum-exp are invariant to these scalings), so topics with tiny
+:math:`\lambda_{kv}` (where :math:`E\log\beta` reaches −100) do not underflow in float32.
+Memory is O(DV + KV + DK + C·K·L): no D × V × K array is formed.
+
+The parametrisation is scikit-learn's (``doc_topic_prior=alpha``,
+``topic_word_prior=eta``, ``components_`` = ``topic_word``, the unnormalised
+``transform`` = ``doc_topic``; initial ``λ`` and each E step's initial ``γ`` near
+Gamma(100, 1/100)), and so is the E step's stopping rule. Two differences, neither in
+the fixed points: the topics' columns are rescaled as above instead of adding machine
+epsilon to the normaliser (scikit-learn's epsilon silently drops words that every topic
+gives probability below ~1e-16, e.g. words unseen in training), and the E step is run on
+batches of documents sorted by how many updates they needed in the previous iteration,
+so a batch stops soon after its slowest document (``chunk_size``).
+
+Reference: D. Blei, A. Ng, M. Jordan, "Latent Dirichlet Allocation", JMLR 3 (2003),
+993–1022 (Appendix A.4: the smoothed model); M. Hoffman, D. Blei, F. Bach, "Online
+Learning for Latent Dirichlet Allocation", NeurIPS 2010 (the batch updates in this form).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import digamma, gammaln
+
+from jaxml._core import (
+    as_float_array,
+    check_int_in_range,
+    check_positive,
+    is_concrete,
+    run_loop,
+)
+
+__all__ = [
+    "LDAModel", "LDAState", "LDAResult", "EStepResult", "ELBOTerms",
+    "dirichlet_expectation", "elbo_terms", "elbo", "e_step", "m_step",
+    "init", "step", "fit", "transform", "perplexity", "topic_word_mean", "top_words",
+]
+
+
+# ----------------------------------------------------------------------------- types
+
+
+class LDAModel(NamedTuple):
+    """A fitted topic model: what :func:`transform` and :func:`perplexity` need.
+
+    Attributes:
+        topic_word: (K, V) variational Dirichlet parameters ``λ`` of the topics
+            (scikit-learn's ``components_``).
+        alpha: () the document-topic prior (``doc_topic_prior``).
+        eta: () the topic-word prior (``topic_word_prior``).
+    """
+
+    topic_word: jax.Array
+    alpha: jax.Array
+    eta: jax.Array
+
+
+class LDAState(NamedTuple):
+    """The state of batch variational EM.
+
+    Attributes:
+        topic_word: (K, V) ``λ``.
+        doc_topic: (D, K) ``γ`` of the training documents after the last E step.
+        elbo: () the ELBO after the last EM iteration (``-inf`` before the first).
+        key: the random key the next E step's initial ``γ`` is drawn from.
+        e_step_n_iter: (D,) int32 updates of each document in the last E step (0 before).
+    """
+
+    topic_word: jax.Array
+    doc_topic: jax.Array
+    elbo: jax.Array
+    key: jax.Array
+    e_step_n_iter: jax.Array
+
+
+class LDAResult(NamedTuple):
+    """What :func:`fit` returns (usable wherever an :class:`LDAModel` is expected).
+
+    Attributes:
+        topic_word: (K, V) ``λ``; ``topic_word / topic_word.sum(1, keepdims=True)`` is
+            the posterior mean of the topics.
+        alpha: () the document-topic prior used.
+        eta: () the topic-word prior used.
+        doc_topic: (D, K) ``γ`` of the training documents.
+        elbo: (max_iter,) the ELBO after each EM iteration, NaN past ``n_iter``.
+        n_iter: () int32, EM iterations run.
+        converged: () bool, the relative ELBO change fell to ``tol``.
+        e_step_n_iter: (D,) int32 updates of each document in the final E step; a
+            document with ``e_step_n_iter == e_step_max_iter`` may not have converged.
+    """
+
+    topic_word: jax.Array
+    alpha: jax.Array
+    eta: jax.Array
+    doc_topic: jax.Array
+    elbo: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    e_step_n_iter: jax.Array
+
+
+class EStepResult(NamedTuple):
+    """The E step on a corpus.
+
+    Attributes:
+        doc_topic: (D, K) ``γ`` at the fixed point (or after ``max_iter`` updates).
+        n_iter: (D,) int32 updates per document.
+        converged: (D,) bool, the document's mean change in ``γ`` fell to ``tol``.
+    """
+
+    doc_topic: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+
+
+class ELBOTerms(NamedTuple):
+    """The ELBO term by term (sum them for :func:`elbo`).
+
+    Attributes:
+        words: () :math:`\\sum_{dv} n_{dv}\\log\\sum_k\\exp(E\\log\\theta_{dk}+E\\log\\beta_{kv})`,
+            i.e. :math:`E[\\log p(w, z|\\theta,\\beta)] - E[\\log q(z)]` at the optimal ``φ``.
+        doc_topic: () :math:`\\sum_d E[\\log p(\\theta_d|\\alpha)] - E[\\log q(\\theta_d|\\gamma_d)]`.
+        topic_word: () :math:`\\sum_k E[\\log p(\\beta_k|\\eta)] - E[\\log q(\\beta_k|\\lambda_k)]`.
+    """
+
+    words: jax.Array
+    doc_topic: jax.Array
+    topic_word: jax.Array
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def dirichlet_expectation(params: jax.Array) -> jax.Array:
+    """:math:`E[\\log x_i] = \\psi(a_i) - \\psi(\\sum_j a_j)` for ``x ~ Dir(a)``, along the last axis."""
+    return digamma(params) - digamma(jnp.sum(params, axis=-1, keepdims=True))
+
+
+def _shifted_exp(log_values: jax.Array, axis: int) -> tuple[jax.Array, jax.Array]:
+    """``exp(x - max(x, axis))`` and the max: entries in (0, 1], the largest exactly 1."""
+    shift = jax.lax.stop_gradient(jnp.max(log_values, axis=axis, keepdims=True))
+    return jnp.exp(log_values - shift), shift
+
+
+def _topic_factors(topic_word: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """:math:`\\tilde B_{kv} = \\exp(E\\log\\beta_{kv} - \\max_j E\\log\\beta_{jv})` (K, V) and the (1, V) max."""
+    return _shifted_exp(dirichlet_expectation(topic_word), axis=0)
+
+
+def _doc_factors(doc_topic: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """:math:`\\tilde\\theta_{dk} = \\exp(E\\log\\theta_{dk} - \\max_j E\\log\\theta_{dj})` and the max."""
+    return _shifted_exp(dirichlet_expectation(doc_topic), axis=-1)
+
+
+def _word_norm(theta: jax.Array, beta: jax.Array) -> jax.Array:
+    """:math:`\\sum_k\\tilde\\theta_{dk}\\tilde B_{kv}` (the normaliser of ``φ_dv``), floored at the tiniest normal."""
+    return jnp.maximum(theta @ beta, jnp.finfo(beta.dtype).tiny)
+
+
+def _neg_kl_dirichlet(prior, params: jax.Array, elog: jax.Array) -> jax.Array:
+    """:math:`\\sum_r E_{q}[\\log\\mathrm{Dir}(x_r|prior) - \\log\\mathrm{Dir}(x_r|params_r)]` over the rows.
+
+    ``params`` (R, S) are the variational parameters, ``elog`` their
+    :func:`dirichlet_expectation`, ``prior`` a scalar symmetric concentration.
+    """
+    size = params.shape[-1]
+    per_entry = (prior - params) * elog + gammaln(params) - gammaln(prior)
+    per_row = gammaln(prior * size) - gammaln(jnp.sum(params, axis=-1))
+    return jnp.sum(per_entry) + jnp.sum(per_row)
+
+
+def elbo_terms(counts: jax.Array, doc_topic: jax.Array, topic_word: jax.Array, *,
+               alpha, eta) -> ELBOTerms:
+    """The ELBO of ``q(θ|γ) q(β|λ)`` with ``φ`` at its optimum, term by term.
+
+    Args:
+        counts: (D, V) non-negative word counts.
+        doc_topic: (D, K) ``γ``.
+        topic_word: (K, V) ``λ``.
+        alpha, eta: scalar priors.
+
+    Returns:
+        :class:`ELBOTerms`; the word term is a log-sum-exp over topics computed as
+        ``log(θ̃ B̃) + shifts`` (a (D, K)·(K, V) product, no (D, V, K) array).
+    """
+    elog_theta = dirichlet_expectation(doc_topic)
+    elog_beta = dirichlet_expectation(topic_word)
+    theta, theta_shift = _shifted_exp(elog_theta, axis=-1)   # (D, K), (D, 1)
+    beta, beta_shift = _shifted_exp(elog_beta, axis=0)        # (K, V), (1, V)
+    log_norm = jnp.log(_word_norm(theta, beta))                # (D, V)
+    words = (jnp.sum(counts * log_norm)
+             + jnp.sum(jnp.sum(counts, axis=1) * theta_shift[:, 0])
+             + jnp.sum(jnp.sum(counts, axis=0) * beta_shift[0]))
+    return ELBOTerms(
+        words=words,
+        doc_topic=_neg_kl_dirichlet(alpha, doc_topic, elog_theta),
+        topic_word=_neg_kl_dirichlet(eta, topic_word, elog_beta),
+    )
+
+
+def elbo(counts: jax.Array, doc_topic: jax.Array, topic_word: jax.Array, *,
+         alpha, eta) -> jax.Array:
+    """The ELBO (scikit-learn's ``_approx_bound``): the sum of :func:`elbo_terms`. Shapes as there."""
+    t = elbo_terms(counts, doc_topic, topic_word, alpha=alpha, eta=eta)
+    return t.words + t.doc_topic + t.topic_word
+
+
+_elbo_jit = jax.jit(elbo)
+
+
+class _Corpus(NamedTuple):
+    """The counts in the layouts the kernels read (private).
+
+    counts: (D, V) dense counts (M step, ELBO). word_ids / word_counts: (D, L) the column
+    ids and counts of each document's distinct words, padded with zero counts, or ``None``
+    (the E step then reads the dense rows: the layout used when ``counts`` is traced).
+    """
+
+    counts: jax.Array
+    word_ids: jax.Array | None
+    word_counts: jax.Array | None
+
+
+def _make_corpus(counts: jax.Array) -> _Corpus:
+    """Pick the E step layout: padded distinct words when concrete and sparse enough, else dense."""
+    if not is_concrete(counts):
+        return _Corpus(counts, None, None)
+    host = np.asarray(counts)
+    n_distinct = max(1, int(np.max(np.count_nonzero(host, axis=1), initial=0)))
+    if 4 * n_distinct > host.shape[1]:
+        return _Corpus(counts, None, None)
+    ids = np.argsort(host == 0, axis=1, kind="stable")[:, :n_distinct].astype(np.int32)
+    return _Corpus(counts, jnp.asarray(ids),
+                   jnp.asarray(np.take_along_axis(host, ids, axis=1), counts.dtype))
+
+
+def _doc_e_step(gamma: jax.Array, beta: jax.Array, doc_counts: jax.Array, alpha, tol,
+                max_iter: int):
+    """The fixed point for one document: ``γ_d`` (K,), ``B̃`` columns (K, L), counts (L,)."""
+
+    def update(g):
+        theta, _ = _doc_factors(g)
+        ratio = doc_counts / _word_norm(theta, beta)
+        new = alpha + theta * (beta @ ratio)
+        change = jnp.mean(jnp.abs(new - g))
+        return new, change, change
+
+    return run_loop(update, gamma, tol=tol, max_iter=max_iter)
+
+
+def _e_step(topic_word, corpus: _Corpus, doc_topic, priority, alpha, tol, max_iter: int,
+            chunk_size: int) -> EStepResult:
+    """The E step in batches of ``chunk_size`` documents, the slowest (by ``priority``) first.
+
+    Each batch runs the vmapped per-document loop until its own slowest document stops, so
+    sorting documents by their expected number of updates keeps the work close to the sum
+    of per-document updates (scikit-learn's per-document early exit) with static shapes.
+    """
+    n_docs, n_topics = doc_topic.shape
+    chunk = min(int(chunk_size), n_docs)
+    n_chunks = -(-n_docs // chunk)
+    n_pad = n_chunks * chunk - n_docs
+    beta, _ = _topic_factors(topic_word)
+    sparse = corpus.word_ids is not None
+    rows = corpus.word_counts if sparse else corpus.counts
+
+    def pad(a, value=0):
+        return jnp.concatenate([a, jnp.full((n_pad,) + a.shape[1:], value, a.dtype)])
+
+    rows, gamma0 = pad(rows), pad(doc_topic, 1)
+    ids = pad(corpus.word_ids) if sparse else None
+    order = jnp.concatenate([jnp.argsort(-priority, stable=True),
+                             jnp.arange(n_docs, n_docs + n_pad)]).reshape(n_chunks, chunk)
+    run = jax.vmap(partial(_doc_e_step, max_iter=max_iter),
+                   in_axes=(0, 0 if sparse else None, 0, None, None))
+
+    def one_chunk(idx):
+        b = jnp.moveaxis(beta[:, ids[idx]], 0, 1) if sparse else beta   # (C, K, L) or (K, V)
+        out = run(gamma0[idx], b, rows[idx], alpha, tol)
+        return out.state, out.n_iter, out.converged
+
+    gamma, n_iter, converged = jax.lax.map(one_chunk, order)
+    flat = order.reshape(-1)
+    unsort = lambda a: jnp.zeros((flat.shape[0],) + a.shape[2:], a.dtype).at[flat].set(
+        a.reshape((flat.shape[0],) + a.shape[2:]))[:n_docs]
+    return EStepResult(unsort(gamma), unsort(n_iter), unsort(converged))
+
+
+def _length_priority(corpus: _Corpus) -> jax.Array:
+    """Distinct words per document, a first guess of how many E step updates it needs."""
+    return jnp.sum(corpus.counts > 0, axis=1).astype(corpus.counts.dtype)
+
+
+def e_step(topic_word: jax.Array, counts, doc_topic: jax.Array, *, alpha,
+           max_iter: int = 100, tol=1e-3, chunk_size: int = 64) -> EStepResult:
+    """Fit ``γ`` of every document for fixed topics ``λ`` (the E step), vmapped over documents.
+
+    Iterates :math:`\\gamma_d \\leftarrow \\alpha + \\tilde\\theta_d\\odot(\\tilde B\\,
+    (n_d\\oslash\\tilde\\theta_d^\\top\\tilde B))` from ``doc_topic`` until the mean absolute
+    change of ``γ_d`` is at most ``tol`` or ``max_iter`` updates; each document stops on
+    its own (scikit-learn's ``_update_doc_distribution``).
+
+    Args:
+        topic_word: (K, V) ``λ``.
+        counts: (D, V) non-negative counts.
+        doc_topic: (D, K) initial ``γ`` (positive).
+        alpha: scalar document-topic prior.
+        max_iter: static bound on the updates per document.
+        tol: tolerance on the mean change of ``γ_d``.
+        chunk_size: static number of documents vmapped together.
+
+    Returns:
+        :class:`EStepResult` with ``doc_topic`` (D, K), ``n_iter`` (D,), ``converged`` (D,).
+    """
+    counts = _check_counts(counts)
+    check_int_in_range(max_iter, "max_iter", 1, 10**9)
+    check_int_in_range(chunk_size, "chunk_size", 1, 10**9)
+    dtype = jnp.result_type(topic_word, counts, doc_topic)
+    corpus = _make_corpus(counts.astype(dtype))
+    return _e_step_jit(jnp.asarray(topic_word, dtype), corpus, jnp.asarray(doc_topic, dtype),
+                       _length_priority(corpus), jnp.asarray(alpha, dtype),
+                       jnp.asarray(tol, dtype), int(max_iter), int(chunk_size))
+
+
+_e_step_jit = jax.jit(_e_step, static_argnums=(6, 7))
+
+
+def m_step(topic_word: jax.Array, counts: jax.Array, doc_topic: jax.Array, *, eta) -> jax.Array:
+    """The new topics :math:`\\lambda = \\eta + \\sum_d n_{dv}\\phi_{dvk}` (the M step).
+
+    ``φ`` is the optimum for ``γ = doc_topic`` and the current ``λ = topic_word``:
+    :math:`\\lambda_{kv} = \\eta + \\tilde B_{kv}[\\tilde\\Theta^\\top(N\\oslash\\tilde\\Theta\\tilde B)]_{kv}`.
+
+    Args:
+        topic_word: (K, V) current ``λ``. counts: (D, V). doc_topic: (D, K) ``γ``.
+        eta: scalar topic-word prior.
+
+    Returns:
+        (K, V) the updated ``λ``.
+    """
+    beta, _ = _topic_factors(topic_word)
+    theta, _ = _doc_factors(doc_topic)
+    ratio = counts / _word_norm(theta, beta)                  # (D, V)
+    return eta + beta * (theta.T @ ratio)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _check_counts(counts, name: str = "counts", dtype=None) -> jax.Array:
+    """A finite, non-negative (D, V) floating matrix (scipy sparse matrices are densified)."""
+    if hasattr(counts, "toarray") and not isinstance(counts, jax.Array):
+        counts = counts.toarray()
+    counts = as_float_array(counts, name, ndim=2, dtype=dtype)
+    if is_concrete(counts) and bool(jnp.any(counts < 0)):
+        raise ValueError(f"{name} must be non-negative word counts, found a negative entry")
+    return counts
+
+
+def _check_prior(value, name: str, default, dtype) -> jax.Array:
+    value = jnp.asarray(default if value is None else value)
+    if not jnp.issubdtype(value.dtype, jnp.number) or value.ndim != 0:
+        raise ValueError(f"{name} must be a positive scalar, got shape {value.shape}")
+    check_positive(value, name)
+    return value.astype(dtype)
+
+
+def _check_tol(value, name: str, dtype) -> jax.Array:
+    value = jnp.asarray(value)
+    if value.ndim != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {value.shape}")
+    if is_concrete(value) and not float(value) >= 0:
+        raise ValueError(f"{name} must be non-negative, got {float(value)}")
+    return value.astype(dtype)
+
+
+def _check_vocab_size(model, counts, name: str = "counts") -> None:
+    if counts.shape[1] != model.topic_word.shape[1]:
+        raise ValueError(f"{name} has {counts.shape[1]} columns but the model's vocabulary "
+                         f"has {model.topic_word.shape[1]} words")
+
+
+# ----------------------------------------------------------------------------- EM
+
+
+def _gamma100(key: jax.Array, shape, dtype) -> jax.Array:
+    """Draws close to Gamma(100, 1/100) (mean 1, sd 0.1), scikit-learn's initial values.
+
+    The Marsaglia–Tsang transform :math:`d(1+cx)^3/100`, :math:`x\\sim N(0,1)`,
+    :math:`d = 100-1/3`, :math:`c = 1/\\sqrt{9d}`, without its rejection step (which
+    accepts more than 99.8% of draws at shape 100): only initial values, and much cheaper
+    to compile than ``jax.random.gamma``'s rejection loop.
+    """
+    d = 100.0 - 1.0 / 3.0
+    c = float(1.0 / np.sqrt(9.0 * d))
+    x = jax.random.normal(key, shape, dtype)
+    v = jnp.maximum(1.0 + c * x, 0.1) ** 3
+    return (d / 100.0) * v
+
+
+def _init(key, counts, n_topics: int) -> LDAState:
+    n_docs, n_words = counts.shape
+    dtype = counts.dtype
+    key, k_topic, k_doc = jax.random.split(key, 3)
+    return LDAState(_gamma100(k_topic, (n_topics, n_words), dtype),
+                    _gamma100(k_doc, (n_docs, n_topics), dtype),
+                    jnp.asarray(-jnp.inf, dtype), key, jnp.zeros((n_docs,), jnp.int32))
+
+
+def init(key: jax.Array, counts, n_topics: int) -> LDAState:
+    """The initial state: ``λ`` (K, V) and ``γ`` (D, K) near Gamma(100, 1/100) (scikit-learn's).
+
+    Args:
+        key: a ``jax.random.key``.
+        counts: (D, V) non-negative counts (sets D, V and the dtype).
+        n_topics: static K.
+    """
+    check_int_in_range(n_topics, "n_topics", 1, 10**9)
+    return _init(key, _check_counts(counts), n_topics)
+
+
+def _step(state: LDAState, corpus: _Corpus, alpha, eta, e_step_tol, e_step_max_iter: int,
+          warm_start: bool, chunk_size: int):
+    if warm_start:
+        key, gamma0 = state.key, state.doc_topic
+    else:
+        key, sub = jax.random.split(state.key)
+        gamma0 = _gamma100(sub, state.doc_topic.shape, state.doc_topic.dtype)
+    # slowest documents of the last E step first (distinct words break ties, and rank the first)
+    priority = state.e_step_n_iter + _length_priority(corpus) / (corpus.counts.shape[1] + 1)
+    e = _e_step(state.topic_word, corpus, gamma0, priority, alpha, e_step_tol,
+                e_step_max_iter, chunk_size)
+    topic_word = m_step(state.topic_word, corpus.counts, e.doc_topic, eta=eta)
+    value = elbo(corpus.counts, e.doc_topic, topic_word, alpha=alpha, eta=eta)
+    change = jnp.abs(value - state.elbo) / jnp.maximum(jnp.abs(value), jnp.finfo(value.dtype).tiny)
+    return LDAState(topic_word, e.doc_topic, value, key, e.n_iter), change, value
+
+
+def step(state: LDAState, counts, *, alpha, eta, e_step_max_iter: int = 100, e_step_tol=1e-3,
+         warm_start: bool = False, chunk_size: int = 64) -> tuple[LDAState, jax.Array, jax.Array]:
+    """One EM iteration: E step, M step, ELBO.
+
+    The E step starts from ``γ ≈ Gamma(100, 1/100)`` drawn afresh (scikit-learn's batch
+    method) or, with ``warm_start=True``, from the previous ``γ``; then the documents'
+    fixed points, :func:`m_step` with the resulting ``φ``, and :func:`elbo` at the new ``λ``.
+    With ``warm_start=True`` every piece is a coordinate ascent step, so the ELBO cannot
+    decrease even when E steps stop early; from a fresh start it does not decrease once
+    each E step reaches its fixed point (a small ``e_step_tol``).
+
+    Args:
+        state: :class:`LDAState`. counts: (D, V). alpha, eta: scalar priors.
+        e_step_max_iter, e_step_tol: the E step's bound and tolerance.
+        warm_start: static, start each E step from the previous ``γ``.
+        chunk_size: static number of documents vmapped together in the E step.
+
+    Returns:
+        ``(new_state, relative ELBO change, ELBO)``, the shape the shared loop expects.
+    """
+    counts = _check_counts(counts)
+    return _step(state, _make_corpus(counts), jnp.asarray(alpha, counts.dtype),
+                 jnp.asarray(eta, counts.dtype), jnp.asarray(e_step_tol, counts.dtype),
+                 int(e_step_max_iter), bool(warm_start), int(chunk_size))
+
+
+def _fit(key, corpus: _Corpus, alpha, eta, tol, e_step_tol, n_topics: int, max_iter: int,
+         e_step_max_iter: int, warm_start: bool, chunk_size: int) -> LDAResult:
+    state = _init(key, corpus.counts, n_topics)
+    one_step = partial(_step, corpus=corpus, alpha=alpha, eta=eta, e_step_tol=e_step_tol,
+                       e_step_max_iter=e_step_max_iter, warm_start=warm_start,
+                       chunk_size=chunk_size)
+    out = run_loop(one_step, state, tol=tol, max_iter=max_iter)
+    s = out.state
+    return LDAResult(s.topic_word, alpha, eta, s.doc_topic, out.trace, out.n_iter,
+                     out.converged, s.e_step_n_iter)
+
+
+_fit_jit = jax.jit(_fit, static_argnums=(6, 7, 8, 9, 10))
+
+
+def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter: int = 100,
+        tol=1e-5, e_step_max_iter: int = 100, e_step_tol=1e-3, warm_start: bool = False,
+        chunk_size: int = 64) -> LDAResult:
+    """Fit LDA by batch variational EM (scikit-learn's ``learning_method="batch"``).
+
+    Runs :func:`step` on the shared bounded loop until the relative ELBO change
+    :math:`|\\mathcal L_t-\\mathcal L_{t-1}|/|\\mathcal L_t|` is at most ``tol`` or
+    ``max_iter`` iterations (``tol=0`` runs all of them, like scikit-learn with
+    ``evaluate_every=-1``).
+
+    Args:
+        key: a ``jax.random.key`` (initial ``λ``, each E step's initial ``γ``).
+        counts: (D, V) document-term counts, non-negative (floats allowed; a scipy sparse
+            matrix is densified). Its float dtype is the dtype of every result. When the
+            counts are concrete the E step reads only each document's distinct words.
+        n_topics: static K.
+        alpha: document-topic prior (default ``1/K``, as scikit-learn); may be traced.
+        eta: topic-word prior (default ``1/K``); may be traced.
+        max_iter: static bound on EM iterations.
+        tol: tolerance on the relative ELBO change. With restarted E steps the ELBO moves
+            by ~1e-6 (relative) from one iteration to the next even at convergence, so a
+            ``tol`` much below 1e-5 runs to ``max_iter``.
+        e_step_max_iter: static bound on each document's E step updates
+            (scikit-learn's ``max_doc_update_iter``).
+        e_step_tol: tolerance on the mean change of ``γ_d`` (``mean_change_tol``).
+        warm_start: static; start each E step from the previous ``γ`` (monotone ELBO by
+            construction, but it tends to stay near its first topics; scikit-learn and
+            Blei's lda-c restart, the default).
+        chunk_size: static number of documents vmapped together in the E step.
+
+    Returns:
+        :class:`LDAResult` (``topic_word`` (K, V), ``doc_topic`` (D, K), ``elbo``
+        (max_iter,), ``n_iter``, ``converged``, ``e_step_n_iter`` (D,)).
+    """
+    counts = _check_counts(counts)
+    check_int_in_range(n_topics, "n_topics", 1, 10**9)
+    check_int_in_range(max_iter, "max_iter", 1, 10**9)
+    check_int_in_range(e_step_max_iter, "e_step_max_iter", 1, 10**9)
+    check_int_in_range(chunk_size, "chunk_size", 1, 10**9)
+    dtype = counts.dtype
+    alpha = _check_prior(alpha, "alpha", 1.0 / n_topics, dtype)
+    eta = _check_prior(eta, "eta", 1.0 / n_topics, dtype)
+    tol = _check_tol(tol, "tol", dtype)
+    e_step_tol = _check_tol(e_step_tol, "e_step_tol", dtype)
+    return _fit_jit(key, _make_corpus(counts), alpha, eta, tol, e_step_tol, n_topics,
+                    max_iter, e_step_max_iter, bool(warm_start), chunk_size)
+
+
+# ----------------------------------------------------------------------------- verbs
+
+
+def transform(model, counts, *, e_step_max_iter: int = 100, e_step_tol=1e-3,
+              normalize: bool = False, chunk_size: int = 64) -> jax.Array:
+    """The E step on (new) documents for a fitted model, from ``γ = 1`` (scikit-learn's).
+
+    Args:
+        model: an :class:`LDAModel` or :class:`LDAResult` (``topic_word``, ``alpha``).
+        counts: (D, V) non-negative counts over the model's vocabulary.
+        e_step_max_iter, e_step_tol: the E step's bound and tolerance.
+        normalize: return ``γ_d / Σ_k γ_dk`` (scikit-learn's ``transform``) instead of ``γ``.
+        chunk_size: static number of documents vmapped together.
+
+    Returns:
+        (D, K) ``γ`` (scikit-learn's ``_unnormalized_transform``), or its row-normalised form.
+    """
+    counts = _check_counts(counts)
+    _check_vocab_size(model, counts)
+    dtype = jnp.result_type(counts, model.topic_word)
+    gamma0 = jnp.ones((counts.shape[0], model.topic_word.shape[0]), dtype)
+    gamma = e_step(model.topic_word, counts, gamma0, alpha=model.alpha,
+                   max_iter=e_step_max_iter, tol=e_step_tol, chunk_size=chunk_size).doc_topic
+    if normalize:
+        return gamma / jnp.sum(gamma, axis=1, keepdims=True)
+    return gamma
+
+
+def perplexity(model, counts, *, doc_topic=None, e_step_max_iter: int = 100,
+               e_step_tol=1e-3) -> jax.Array:
+    """Perplexity :math:`\\exp(-\\mathcal L/\\sum_{dv}n_{dv})`, scikit-learn's definition.
+
+    ``L`` is :func:`elbo` at ``γ = transform(model, counts)`` (or the given ``doc_topic``),
+    including the topics' KL term, exactly as ``LatentDirichletAllocation.perplexity``.
+
+    Args:
+        model: :class:`LDAModel` or :class:`LDAResult`.
+        counts: (D, V) counts (held-out documents for a held-out perplexity).
+        doc_topic: optional (D, K) ``γ`` to use instead of running the E step.
+
+    Returns:
+        () perplexity (lower is better).
+    """
+    counts = _check_counts(counts)
+    _check_vocab_size(model, counts)
+    if doc_topic is None:
+        doc_topic = transform(model, counts, e_step_max_iter=e_step_max_iter,
+                              e_step_tol=e_step_tol)
+    bound = _elbo_jit(counts, doc_topic, model.topic_word, alpha=model.alpha, eta=model.eta)
+    return jnp.exp(-bound / jnp.sum(counts))
+
+
+def topic_word_mean(model) -> jax.Array:
+    """:math:`E_q[\\beta_k] = \\lambda_k/\\sum_v\\lambda_{kv}`: (K, V) rows on the simplex."""
+    lam = model.topic_word
+    return lam / jnp.sum(lam, axis=1, keepdims=True)
+
+
+def top_words(model, vocabulary: Sequence[str], n: int = 10) -> list[list[str]]:
+    """The ``n`` most probable words of every topic, most probable first.
+
+    Args:
+        model: :class:`LDAModel` or :class:`LDAResult` (concrete, not traced).
+        vocabulary: the V words, in column order of the counts.
+        n: words per topic.
+
+    Returns:
+        K lists of ``n`` words.
+    """
+    lam = np.asarray(model.topic_word)
+    if lam.ndim != 2:
+        raise ValueError(f"model.topic_word must be (K, V), got shape {lam.shape}")
+    if len(vocabulary) != lam.shape[1]:
+        raise ValueError(f"vocabulary has {len(vocabulary)} words but the model has "
+                         f"{lam.shape[1]}")
+    check_int_in_range(n, "n", 1, lam.shape[1])
+    order = np.argsort(-lam, axis=1, kind="stable")[:, :n]
+    return [[vocabulary[i] for i in row] for row in order]

@@ -1,0 +1,286 @@
+"""jaxml.lda against scikit-learn's LatentDirichletAllocation, explicit φ, and known topics.
+
+Oracles: scikit-learn (``transform(normalize=False)``, ``score`` = its variational bound,
+``perplexity``, held-out perplexity of its own batch fit); the update equations and the
+ELBO written out with an explicit (D, V, K) ``φ`` in NumPy/SciPy on a small corpus; the
+closed-form Dirichlet KL via ``scipy.stats.dirichlet.entropy``; the true topics of a
+corpus sampled from the model (Hungarian matching).
+"""
+
+import jax
+import jax.numpy as jnp
+import lda as lda_data
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.optimize import linear_sum_assignment
+from scipy.special import digamma, gammaln, logsumexp
+from scipy.stats import dirichlet
+from sklearn.decomposition import LatentDirichletAllocation
+
+from jaxml import lda
+
+K_SYN, V_SYN, D_SYN, ALPHA_SYN, ETA_SYN = 4, 40, 200, 0.3, 0.05
+FIT_KW = dict(alpha=ALPHA_SYN, eta=ETA_SYN, max_iter=60, tol=1e-5)
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+def sample_corpus(seed, n_docs=D_SYN, doc_len=80):
+    """θ ~ Dir(α), then each document's counts ~ Mult(doc_len, θ_d β): z marginalised."""
+    rng = np.random.default_rng(seed)
+    # well-separated true topics: each puts most of its mass on its own block of words
+    beta = 0.2 * rng.dirichlet(np.full(V_SYN, ETA_SYN), size=K_SYN)
+    block = V_SYN // K_SYN
+    for k in range(K_SYN):
+        beta[k, k * block:(k + 1) * block] += 0.8 * rng.dirichlet(np.ones(block))
+    theta = rng.dirichlet(np.full(K_SYN, ALPHA_SYN), size=n_docs)
+    counts = np.stack([rng.multinomial(doc_len, p) for p in theta @ beta]).astype(float)
+    return counts, beta
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return sample_corpus(0)
+
+
+@pytest.fixture(scope="module")
+def synthetic_fit(synthetic):
+    counts, _ = synthetic
+    return lda.fit(jax.random.key(0), counts, K_SYN, **FIT_KW)
+
+
+@pytest.fixture(scope="module")
+def reuters():
+    X = lda_data.datasets.load_reuters().astype(np.float64)
+    idx = np.random.default_rng(0).permutation(len(X))
+    return X[idx[:300]], X[idx[300:]]
+
+
+@pytest.fixture(scope="module")
+def sklearn_reuters(reuters):
+    train, _ = reuters
+    return LatentDirichletAllocation(
+        10, learning_method="batch", max_iter=30, doc_topic_prior=0.1, topic_word_prior=0.01,
+        evaluate_every=-1, random_state=0).fit(train)
+
+
+def explicit_phi(counts, gamma, lam):
+    """φ_dvk ∝ exp(E log θ_dk + E log β_kv), formed in full (small corpora only)."""
+    elog_theta = digamma(gamma) - digamma(gamma.sum(1, keepdims=True))
+    elog_beta = digamma(lam) - digamma(lam.sum(1, keepdims=True))
+    log_phi = elog_theta[:, None, :] + elog_beta.T[None, :, :]         # (D, V, K)
+    return np.exp(log_phi - logsumexp(log_phi, axis=2, keepdims=True)), log_phi
+
+
+# ----------------------------------------------------------------------------- scikit-learn
+
+
+def test_e_step_elbo_perplexity_match_sklearn(reuters, sklearn_reuters):
+    train, test = reuters
+    sk = sklearn_reuters
+    model = lda.LDAModel(jnp.asarray(sk.components_), jnp.asarray(0.1), jnp.asarray(0.01))
+    gamma = np.asarray(lda.transform(model, train))
+    # same fixed-point iteration from γ = 1 with the same stopping rule
+    np.testing.assert_allclose(gamma, sk.transform(train, normalize=False), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(lda.transform(model, train, normalize=True)),
+                               sk.transform(train), rtol=1e-6, atol=1e-8)
+    # score = the variational bound at γ = transform(X)
+    bound = float(lda.elbo(train, gamma, sk.components_, alpha=0.1, eta=0.01))
+    np.testing.assert_allclose(bound, sk.score(train), rtol=1e-9)
+    np.testing.assert_allclose(float(lda.perplexity(model, train)), sk.perplexity(train), rtol=1e-7)
+    # held-out documents contain words unseen in training, where scikit-learn's epsilon
+    # drops a word that the exact update keeps: agreement to 0.1%
+    np.testing.assert_allclose(float(lda.perplexity(model, test)), sk.perplexity(test), rtol=1e-3)
+
+
+def test_held_out_perplexity_close_to_sklearn(reuters, sklearn_reuters):
+    train, test = reuters
+    fit = lda.fit(jax.random.key(0), train, 10, alpha=0.1, eta=0.01, max_iter=30, tol=0.0)
+    assert int(fit.n_iter) == 30
+    ours, theirs = float(lda.perplexity(fit, test)), sklearn_reuters.perplexity(test)
+    assert abs(ours / theirs - 1) < 0.10, (ours, theirs)
+    # and on the training documents, where the bound is what both maximise
+    assert abs(float(lda.perplexity(fit, train)) / sklearn_reuters.perplexity(train) - 1) < 0.05
+
+
+# ----------------------------------------------------------------------------- update equations
+
+
+def test_e_step_fixed_point_satisfies_update_equations(synthetic, synthetic_fit):
+    counts, _ = synthetic
+    lam = np.asarray(synthetic_fit.topic_word)
+    start = np.full((counts.shape[0], K_SYN), 1.0)
+    e = lda.e_step(lam, counts, start, alpha=ALPHA_SYN, max_iter=5000, tol=1e-13)
+    assert bool(np.all(e.converged))
+    gamma = np.asarray(e.doc_topic)
+    phi, _ = explicit_phi(counts, gamma, lam)
+    # γ_d = α + Σ_v n_dv φ_dv with φ the optimum for this γ
+    np.testing.assert_allclose(gamma, ALPHA_SYN + np.einsum("dv,dvk->dk", counts, phi),
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_m_step_equals_explicit_phi_sum(synthetic, synthetic_fit):
+    counts, _ = synthetic
+    lam, gamma = np.asarray(synthetic_fit.topic_word), np.asarray(synthetic_fit.doc_topic)
+    phi, _ = explicit_phi(counts, gamma, lam)
+    expected = ETA_SYN + np.einsum("dv,dvk->kv", counts, phi)
+    np.testing.assert_allclose(np.asarray(lda.m_step(lam, counts, gamma, eta=ETA_SYN)),
+                               expected, rtol=1e-10)
+
+
+def test_elbo_terms_equal_explicit_formulas(synthetic, synthetic_fit):
+    counts, _ = synthetic
+    lam, gamma = np.asarray(synthetic_fit.topic_word), np.asarray(synthetic_fit.doc_topic)
+    terms = lda.elbo_terms(counts, gamma, lam, alpha=ALPHA_SYN, eta=ETA_SYN)
+    _, log_phi = explicit_phi(counts, gamma, lam)
+    np.testing.assert_allclose(float(terms.words),
+                               np.sum(counts * logsumexp(log_phi, axis=2)), rtol=1e-10)
+
+    def neg_kl(prior, params):
+        # E_q[log p] = log normaliser of Dir(prior) + Σ (prior-1) E_q[log x]; -E_q[log q] = entropy
+        elog = digamma(params) - digamma(params.sum(1, keepdims=True))
+        size = params.shape[1]
+        cross = gammaln(prior * size) - size * gammaln(prior) + ((prior - 1) * elog).sum(1)
+        return np.sum(cross + np.array([dirichlet(p).entropy() for p in params]))
+
+    np.testing.assert_allclose(float(terms.doc_topic), neg_kl(ALPHA_SYN, gamma), rtol=1e-9)
+    np.testing.assert_allclose(float(terms.topic_word), neg_kl(ETA_SYN, lam), rtol=1e-9)
+    assert float(lda.elbo(counts, gamma, lam, alpha=ALPHA_SYN, eta=ETA_SYN)) == pytest.approx(
+        float(terms.words + terms.doc_topic + terms.topic_word), rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- EM behaviour
+
+
+def test_elbo_never_decreases(synthetic):
+    counts = synthetic[0][:100]
+    # restarted E steps (the default) run to their fixed point
+    fit = lda.fit(jax.random.key(1), counts, K_SYN, alpha=ALPHA_SYN, eta=ETA_SYN, max_iter=15,
+                  tol=0.0, e_step_max_iter=2000, e_step_tol=1e-10)
+    trace = np.asarray(fit.elbo)
+    assert np.all(np.isfinite(trace)) and int(fit.n_iter) == 15
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:])), np.diff(trace).min()
+    # the last trace entry is the ELBO of the returned parameters
+    assert trace[-1] == pytest.approx(float(lda.elbo(counts, fit.doc_topic, fit.topic_word,
+                                                     alpha=ALPHA_SYN, eta=ETA_SYN)), rel=1e-12)
+    # warm-started E steps: monotone by construction, even stopped early
+    warm = lda.fit(jax.random.key(1), counts, K_SYN, alpha=ALPHA_SYN, eta=ETA_SYN, max_iter=15,
+                   tol=0.0, e_step_max_iter=3, warm_start=True)
+    trace = np.asarray(warm.elbo)
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:])), np.diff(trace).min()
+
+
+def test_topics_recovered_from_sampled_corpus(synthetic, synthetic_fit):
+    _, beta = synthetic
+    est = np.asarray(lda.topic_word_mean(synthetic_fit))
+    np.testing.assert_allclose(est.sum(1), 1.0, rtol=1e-12)
+    tv = 0.5 * np.abs(est[:, None, :] - beta[None, :, :]).sum(-1)      # (K_est, K_true)
+    rows, cols = linear_sum_assignment(tv)
+    assert tv[rows, cols].max() < 0.1, tv[rows, cols]
+    assert bool(synthetic_fit.converged)
+
+
+def test_top_words(synthetic, synthetic_fit):
+    _, beta = synthetic
+    vocab = [f"w{i}" for i in range(V_SYN)]
+    words = lda.top_words(synthetic_fit, vocab, 5)
+    lam = np.asarray(synthetic_fit.topic_word)
+    assert words == [[vocab[i] for i in np.argsort(-row)[:5]] for row in lam]
+    # the recovered topics' top word is a top-3 word of the matched true topic
+    tv = 0.5 * np.abs(lam[:, None] / lam.sum(1)[:, None, None] - beta[None]).sum(-1)
+    for k, j in zip(*linear_sum_assignment(tv)):
+        assert int(words[k][0][1:]) in np.argsort(-beta[j])[:3]
+
+
+# ----------------------------------------------------------------------------- transformations
+
+
+def test_jit_matches_eager(synthetic, synthetic_fit):
+    counts, _ = synthetic
+    # under jit the counts are traced, so the E step reads dense rows instead of the
+    # padded distinct-word layout: the same numbers either way
+    jitted = jax.jit(lambda c: lda.fit(jax.random.key(0), c, K_SYN, **FIT_KW))(counts)
+    np.testing.assert_allclose(np.asarray(jitted.topic_word),
+                               np.asarray(synthetic_fit.topic_word), rtol=1e-7)
+    np.testing.assert_allclose(np.asarray(jitted.elbo), np.asarray(synthetic_fit.elbo),
+                               rtol=1e-10)
+    assert int(jitted.n_iter) == int(synthetic_fit.n_iter)
+
+
+def test_vmap_over_alpha_and_corpora(synthetic):
+    counts = synthetic[0][:60]
+    kw = dict(eta=ETA_SYN, max_iter=8, tol=0.0)
+    alphas = jnp.array([0.1, 1.0])
+    corpora = jnp.stack([counts, counts[::-1]])
+    batched = jax.vmap(lambda a, c: lda.fit(jax.random.key(2), c, K_SYN, alpha=a, **kw))(
+        alphas, corpora)
+    for i in range(2):
+        single = lda.fit(jax.random.key(2), np.asarray(corpora[i]), K_SYN, alpha=alphas[i], **kw)
+        np.testing.assert_allclose(np.asarray(batched.topic_word[i]),
+                                   np.asarray(single.topic_word), rtol=1e-7)
+        np.testing.assert_allclose(np.asarray(batched.elbo[i]), np.asarray(single.elbo),
+                                   rtol=1e-10)
+
+
+def test_float32_stays_float32(synthetic, synthetic_fit):
+    counts, beta = synthetic
+    c32 = counts.astype(np.float32)
+    # three restarts at once (vmap over keys), keep the one with the highest ELBO
+    keys = jax.random.split(jax.random.key(3), 3)
+    fits = jax.vmap(lambda k: lda.fit(k, c32, K_SYN, **FIT_KW))(keys)
+    final = fits.elbo[jnp.arange(3), fits.n_iter - 1]
+    fit32 = jax.tree_util.tree_map(lambda a: a[int(jnp.argmax(final))], fits)
+    for name in ("topic_word", "doc_topic", "elbo", "alpha", "eta"):
+        assert getattr(fit32, name).dtype == jnp.float32, name
+    assert lda.transform(fit32, c32).dtype == jnp.float32
+    assert lda.perplexity(fit32, c32).dtype == jnp.float32
+    # float32 draws differ from float64 ones, so this is another run: it recovers the topics
+    est = np.asarray(lda.topic_word_mean(fit32), np.float64)
+    tv = 0.5 * np.abs(est[:, None, :] - beta[None, :, :]).sum(-1)
+    assert tv[linear_sum_assignment(tv)].max() < 0.1
+    # and the float64 model evaluated in float32 gives the float64 perplexity
+    model32 = lda.LDAModel(*(jnp.asarray(getattr(synthetic_fit, f), jnp.float32)
+                             for f in ("topic_word", "alpha", "eta")))
+    assert float(lda.perplexity(model32, c32)) == pytest.approx(
+        float(lda.perplexity(synthetic_fit, counts)), rel=1e-4)
+
+
+# ----------------------------------------------------------------------------- input
+
+
+def test_non_integer_and_sparse_counts(synthetic, synthetic_fit):
+    counts, _ = synthetic
+    # float counts (e.g. tf-idf weights) are allowed; a scipy sparse matrix is densified
+    gamma_dense = lda.transform(synthetic_fit, counts * 0.5)
+    gamma_sparse = lda.transform(synthetic_fit, sp.csr_matrix(counts * 0.5))
+    np.testing.assert_allclose(np.asarray(gamma_sparse), np.asarray(gamma_dense), rtol=1e-12)
+    assert np.all(np.isfinite(np.asarray(gamma_dense)))
+
+
+def test_bad_input(synthetic, synthetic_fit):
+    counts, _ = synthetic
+    key = jax.random.key(0)
+    negative = counts.copy()
+    negative[0, 0] = -1.0
+    with pytest.raises(ValueError, match="counts"):
+        lda.fit(key, negative, 3)
+    with pytest.raises(ValueError, match="counts"):
+        lda.fit(key, np.where(counts > 3, np.nan, counts), 3)
+    with pytest.raises(ValueError, match="counts"):
+        lda.fit(key, counts[0], 3)
+    with pytest.raises(ValueError, match="n_topics"):
+        lda.fit(key, counts, 0)
+    with pytest.raises(ValueError, match="alpha"):
+        lda.fit(key, counts, 3, alpha=-0.1)
+    with pytest.raises(ValueError, match="eta"):
+        lda.fit(key, counts, 3, eta=0.0)
+    with pytest.raises(ValueError, match="tol"):
+        lda.fit(key, counts, 3, tol=-1.0)
+    with pytest.raises(ValueError, match="counts"):
+        lda.transform(synthetic_fit, counts[:, :10])
+    with pytest.raises(ValueError, match="counts"):
+        lda.perplexity(synthetic_fit, negative)
+    with pytest.raises(ValueError, match="vocabulary"):
+        lda.top_words(synthetic_fit, ["a", "b"], 2)
