@@ -29,16 +29,20 @@ parameters *before* the last M step, exactly like ``lower_bound_``); ``fit`` sto
 change of that bound is at most ``tol``. Started from the same parameters, ``fit`` follows
 scikit-learn iteration for iteration.
 
-**Memory and speed.** The data are streamed in row blocks of ``b`` rows
-(``lax.fori_loop`` over ``lax.dynamic_slice``; nothing is copied or padded): a block's
-whitened residuals :math:`L_j^{-1}(x_i-\mu_j)` form a (b, k, d) array computed with one
-(b, d)×(d, k·d) matmul, and ``fit`` fuses the E step with the accumulation of the M step's
-sufficient statistics :math:`\sum_i r_{ij}`, :math:`\sum_i r_{ij}x_i`,
-:math:`\sum_i r_{ij}x_ix_i^\top` — one pass over the data per iteration, O(b·k·d + k·d²)
-working memory, never an (n, k, d) array. ``e_step``/``predict_proba`` return (n, k) arrays
-and so need O(n·k). The second moments are accumulated around the data mean (a fixed shift
-that leaves the covariances unchanged) to keep the cancellation in
-:math:`\frac1{N}\sum r x x^\top - \mu\mu^\top` small.
+**Memory and speed.** Both steps are linear in a per-row feature vector
+:math:`\varphi(\tilde x)` of width D (:math:`\tilde x = x - c`, c the data mean — the mixture's mean
+Σπ_jμ_j in ``e_step`` and the verbs — a fixed shift that leaves covariances unchanged and keeps cancellation small): for ``full``,
+:math:`\varphi = [\tilde x_a\tilde x_b\ (a\le b),\ \tilde x]`, so
+:math:`(\tilde x-\tilde\mu_j)^\top\Lambda_j(\tilde x-\tilde\mu_j)
+= \varphi^\top a_j + \tilde\mu_j^\top\Lambda_j\tilde\mu_j` and the M step's sufficient
+statistics are :math:`\sum_i r_{ij}\varphi(\tilde x_i)`. The data are streamed in row blocks
+of b rows (``lax.fori_loop`` over ``lax.dynamic_slice``; nothing copied or padded); per block
+the E step is one (b, D)×(D, k) matmul and the M step one (k, b)×(b, D) matmul, and ``fit``
+fuses them: one pass over the data per iteration, O(b·(D + k) + k·d²) working memory, never
+an (n, k, d) array. ``e_step``/``predict_proba`` return (n, k) arrays and so need O(n·k).
+The quadratic expansion loses about :math:`\epsilon\,\lVert\tilde x\rVert^2\lambda_{\max}(\Lambda_j)`
+of absolute accuracy in the Mahalanobis term — negligible in float64; in float32 it matters
+only for very tight components far from the data mean.
 
 A collapsing component (all :math:`r_{ij}\to 0`) gets :math:`N_j = 10\epsilon`, a finite
 mean and covariance :math:`\approx\lambda I`, and a tiny but positive weight, so nothing
@@ -241,12 +245,18 @@ def _check_resp(resp, X):
 
 # ============================================================================ row blocks
 
-def _block_rows(n: int, k: int, d: int, block_size: int | None) -> int:
-    """Rows per block: a (b, k, d) block of about 2¹⁶ entries on CPU (cache-sized), 2²² on
-    an accelerator (enough parallel work per kernel), at most n."""
+def _n_features(covariance_type: str, d: int) -> int:
+    """Width D of the per-row feature vector φ(x) (see :func:`_features`)."""
+    return {"full": d * (d + 1) // 2 + d, "tied": d, "diag": 2 * d,
+            "spherical": d + 1}[covariance_type]
+
+
+def _block_rows(n: int, k: int, D: int, block_size: int | None) -> int:
+    """Rows per block: a (b, D + k) block of about 2¹⁶ entries on CPU (cache-sized), 2²²
+    on an accelerator (enough parallel work per kernel), at most n."""
     if block_size is None:
         budget = 1 << (16 if jax.default_backend() == "cpu" else 22)
-        block_size = max(64, budget // max(k * d, 1))
+        block_size = max(64, budget // max(D + k, 1))
     return max(1, min(n, int(block_size)))
 
 
@@ -271,75 +281,108 @@ def _fold_blocks(fn, X, b: int, acc, *extra):
     return lax.fori_loop(0, n_blocks, body, acc)
 
 
-# ============================================================================ E step pieces
+# ============================================================================ features
+#
+# Both steps are linear in a per-row feature vector φ(x̃) (x̃ = x − shift):
+#   full:      φ = [x̃_i x̃_j (i ≤ j), x̃]    (d(d+1)/2 + d)
+#   tied:      φ = x̃                        (the shared quadratic x̃ᵀΛx̃ is added apart)
+#   diag:      φ = [x̃², x̃]                  (2d)
+#   spherical: φ = [‖x̃‖², x̃]                (d + 1)
+# E step: (x̃−μ̃_j)ᵀΛ_j(x̃−μ̃_j) = φ(x̃)ᵀa_j + μ̃_jᵀΛ_jμ̃_j, one (b, D)×(D, k) matmul.
+# M step: Σ_i r_ij φ(x̃_i) are the sufficient statistics, one (k, b)×(b, D) matmul.
 
-class _Whitener(NamedTuple):
-    """Everything the E step needs, precomputed from the parameters (all tiny).
+def _upper_pairs(d: int):
+    return np.triu_indices(d)
 
-    shift: (d,) a point subtracted from x and μ (for accuracy). W: the whitening map —
-    (d, k·d) stacked L_j⁻ᵀ (full), (d, d) L⁻ᵀ (tied), (k, d) 1/σ (diag), (k,) 1/σ
-    (spherical). MW: (k, d) the whitened shifted means. log_norm: (k,)
+
+def _features(Xc, covariance_type: str):
+    """φ(x̃) for a block of shifted rows: (b, D)."""
+    d = Xc.shape[1]
+    if covariance_type == "full":
+        quad = [Xc[:, i:i + 1] * Xc[:, i:] for i in range(d)]  # row-major i ≤ j, no gather
+        return jnp.concatenate(quad + [Xc], axis=1)
+    if covariance_type == "tied":
+        return Xc
+    if covariance_type == "diag":
+        return jnp.concatenate([Xc * Xc, Xc], axis=1)
+    return jnp.concatenate([jnp.sum(Xc * Xc, axis=1, keepdims=True), Xc], axis=1)
+
+
+class _Quadratic(NamedTuple):
+    """The E step's coefficients, precomputed from the parameters (all tiny).
+
+    shift: (d,) subtracted from x and μ. A: (D, k) so that φ(x̃)ᵀA[:, j] + c_j is the
+    squared Mahalanobis distance (for tied, plus ‖Pᵀx̃‖²). c: (k,). P: (d, d) L⁻ᵀ of the
+    tied covariance (a (1, 1) placeholder otherwise). log_norm: (k,)
     log π_j − ½ log det Σ_j − (d/2) log 2π.
     """
 
     shift: jax.Array
-    W: jax.Array
-    MW: jax.Array
+    A: jax.Array
+    c: jax.Array
+    P: jax.Array
     log_norm: jax.Array
 
 
-def _whitener(params: GMMParams, covariance_type: str, shift) -> _Whitener:
+def _quadratic(params: GMMParams, covariance_type: str, shift) -> _Quadratic:
     w, mu, cov = params
     k, d = mu.shape
+    dtype = mu.dtype
     mu_c = mu - shift
-    tiny = jnp.finfo(mu.dtype).tiny
+    P = jnp.zeros((1, 1), dtype)
     if covariance_type in ("full", "tied"):
         L = jnp.linalg.cholesky(cov)                                    # (k,d,d) or (d,d)
-        eye = jnp.broadcast_to(jnp.eye(d, dtype=mu.dtype), L.shape)
-        P = jnp.swapaxes(solve_triangular(L, eye, lower=True), -1, -2)  # L⁻ᵀ
+        eye = jnp.broadcast_to(jnp.eye(d, dtype=dtype), L.shape)
+        Linv = solve_triangular(L, eye, lower=True)
         half_logdet = -jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
+        Lam = jnp.matmul(jnp.swapaxes(Linv, -1, -2), Linv, precision=_HI)   # Σ⁻¹
         if covariance_type == "full":
-            MW = jnp.einsum("kd,kde->ke", mu_c, P, precision=_HI)
-            W = jnp.transpose(P, (1, 0, 2)).reshape(d, k * d)
+            Lam_mu = jnp.einsum("kde,ke->kd", Lam, mu_c, precision=_HI)     # (k, d)
+            iu, ju = _upper_pairs(d)
+            offdiag = jnp.asarray(np.where(iu == ju, 1.0, 2.0), dtype)
+            A = jnp.concatenate([(Lam[:, iu, ju] * offdiag).T, -2.0 * Lam_mu.T], axis=0)
         else:
-            MW = jnp.matmul(mu_c, P, precision=_HI)
-            W = P
+            Lam_mu = jnp.matmul(mu_c, Lam, precision=_HI)
+            A = -2.0 * Lam_mu.T
+            P = jnp.swapaxes(Linv, -1, -2)
             half_logdet = jnp.broadcast_to(half_logdet, (k,))
+        c = jnp.sum(mu_c * Lam_mu, axis=1)
     else:
-        W = lax.rsqrt(cov)
-        MW = mu_c * (W if covariance_type == "diag" else W[:, None])
-        half_logdet = jnp.log(W)
-        half_logdet = jnp.sum(half_logdet, -1) if covariance_type == "diag" else d * half_logdet
-    log_norm = jnp.log(jnp.maximum(w, tiny)) + half_logdet - 0.5 * d * _LOG_2PI
-    return _Whitener(shift, W, MW, log_norm)
+        prec = 1.0 / cov                                                  # (k, d) or (k,)
+        if covariance_type == "diag":
+            A = jnp.concatenate([prec.T, -2.0 * (mu_c * prec).T], axis=0)
+            c = jnp.sum(mu_c * mu_c * prec, axis=1)
+            half_logdet = 0.5 * jnp.sum(jnp.log(prec), axis=1)
+        else:
+            A = jnp.concatenate([prec[None, :], -2.0 * (mu_c * prec[:, None]).T], axis=0)
+            c = jnp.sum(mu_c * mu_c, axis=1) * prec
+            half_logdet = 0.5 * d * jnp.log(prec)
+    log_norm = (jnp.log(jnp.maximum(w, jnp.finfo(dtype).tiny)) + half_logdet
+                - 0.5 * d * _LOG_2PI)
+    return _Quadratic(shift, A, c, P, log_norm)
 
 
-def _block_weighted_log_prob(Xb, wh: _Whitener, covariance_type: str):
-    """log π_j + log N(x_i | μ_j, Σ_j) for a block of rows: (b, k), via (b, k, d) residuals."""
-    k, d = wh.MW.shape
-    Xc = Xb - wh.shift
-    if covariance_type == "full":
-        Z = jnp.matmul(Xc, wh.W, precision=_HI).reshape(-1, k, d)
-    elif covariance_type == "tied":
-        Z = jnp.matmul(Xc, wh.W, precision=_HI)[:, None, :]
-    elif covariance_type == "diag":
-        Z = Xc[:, None, :] * wh.W
-    else:
-        Z = Xc[:, None, :] * wh.W[:, None]
-    Z = Z - wh.MW
-    return wh.log_norm - 0.5 * jnp.sum(Z * Z, axis=-1)
+def _block_weighted_log_prob(F, Xc, q: _Quadratic, covariance_type: str):
+    """log π_j + log N(x_i | μ_j, Σ_j) for a block: (b, k), from its features F (b, D)."""
+    maha = jnp.matmul(F, q.A, precision=_HI) + q.c
+    if covariance_type == "tied":
+        Z = jnp.matmul(Xc, q.P, precision=_HI)
+        maha = maha + jnp.sum(Z * Z, axis=1, keepdims=True)
+    # the expansion can round below 0 for a point on top of a tight component
+    return q.log_norm - 0.5 * jnp.maximum(maha, 0.0)
 
 
 def _weighted_log_prob(X, params, covariance_type, block):
     """(n, k) log π_j + log N(x_i | μ_j, Σ_j), streamed over row blocks."""
-    n, k = X.shape[0], params.means.shape[0]
+    (n, d), k = X.shape, params.means.shape[0]
     shift = jnp.einsum("k,kd->d", params.weights, params.means, precision=_HI)
-    wh = _whitener(params, covariance_type, shift)
-    b = _block_rows(n, k, X.shape[1], block)
+    q = _quadratic(params, covariance_type, shift)
+    b = _block_rows(n, k, _n_features(covariance_type, d), block)
 
     def fn(out, start, Xb, mask):
-        return lax.dynamic_update_slice_in_dim(out, _block_weighted_log_prob(Xb, wh, covariance_type),
-                                               start, 0)
+        Xc = Xb - shift
+        wlp = _block_weighted_log_prob(_features(Xc, covariance_type), Xc, q, covariance_type)
+        return lax.dynamic_update_slice_in_dim(out, wlp, start, 0)
 
     return _fold_blocks(fn, X, b, jnp.zeros((n, k), X.dtype))
 
@@ -347,62 +390,62 @@ def _weighted_log_prob(X, params, covariance_type, block):
 # ============================================================================ M step pieces
 
 class _Stats(NamedTuple):
-    """Sufficient statistics of the M step, accumulated around ``shift``.
+    """Sufficient statistics of the M step, accumulated around ``shift`` (x̃ = x − shift).
 
-    nk: (k,) Σ_i r_ij. sx: (k, d) Σ_i r_ij x̃_i. sxx: Σ_i r_ij x̃_i x̃_iᵀ (k, d, d) full,
-    Σ_i (Σ_j r_ij) x̃_i x̃_iᵀ (d, d) tied, Σ_i r_ij x̃_i² (k, d) diag/spherical. ll: Σ_i log p(x_i)
-    (fused E+M only). x̃ = x − shift.
+    nk: (k,) Σ_i r_ij. sF: (k, D) Σ_i r_ij φ(x̃_i). sxx: (d, d) Σ_i (Σ_j r_ij) x̃_i x̃_iᵀ for
+    tied (a (1, 1) placeholder otherwise). ll: Σ_i log p(x_i) (fused E+M only).
     """
 
     nk: jax.Array
-    sx: jax.Array
+    sF: jax.Array
     sxx: jax.Array
     ll: jax.Array
 
 
 def _zero_stats(k, d, covariance_type, dtype) -> _Stats:
-    sxx_shape = {"full": (k, d, d), "tied": (d, d)}.get(covariance_type, (k, d))
-    return _Stats(jnp.zeros((k,), dtype), jnp.zeros((k, d), dtype), jnp.zeros(sxx_shape, dtype),
-                  jnp.zeros((), dtype))
+    dd = d if covariance_type == "tied" else 1
+    return _Stats(jnp.zeros((k,), dtype), jnp.zeros((k, _n_features(covariance_type, d)), dtype),
+                  jnp.zeros((dd, dd), dtype), jnp.zeros((), dtype))
 
 
-def _add_block_stats(st: _Stats, Xc, r, covariance_type: str) -> _Stats:
+def _add_block_stats(st: _Stats, F, Xc, r, covariance_type: str) -> _Stats:
     """Add one block's statistics; ``r`` (b, k) already zero on masked rows."""
-    b, k = r.shape
-    d = Xc.shape[1]
-    sx = jnp.matmul(r.T, Xc, precision=_HI)
-    if covariance_type == "full":
-        rx = (r[:, :, None] * Xc[:, None, :]).reshape(b, k * d)
-        sxx = jnp.matmul(rx.T, Xc, precision=_HI).reshape(k, d, d)
-    elif covariance_type == "tied":
-        # Σ_i (Σ_j r_ij) x̃_i x̃_iᵀ: the pooled scatter Σ_j Σ_i r_ij (x̃_i−μ̃_j)(x̃_i−μ̃_j)ᵀ
-        # needs only this (equal to Σ_i x̃_i x̃_iᵀ, scikit-learn's, when rows sum to 1)
-        sxx = jnp.matmul((Xc * jnp.sum(r, axis=1, keepdims=True)).T, Xc, precision=_HI)
-    else:
-        sxx = jnp.matmul(r.T, Xc * Xc, precision=_HI)
-    return st._replace(nk=st.nk + jnp.sum(r, axis=0), sx=st.sx + sx, sxx=st.sxx + sxx)
+    sxx = st.sxx
+    if covariance_type == "tied":
+        # Σ_i (Σ_j r_ij) x̃_i x̃_iᵀ: all the pooled scatter Σ_j Σ_i r_ij (x̃_i−μ̃_j)(x̃_i−μ̃_j)ᵀ
+        # needs (equal to Σ_i x̃_i x̃_iᵀ, scikit-learn's, when the rows of r sum to 1)
+        sxx = sxx + jnp.matmul((Xc * jnp.sum(r, axis=1, keepdims=True)).T, Xc, precision=_HI)
+    return st._replace(nk=st.nk + jnp.sum(r, axis=0),
+                       sF=st.sF + jnp.matmul(r.T, F, precision=_HI), sxx=sxx)
 
 
 def _params_from_stats(st: _Stats, shift, reg_covar, covariance_type: str) -> GMMParams:
     """The M step from sufficient statistics (scikit-learn's estimators, 10·eps floor)."""
-    k, d = st.sx.shape
-    dtype = st.sx.dtype
+    k, d = st.nk.shape[0], shift.shape[0]
+    dtype = st.sF.dtype
     floor = 10 * jnp.finfo(dtype).eps
     nk = st.nk + floor
-    mu_c = st.sx / nk[:, None]
+    sx = st.sF[:, -d:]
+    mu_c = sx / nk[:, None]
     reg = jnp.asarray(reg_covar, dtype)
     eye = jnp.eye(d, dtype=dtype)
     if covariance_type == "full":
         # Σ_i r_ij (x̃_i − μ̃_j)(x̃_i − μ̃_j)ᵀ / N_j, with N_j = Σ r + floor and μ̃ = sx/N_j
+        iu, ju = _upper_pairs(d)
+        col = np.zeros((d, d), dtype=np.int32)
+        col[iu, ju] = np.arange(len(iu))
+        col[ju, iu] = np.arange(len(iu))
+        S = st.sF[:, col]                                                  # (k, d, d)
         outer = mu_c[:, :, None] * mu_c[:, None, :]
-        cov = st.sxx / nk[:, None, None] - (1 + floor / nk)[:, None, None] * outer
-        cov = 0.5 * (cov + jnp.swapaxes(cov, -1, -2)) + reg * eye
+        cov = S / nk[:, None, None] - (1 + floor / nk)[:, None, None] * outer + reg * eye
     elif covariance_type == "tied":
         cov = (st.sxx - jnp.einsum("k,kd,ke->de", nk, mu_c, mu_c, precision=_HI)) / jnp.sum(nk)
         cov = 0.5 * (cov + cov.T) + reg * eye
+    elif covariance_type == "diag":
+        cov = jnp.maximum(st.sF[:, :d] / nk[:, None] - mu_c * mu_c, 0.0) + reg
     else:
-        var = jnp.maximum(st.sxx / nk[:, None] - mu_c * mu_c, 0.0) + reg
-        cov = var if covariance_type == "diag" else jnp.mean(var, axis=1)
+        var = (st.sF[:, 0] / nk - jnp.sum(mu_c * mu_c, axis=1)) / d
+        cov = jnp.maximum(var, 0.0) + reg
     return _typed(GMMParams, covariance_type, nk / jnp.sum(nk), mu_c + shift, cov)
 
 
@@ -420,10 +463,12 @@ def _m_step(X, resp, reg_covar, covariance_type, block=None):
     n, d = X.shape
     k = resp.shape[1]
     shift = jnp.mean(X, axis=0)
-    b = _block_rows(n, k, d, block)
+    b = _block_rows(n, k, _n_features(covariance_type, d), block)
 
     def fn(st, start, Xb, mask, rb):
-        return _add_block_stats(st, Xb - shift, rb * mask[:, None], covariance_type)
+        Xc = Xb - shift
+        return _add_block_stats(st, _features(Xc, covariance_type), Xc, rb * mask[:, None],
+                                covariance_type)
 
     st = _fold_blocks(fn, X, b, _zero_stats(k, d, covariance_type, X.dtype), resp)
     return _params_from_stats(st, shift, reg_covar, covariance_type)
@@ -433,14 +478,16 @@ def _em_step(params, X, shift, reg_covar, covariance_type, block):
     """One fused E+M step: one pass over X. Returns (new params, mean log-lik of old)."""
     n, d = X.shape
     k = params.means.shape[0]
-    wh = _whitener(params, covariance_type, shift)
-    b = _block_rows(n, k, d, block)
+    q = _quadratic(params, covariance_type, shift)
+    b = _block_rows(n, k, _n_features(covariance_type, d), block)
 
     def fn(st, start, Xb, mask):
-        wlp = _block_weighted_log_prob(Xb, wh, covariance_type)
+        Xc = Xb - shift
+        F = _features(Xc, covariance_type)
+        wlp = _block_weighted_log_prob(F, Xc, q, covariance_type)
         lpn = logsumexp(wlp, axis=1)
         r = jnp.exp(wlp - lpn[:, None]) * mask[:, None]
-        st = _add_block_stats(st, Xb - shift, r, covariance_type)
+        st = _add_block_stats(st, F, Xc, r, covariance_type)
         return st._replace(ll=st.ll + jnp.sum(jnp.where(mask, lpn, 0.0)))
 
     st = _fold_blocks(fn, X, b, _zero_stats(k, d, covariance_type, X.dtype))
@@ -603,11 +650,12 @@ def fit(key, X, n_components: int, *, covariance_type: str = "full", init_params
         init_params: optional starting :class:`GMMParams` (like scikit-learn's
             ``weights_init``/``means_init``/``precisions_init``).
         max_iter: static bound on EM iterations (≥ 1).
-        tol: () stop when |Δ lower bound| ≤ tol (may be traced).
+        tol: () stop when |Δ lower bound| ≤ tol (may be traced); scikit-learn stops on
+            ``< tol``, which differs only when the change equals ``tol`` exactly.
         reg_covar: () λ ≥ 0 added to the variances (may be traced).
         init_method: ``"kmeans" | "k-means++" | "random"``, see :func:`init`.
-        block_size: rows per streamed block (static); default ~2¹⁶/(k·d) on CPU,
-            2²²/(k·d) on an accelerator.
+        block_size: rows per streamed block (static); default ~2¹⁶/(D + k) on CPU,
+            2²²/(D + k) on an accelerator (D: feature width, d(d+1)/2 + d for full).
 
     Returns:
         :class:`GMMResult` with weights (k,), means (k, d), covariances, lower_bound (),
