@@ -130,7 +130,7 @@ _DRAWS = {}
 
 def _draws(key, log_joint, q, estimator, n_samples, m):
     """m independent (elbo, grad) estimates; one compilation per (target, estimator, S)."""
-    tag = (id(log_joint), type(estimator).__name__, n_samples)
+    tag = (log_joint, type(estimator).__name__, n_samples)  # bound methods hash by (self, func)
     if tag not in _DRAWS:
         _DRAWS[tag] = jax.jit(jax.vmap(
             lambda k, q: vi.elbo_and_grad(k, log_joint, q, estimator=estimator,
