@@ -11,9 +11,9 @@ the two exact coordinate minimisations,
     update:      μⱼ ← mean{xᵢ : cᵢ = j},
 
 so J never increases. Distances use ‖x − μ‖² = ‖x‖² − 2xᵀμ + ‖μ‖² (one (n, d)×(d, k)
-matmul, done in row blocks so the (n, k) matrix is never held at once) and the update
-is a segment sum, so a step costs O(n·k·d) flops and O(n + b·k) memory (b rows per
-block), never an (n, k, d) intermediate.
+matmul, done in row blocks so the (n, k) matrix is never held at once) and the update's
+per-cluster sums are accumulated block by block in the same pass over X, so a step costs
+O(n·k·d) flops and O(n + b·k) memory (b rows per block), never an (n, k, d) intermediate.
 
 Stopping follows scikit-learn's ``KMeans(algorithm="lloyd")``: stop when the labels no
 longer change (strict convergence) or when the squared centroid shift Σⱼ‖μⱼ⁺ − μⱼ‖² is at
@@ -119,16 +119,23 @@ def _assign_block(Xb: jax.Array, centroids: jax.Array, c2: jax.Array):
     return labels, jnp.maximum(m[:, 0] + jnp.sum(Xb * Xb, axis=1), 0.0)
 
 
+def _row_blocks(X: jax.Array, k: int):
+    """Split rows into ``lax.scan``-able full blocks and a static remainder."""
+    n = X.shape[0]
+    bs = _block_size(n, k)
+    n_full = n // bs
+    return bs, n_full, (X[n_full * bs:] if n_full * bs < n else None)
+
+
 def _assign(X: jax.Array, centroids: jax.Array):
     """Nearest centroid of each point and the squared distance to it: ((n,) int32, (n,)).
 
     Rows are processed in blocks (``lax.scan``) so the (n, k) distance matrix is never
     materialised: memory O(b·k + n), and each block stays in cache.
     """
-    n, k = X.shape[0], centroids.shape[0]
+    k = centroids.shape[0]
     c2 = jnp.sum(centroids * centroids, axis=1)
-    bs = _block_size(n, k)
-    n_full = n // bs
+    bs, n_full, rest = _row_blocks(X, k)
     if n_full <= 1:
         return _assign_block(X, centroids, c2)
 
@@ -137,10 +144,44 @@ def _assign(X: jax.Array, centroids: jax.Array):
 
     _, (labels, min_d) = lax.scan(body, None, jnp.arange(n_full))
     labels, min_d = labels.reshape(-1), min_d.reshape(-1)
-    if n_full * bs < n:
-        lr, mr = _assign_block(X[n_full * bs:], centroids, c2)
+    if rest is not None:
+        lr, mr = _assign_block(rest, centroids, c2)
         labels, min_d = jnp.concatenate([labels, lr]), jnp.concatenate([min_d, mr])
     return labels, min_d
+
+
+def _assign_accumulate(X: jax.Array, centroids: jax.Array):
+    """Assignment fused with the update's sums, one pass over X in row blocks.
+
+    Returns labels (n,) int32, per-cluster sums (k, d) and counts (k,), and the inertia ()
+    of the new labels against ``centroids``.
+    """
+    k = centroids.shape[0]
+    c2 = jnp.sum(centroids * centroids, axis=1)
+
+    def stats(Xb):
+        labels, d = _assign_block(Xb, centroids, c2)
+        ones = jnp.ones((Xb.shape[0],), X.dtype)
+        return (labels, jax.ops.segment_sum(Xb, labels, num_segments=k),
+                jax.ops.segment_sum(ones, labels, num_segments=k), jnp.sum(d))
+
+    bs, n_full, rest = _row_blocks(X, k)
+    if n_full <= 1:
+        return stats(X)
+
+    def body(carry, i):
+        labels, sums, counts, tot = stats(lax.dynamic_slice_in_dim(X, i * bs, bs))
+        return (carry[0] + sums, carry[1] + counts, carry[2] + tot), labels
+
+    zero = (jnp.zeros((k, X.shape[1]), X.dtype), jnp.zeros((k,), X.dtype),
+            jnp.zeros((), X.dtype))
+    (sums, counts, tot), labels = lax.scan(body, zero, jnp.arange(n_full))
+    labels = labels.reshape(-1)
+    if rest is not None:
+        lr, sr, cr, tr = stats(rest)
+        labels, sums, counts, tot = (jnp.concatenate([labels, lr]), sums + sr, counts + cr,
+                                     tot + tr)
+    return labels, sums, counts, tot
 
 
 def inertia(X: jax.Array, centroids: jax.Array, labels: jax.Array) -> jax.Array:
@@ -232,18 +273,19 @@ def _relocate_empty(X, labels, min_d, sums, counts):
 
 
 def _lloyd(centroids: jax.Array, X: jax.Array):
-    """One assignment + update. Returns (new centroids, labels, point distances (n,))."""
-    k = centroids.shape[0]
-    labels, min_d = _assign(X, centroids)
-    sums = jax.ops.segment_sum(X, labels, num_segments=k)                        # (k, d)
-    counts = jax.ops.segment_sum(jnp.ones_like(min_d), labels, num_segments=k)   # (k,)
-    sums, counts = lax.cond(jnp.any(counts == 0), _relocate_empty, lambda *a: (a[3], a[4]),
-                            X, labels, min_d, sums, counts)
+    """One assignment + update. Returns (new centroids, labels, inertia of the assignment)."""
+    labels, sums, counts, tot = _assign_accumulate(X, centroids)
+
+    def relocate(sums, counts):
+        min_d = _assign(X, centroids)[1]     # recomputed only when some cluster is empty
+        return _relocate_empty(X, labels, min_d, sums, counts)
+
+    sums, counts = lax.cond(jnp.any(counts == 0), relocate, lambda s, c: (s, c), sums, counts)
     # A cluster whose only point was taken to re-seed an empty one is left with a zero
     # sum: its centroid goes to the origin (the data mean inside ``fit``), never NaN, and
     # it is re-seeded at the next step if it stays empty. (scikit-learn leaves this corner
     # case unguarded; its centroid values there differ.)
-    return sums / jnp.where(counts > 0, counts, 1.0)[:, None], labels, min_d
+    return sums / jnp.where(counts > 0, counts, 1.0)[:, None], labels, tot
 
 
 def init_state(X: jax.Array, centroids: jax.Array) -> KMeansState:
@@ -270,12 +312,12 @@ def step(state: KMeansState, X: jax.Array) -> KMeansState:
         The next state; its ``inertia`` is that of the new labels against the centroids
         they were assigned with, ``center_shift`` is Σⱼ‖μⱼ⁺ − μⱼ‖².
     """
-    new_c, labels, min_d = _lloyd(state.centroids, X)
+    new_c, labels, tot = _lloyd(state.centroids, X)
     shift = jnp.sum((new_c - state.centroids) ** 2)
     return KMeansState(
         centroids=new_c,
         labels=labels,
-        inertia=jnp.sum(min_d),
+        inertia=tot,
         center_shift=shift,
         labels_changed=jnp.any(labels != state.labels),
     )

@@ -203,26 +203,34 @@ def _jll(model, X):
     return _multinomial_jll(model, X)
 
 
-def joint_log_likelihood(model: NaiveBayesModel, X) -> jax.Array:
-    """log πc + log p(x | c) for each row of X (m, d): (m, C)."""
+def _check_predict(model, X) -> jax.Array:
     if not isinstance(model, (GaussianNaiveBayes, MultinomialNaiveBayes)):
         raise TypeError("model must be a GaussianNaiveBayes or MultinomialNaiveBayes, got "
                         f"{type(model).__name__}")
-    dtype = model.class_log_prior.dtype
-    X = check_matrix(X, "X", dtype=dtype)
-    d = model.feature_log_prob.shape[1] if isinstance(model, MultinomialNaiveBayes) \
-        else model.theta.shape[1]
+    X = check_matrix(X, "X", dtype=model.class_log_prior.dtype)
+    multinomial = isinstance(model, MultinomialNaiveBayes)
+    d = (model.feature_log_prob if multinomial else model.theta).shape[1]
     if X.shape[1] != d:
         raise ValueError(f"X has {X.shape[1]} features, the model was fitted on {d}")
-    if isinstance(model, MultinomialNaiveBayes):
+    if multinomial:
         check_nonnegative(X, "X")
-    return _jll(model, X)
+    return X
+
+
+@jax.jit
+def _log_proba(model, X):
+    jll = _jll(model, X)
+    return jll - logsumexp(jll, axis=1, keepdims=True)
+
+
+def joint_log_likelihood(model: NaiveBayesModel, X) -> jax.Array:
+    """log πc + log p(x | c) for each row of X (m, d): (m, C)."""
+    return _jll(model, _check_predict(model, X))
 
 
 def predict_log_proba(model: NaiveBayesModel, X) -> jax.Array:
     """log p(c | x) for each row of X (m, d): (m, C), normalised by logsumexp."""
-    jll = joint_log_likelihood(model, X)
-    return jll - logsumexp(jll, axis=1, keepdims=True)
+    return _log_proba(model, _check_predict(model, X))
 
 
 def predict_proba(model: NaiveBayesModel, X) -> jax.Array:
