@@ -48,3 +48,20 @@ from jaxml.vi.cavi import (
     normal_gamma_update_mu,
     normal_gamma_update_tau,
 )
+
+__all__ = [
+    # families
+    "VariationalFamily", "MeanFieldGaussian", "FullRankGaussian", "Exponential", "Logistic",
+    # ELBO estimators
+    "ElboEstimator", "Reparameterization", "AnalyticEntropy", "AnalyticKL",
+    "StickingTheLanding", "ScoreFunction", "ScoreFunctionLOO", "ElboGrad", "elbo_and_grad",
+    "elbo_surrogate", "monte_carlo_elbo",
+    # SGVI
+    "SGVIResult", "SGVIState", "fit_sgvi",
+    # CAVI
+    "CAVIResult", "coordinate_ascent", "NormalGammaPrior", "NormalGammaQ",
+    "NormalGammaPosterior", "NormalGammaCAVIResult", "normal_gamma_update_mu",
+    "normal_gamma_update_tau", "normal_gamma_elbo", "normal_gamma_cavi",
+    "normal_gamma_posterior", "normal_gamma_log_evidence", "MixtureQ", "MixtureCAVIResult",
+    "mixture_update_assignments", "mixture_update_means", "mixture_elbo", "mixture_cavi",
+]

@@ -194,8 +194,9 @@ class MeanFieldGaussian(VariationalFamily):
         """KL(q ‖ N(prior_mean, prior_cov)) in closed form; N(0, I) when both are None."""
         if prior_mean is None and prior_cov is None:
             return gaussian.kl_diag_standard_normal(self.loc, 2.0 * self.log_scale)
-        return gaussian.kl_divergence(self.loc, self.covariance(), staged(prior_mean),
-                                      staged(prior_cov))
+        return gaussian.kl_divergence(self.loc, self.covariance(),
+                                      staged(jnp.asarray(prior_mean, self.dtype)),
+                                      staged(jnp.asarray(prior_cov, self.dtype)))
 
 
 def _scale_tril_from_raw(raw: jax.Array) -> jax.Array:
@@ -304,8 +305,9 @@ class FullRankGaussian(VariationalFamily):
         if prior_mean is None and prior_cov is None:
             prior_mean = jnp.zeros(self.dim, self.dtype)
             prior_cov = jnp.eye(self.dim, dtype=self.dtype)
-        return gaussian.kl_divergence(self.loc, self.covariance(), staged(prior_mean),
-                                      staged(prior_cov))
+        return gaussian.kl_divergence(self.loc, self.covariance(),
+                                      staged(jnp.asarray(prior_mean, self.dtype)),
+                                      staged(jnp.asarray(prior_cov, self.dtype)))
 
 
 # --------------------------------------------------------------- inverse-CDF families
