@@ -200,14 +200,24 @@ def _shifted_exp(log_values: jax.Array, axis: int) -> tuple[jax.Array, jax.Array
     return jnp.exp(log_values - shift), shift
 
 
-def _topic_factors(topic_word: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """:math:`\\tilde B_{kv} = \\exp(E\\log\\beta_{kv} - \\max_j E\\log\\beta_{jv})` (K, V) and the (1, V) max."""
-    return _shifted_exp(dirichlet_expectation(topic_word), axis=0)
+class _Factors(NamedTuple):
+    """:math:`E\\log x` of a Dirichlet family, and ``scaled = exp(elog - shift)`` (entries ≤ 1)."""
+
+    elog: jax.Array
+    scaled: jax.Array
+    shift: jax.Array
 
 
-def _doc_factors(doc_topic: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """:math:`\\tilde\\theta_{dk} = \\exp(E\\log\\theta_{dk} - \\max_j E\\log\\theta_{dj})` and the max."""
-    return _shifted_exp(dirichlet_expectation(doc_topic), axis=-1)
+def _topic_factors(topic_word: jax.Array) -> _Factors:
+    """For ``λ`` (K, V): :math:`\\tilde B_{kv} = \\exp(E\\log\\beta_{kv} - \\max_j E\\log\\beta_{jv})`, shift (1, V)."""
+    elog = dirichlet_expectation(topic_word)
+    return _Factors(elog, *_shifted_exp(elog, axis=0))
+
+
+def _doc_factors(doc_topic: jax.Array) -> _Factors:
+    """For ``γ`` (..., K): :math:`\\tilde\\theta_{dk} = \\exp(E\\log\\theta_{dk} - \\max_j E\\log\\theta_{dj})`."""
+    elog = dirichlet_expectation(doc_topic)
+    return _Factors(elog, *_shifted_exp(elog, axis=-1))
 
 
 def _word_norm(theta: jax.Array, beta: jax.Array) -> jax.Array:
@@ -241,18 +251,20 @@ def elbo_terms(counts: jax.Array, doc_topic: jax.Array, topic_word: jax.Array, *
         :class:`ELBOTerms`; the word term is a log-sum-exp over topics computed as
         ``log(θ̃ B̃) + shifts`` (a (D, K)·(K, V) product, no (D, V, K) array).
     """
-    elog_theta = dirichlet_expectation(doc_topic)
-    elog_beta = dirichlet_expectation(topic_word)
-    theta, theta_shift = _shifted_exp(elog_theta, axis=-1)   # (D, K), (D, 1)
-    beta, beta_shift = _shifted_exp(elog_beta, axis=0)        # (K, V), (1, V)
-    log_norm = jnp.log(_word_norm(theta, beta))                # (D, V)
+    return _elbo_terms(counts, doc_topic, _doc_factors(doc_topic), topic_word,
+                       _topic_factors(topic_word), alpha, eta)
+
+
+def _elbo_terms(counts, doc_topic, docs: _Factors, topic_word, topics: _Factors, alpha,
+                eta) -> ELBOTerms:
+    log_norm = jnp.log(_word_norm(docs.scaled, topics.scaled))          # (D, V)
     words = (jnp.sum(counts * log_norm)
-             + jnp.sum(jnp.sum(counts, axis=1) * theta_shift[:, 0])
-             + jnp.sum(jnp.sum(counts, axis=0) * beta_shift[0]))
+             + jnp.sum(jnp.sum(counts, axis=1) * docs.shift[:, 0])
+             + jnp.sum(jnp.sum(counts, axis=0) * topics.shift[0]))
     return ELBOTerms(
         words=words,
-        doc_topic=_neg_kl_dirichlet(alpha, doc_topic, elog_theta),
-        topic_word=_neg_kl_dirichlet(eta, topic_word, elog_beta),
+        doc_topic=_neg_kl_dirichlet(alpha, doc_topic, docs.elog),
+        topic_word=_neg_kl_dirichlet(eta, topic_word, topics.elog),
     )
 
 
@@ -297,7 +309,7 @@ def _doc_e_step(gamma: jax.Array, beta: jax.Array, doc_counts: jax.Array, alpha,
     """The fixed point for one document: ``γ_d`` (K,), ``B̃`` columns (K, L), counts (L,)."""
 
     def update(g):
-        theta, _ = _doc_factors(g)
+        theta = _doc_factors(g).scaled
         ratio = doc_counts / _word_norm(theta, beta)
         new = alpha + theta * (beta @ ratio)
         change = jnp.mean(jnp.abs(new - g))
@@ -306,7 +318,7 @@ def _doc_e_step(gamma: jax.Array, beta: jax.Array, doc_counts: jax.Array, alpha,
     return run_loop(update, gamma, tol=tol, max_iter=max_iter)
 
 
-def _e_step(topic_word, corpus: _Corpus, doc_topic, priority, alpha, tol, max_iter: int,
+def _e_step(beta, corpus: _Corpus, doc_topic, priority, alpha, tol, max_iter: int,
             chunk_size: int) -> EStepResult:
     """The E step in batches of ``chunk_size`` documents, the slowest (by ``priority``) first.
 
@@ -318,7 +330,6 @@ def _e_step(topic_word, corpus: _Corpus, doc_topic, priority, alpha, tol, max_it
     chunk = min(int(chunk_size), n_docs)
     n_chunks = -(-n_docs // chunk)
     n_pad = n_chunks * chunk - n_docs
-    beta, _ = _topic_factors(topic_word)
     sparse = corpus.word_ids is not None
     rows = corpus.word_counts if sparse else corpus.counts
 
@@ -337,7 +348,10 @@ def _e_step(topic_word, corpus: _Corpus, doc_topic, priority, alpha, tol, max_it
         out = run(gamma0[idx], b, rows[idx], alpha, tol)
         return out.state, out.n_iter, out.converged
 
-    gamma, n_iter, converged = jax.lax.map(one_chunk, order)
+    if n_chunks == 1:
+        gamma, n_iter, converged = jax.tree_util.tree_map(lambda a: a[None], one_chunk(order[0]))
+    else:
+        gamma, n_iter, converged = jax.lax.map(one_chunk, order)
     flat = order.reshape(-1)
     unsort = lambda a: jnp.zeros((flat.shape[0],) + a.shape[2:], a.dtype).at[flat].set(
         a.reshape((flat.shape[0],) + a.shape[2:]))[:n_docs]
@@ -376,11 +390,14 @@ def e_step(topic_word: jax.Array, counts, doc_topic: jax.Array, *, alpha,
     dtype = jnp.result_type(topic_word, counts, doc_topic)
     corpus = _make_corpus(counts.astype(dtype))
     return _e_step_jit(jnp.asarray(topic_word, dtype), corpus, jnp.asarray(doc_topic, dtype),
-                       _length_priority(corpus), jnp.asarray(alpha, dtype),
-                       jnp.asarray(tol, dtype), int(max_iter), int(chunk_size))
+                       jnp.asarray(alpha, dtype), jnp.asarray(tol, dtype), int(max_iter),
+                       int(chunk_size))
 
 
-_e_step_jit = jax.jit(_e_step, static_argnums=(6, 7))
+@partial(jax.jit, static_argnums=(5, 6))
+def _e_step_jit(topic_word, corpus, doc_topic, alpha, tol, max_iter, chunk_size):
+    return _e_step(_topic_factors(topic_word).scaled, corpus, doc_topic,
+                   _length_priority(corpus), alpha, tol, max_iter, chunk_size)
 
 
 def m_step(topic_word: jax.Array, counts: jax.Array, doc_topic: jax.Array, *, eta) -> jax.Array:
@@ -396,8 +413,10 @@ def m_step(topic_word: jax.Array, counts: jax.Array, doc_topic: jax.Array, *, et
     Returns:
         (K, V) the updated ``λ``.
     """
-    beta, _ = _topic_factors(topic_word)
-    theta, _ = _doc_factors(doc_topic)
+    return _m_step(_topic_factors(topic_word).scaled, _doc_factors(doc_topic).scaled, counts, eta)
+
+
+def _m_step(beta, theta, counts, eta):
     ratio = counts / _word_norm(theta, beta)                  # (D, V)
     return eta + beta * (theta.T @ ratio)
 
@@ -486,10 +505,14 @@ def _step(state: LDAState, corpus: _Corpus, alpha, eta, e_step_tol, e_step_max_i
         gamma0 = _gamma100(sub, state.doc_topic.shape, state.doc_topic.dtype)
     # slowest documents of the last E step first (distinct words break ties, and rank the first)
     priority = state.e_step_n_iter + _length_priority(corpus) / (corpus.counts.shape[1] + 1)
-    e = _e_step(state.topic_word, corpus, gamma0, priority, alpha, e_step_tol,
-                e_step_max_iter, chunk_size)
-    topic_word = m_step(state.topic_word, corpus.counts, e.doc_topic, eta=eta)
-    value = elbo(corpus.counts, e.doc_topic, topic_word, alpha=alpha, eta=eta)
+    topics = _topic_factors(state.topic_word)
+    e = _e_step(topics.scaled, corpus, gamma0, priority, alpha, e_step_tol, e_step_max_iter,
+                chunk_size)
+    docs = _doc_factors(e.doc_topic)
+    topic_word = _m_step(topics.scaled, docs.scaled, corpus.counts, eta)
+    t = _elbo_terms(corpus.counts, e.doc_topic, docs, topic_word, _topic_factors(topic_word),
+                    alpha, eta)
+    value = t.words + t.doc_topic + t.topic_word
     change = jnp.abs(value - state.elbo) / jnp.maximum(jnp.abs(value), jnp.finfo(value.dtype).tiny)
     return LDAState(topic_word, e.doc_topic, value, key, e.n_iter), change, value
 

@@ -82,14 +82,14 @@ def test_e_step_elbo_perplexity_match_sklearn(reuters, sklearn_reuters):
     sk = sklearn_reuters
     model = lda.LDAModel(jnp.asarray(sk.components_), jnp.asarray(0.1), jnp.asarray(0.01))
     gamma = np.asarray(lda.transform(model, train))
+    sk_gamma = sk.transform(train, normalize=False)
     # same fixed-point iteration from γ = 1 with the same stopping rule
-    np.testing.assert_allclose(gamma, sk.transform(train, normalize=False), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gamma, sk_gamma, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(np.asarray(lda.transform(model, train, normalize=True)),
-                               sk.transform(train), rtol=1e-6, atol=1e-8)
+                               sk_gamma / sk_gamma.sum(1, keepdims=True), rtol=1e-6, atol=1e-8)
     # score = the variational bound at γ = transform(X)
     bound = float(lda.elbo(train, gamma, sk.components_, alpha=0.1, eta=0.01))
     np.testing.assert_allclose(bound, sk.score(train), rtol=1e-9)
-    np.testing.assert_allclose(float(lda.perplexity(model, train)), sk.perplexity(train), rtol=1e-7)
     # held-out documents contain words unseen in training, where scikit-learn's epsilon
     # drops a word that the exact update keeps: agreement to 0.1%
     np.testing.assert_allclose(float(lda.perplexity(model, test)), sk.perplexity(test), rtol=1e-3)
@@ -155,18 +155,18 @@ def test_elbo_terms_equal_explicit_formulas(synthetic, synthetic_fit):
 
 
 def test_elbo_never_decreases(synthetic):
-    counts = synthetic[0][:100]
+    counts = synthetic[0][:60]
     # restarted E steps (the default) run to their fixed point
-    fit = lda.fit(jax.random.key(1), counts, K_SYN, alpha=ALPHA_SYN, eta=ETA_SYN, max_iter=15,
-                  tol=0.0, e_step_max_iter=2000, e_step_tol=1e-10)
+    fit = lda.fit(jax.random.key(1), counts, K_SYN, alpha=ALPHA_SYN, eta=ETA_SYN, max_iter=10,
+                  tol=0.0, e_step_max_iter=1000, e_step_tol=1e-9)
     trace = np.asarray(fit.elbo)
-    assert np.all(np.isfinite(trace)) and int(fit.n_iter) == 15
+    assert np.all(np.isfinite(trace)) and int(fit.n_iter) == 10
     assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:])), np.diff(trace).min()
     # the last trace entry is the ELBO of the returned parameters
     assert trace[-1] == pytest.approx(float(lda.elbo(counts, fit.doc_topic, fit.topic_word,
                                                      alpha=ALPHA_SYN, eta=ETA_SYN)), rel=1e-12)
     # warm-started E steps: monotone by construction, even stopped early
-    warm = lda.fit(jax.random.key(1), counts, K_SYN, alpha=ALPHA_SYN, eta=ETA_SYN, max_iter=15,
+    warm = lda.fit(jax.random.key(1), counts, K_SYN, alpha=ALPHA_SYN, eta=ETA_SYN, max_iter=10,
                    tol=0.0, e_step_max_iter=3, warm_start=True)
     trace = np.asarray(warm.elbo)
     assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:])), np.diff(trace).min()
@@ -197,46 +197,43 @@ def test_top_words(synthetic, synthetic_fit):
 # ----------------------------------------------------------------------------- transformations
 
 
-def test_jit_matches_eager(synthetic, synthetic_fit):
+def test_jit_and_vmap_over_alpha_and_corpora(synthetic, synthetic_fit):
     counts, _ = synthetic
-    # under jit the counts are traced, so the E step reads dense rows instead of the
-    # padded distinct-word layout: the same numbers either way
-    jitted = jax.jit(lambda c: lda.fit(jax.random.key(0), c, K_SYN, **FIT_KW))(counts)
-    np.testing.assert_allclose(np.asarray(jitted.topic_word),
-                               np.asarray(synthetic_fit.topic_word), rtol=1e-7)
-    np.testing.assert_allclose(np.asarray(jitted.elbo), np.asarray(synthetic_fit.elbo),
-                               rtol=1e-10)
-    assert int(jitted.n_iter) == int(synthetic_fit.n_iter)
-
-
-def test_vmap_over_alpha_and_corpora(synthetic):
-    counts = synthetic[0][:60]
-    kw = dict(eta=ETA_SYN, max_iter=8, tol=0.0)
-    alphas = jnp.array([0.1, 1.0])
+    alphas = jnp.array([ALPHA_SYN, 1.0])
     corpora = jnp.stack([counts, counts[::-1]])
-    batched = jax.vmap(lambda a, c: lda.fit(jax.random.key(2), c, K_SYN, alpha=a, **kw))(
+    kw = {k: v for k, v in FIT_KW.items() if k != "alpha"}
+    batched = jax.jit(jax.vmap(lambda a, c: lda.fit(jax.random.key(0), c, K_SYN, alpha=a, **kw)))(
         alphas, corpora)
-    for i in range(2):
-        single = lda.fit(jax.random.key(2), np.asarray(corpora[i]), K_SYN, alpha=alphas[i], **kw)
+    singles = [synthetic_fit, lda.fit(jax.random.key(0), counts[::-1], K_SYN, alpha=1.0, **kw)]
+    for i, single in enumerate(singles):
         np.testing.assert_allclose(np.asarray(batched.topic_word[i]),
                                    np.asarray(single.topic_word), rtol=1e-7)
         np.testing.assert_allclose(np.asarray(batched.elbo[i]), np.asarray(single.elbo),
                                    rtol=1e-10)
+        assert int(batched.n_iter[i]) == int(single.n_iter)
+
+
+def test_sparse_and_dense_layouts_agree(reuters, sklearn_reuters):
+    # concrete counts: the E step reads each document's distinct words (a padded layout);
+    # traced counts (inside jit): the dense rows. Same fixed points.
+    _, test = reuters
+    lam, start = sklearn_reuters.components_, np.ones((test.shape[0], 10))
+    eager = lda.e_step(lam, test, start, alpha=0.1)
+    traced = jax.jit(lambda c: lda.e_step(lam, c, start, alpha=0.1))(test)
+    np.testing.assert_allclose(np.asarray(traced.doc_topic), np.asarray(eager.doc_topic),
+                               rtol=1e-9)
+    np.testing.assert_array_equal(np.asarray(traced.n_iter), np.asarray(eager.n_iter))
 
 
 def test_float32_stays_float32(synthetic, synthetic_fit):
     counts, beta = synthetic
     c32 = counts.astype(np.float32)
-    # three restarts at once (vmap over keys), keep the one with the highest ELBO
-    keys = jax.random.split(jax.random.key(3), 3)
-    fits = jax.vmap(lambda k: lda.fit(k, c32, K_SYN, **FIT_KW))(keys)
-    final = fits.elbo[jnp.arange(3), fits.n_iter - 1]
-    fit32 = jax.tree_util.tree_map(lambda a: a[int(jnp.argmax(final))], fits)
+    fit32 = lda.fit(jax.random.key(0), c32, K_SYN, **FIT_KW)
     for name in ("topic_word", "doc_topic", "elbo", "alpha", "eta"):
         assert getattr(fit32, name).dtype == jnp.float32, name
     assert lda.transform(fit32, c32).dtype == jnp.float32
     assert lda.perplexity(fit32, c32).dtype == jnp.float32
-    # float32 draws differ from float64 ones, so this is another run: it recovers the topics
+    # float32 draws differ from float64 ones, so this is another run; it too recovers the topics
     est = np.asarray(lda.topic_word_mean(fit32), np.float64)
     tv = 0.5 * np.abs(est[:, None, :] - beta[None, :, :]).sum(-1)
     assert tv[linear_sum_assignment(tv)].max() < 0.1
