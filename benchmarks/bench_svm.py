@@ -53,8 +53,11 @@ def _one(name, X, y, Xt, yt, kern, sk_kw, kfun, C, tol, repeats):
                f"SVs {int(model.support.sum())} vs {len(clf.support_)}; test predictions agree "
                f"{100 * agree:.2f}%; converged {bool(model.converged)}, "
                f"{int(model.n_iter)} SMO steps vs libsvm {int(clf.n_iter_[0])}")
+    note = "jaxml float32, full Gram matrix once; libsvm float64, kernel cache + shrinking"
+    if jax.default_backend() == "cpu":
+        note += "; CPU only (no GPU lent: the n=50 000 GPU run was not made)"
     row = BenchRow(name, timing.median_s, timing.compile_s, "SVC (libsvm, float64)",
-                   ref_t.median_s, quality, ">= 1x" if "RBF" in name else "")
+                   ref_t.median_s, quality, ">= 1x" if "RBF" in name else "", note)
     return row, (np.asarray(svm.decision_function(model, Xt)), clf.decision_function(Xt))
 
 

@@ -157,8 +157,7 @@ def _argmax(v):
     n = v.shape[0]
     m = jnp.max(v)
     if n <= 2 ** 24:
-        idx = jnp.arange(n, dtype=v.dtype)
-        i = jnp.min(jnp.where(v == m, idx, jnp.inf)).astype(jnp.int32)
+        i = jnp.min(jnp.where(v == m, jnp.arange(n, dtype=v.dtype), jnp.inf)).astype(jnp.int32)
     else:
         i = jnp.min(jnp.where(v == m, jnp.arange(n, dtype=jnp.int32), n))
     return jnp.minimum(i, n - 1), m

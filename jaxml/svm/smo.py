@@ -96,7 +96,10 @@ def _second_order_j(state: SMOState, problem: DualProblem, Ki):
     at = jnp.where(at > 0, at, TAU)
     cand = low & (bt > 0)
     j, best = _argmax(jnp.where(cand, bt * bt / at, -jnp.inf))
-    return j, bt[j], at[j], best > -jnp.inf
+    # scalars re-read from their sources (slicing the fused vectors makes XLA recompute them)
+    b_ij = state.m - y[j] * state.grad[j]
+    a_ij = problem.diag[state.i] + problem.diag[j] - 2.0 * Ki[j]
+    return j, b_ij, jnp.where(a_ij > 0, a_ij, TAU), best > -jnp.inf
 
 
 def smo_step(state: SMOState, problem: DualProblem):
