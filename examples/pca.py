@@ -73,7 +73,8 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
     # reconstructions of a few digits from k components
     ks = [2, 10, 64] if quick else [1, 2, 5, 10, 20, 40, 64]
     shown = Xd[:6]
-    fig, axes = plt.subplots(len(shown), len(ks) + 1, figsize=(1.3 * (len(ks) + 1), 1.4 * len(shown)))
+    fig, axes = plt.subplots(len(shown), len(ks) + 1,
+                             figsize=(1.3 * (len(ks) + 1), 1.4 * len(shown)))
     errors = []
     for col, k in enumerate(ks):
         r = pca.fit(Xd, k)

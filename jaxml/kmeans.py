@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxml._core import check_int_in_range, check_matrix, check_nonnegative, is_concrete, run_loop
+from jaxml._core import check_int_in_range, check_matrix, check_nonnegative, run_loop
 
 __all__ = [
     "KMeansState", "KMeansResult", "plusplus_init", "init_state", "step", "fit", "predict",
