@@ -385,15 +385,17 @@ def ng_data():
 def test_normal_gamma_reaches_bishop_fixed_point(ng_data):
     x, p = ng_data, NG_PRIOR
     assert bool(_ng_fit(x, **p).converged)
-    res = _ng_fit(x, **p, tol=0.0)  # run to machine precision
+    res = _ng_fit(x, **p, tol=0.0)  # tightest tol: the ELBO change reaches roundoff
     n = x.size
     mu_n = (p["lambda0"] * p["mu0"] + x.sum()) / (p["lambda0"] + n)
     a_n = p["a0"] + (n + 1) / 2
     c = p["b0"] + 0.5 * (np.sum((x - mu_n) ** 2) + p["lambda0"] * (mu_n - p["mu0"]) ** 2)
     b_n = c / (1 - 1 / (2 * a_n))          # b = c + b / (2a) at the fixed point
     lam_n = (p["lambda0"] + n) * a_n / b_n
+    # the ELBO is flat (quadratic) at its maximum, so an ELBO-change stop at ~1e-15 leaves the
+    # parameters within ~sqrt(1e-15) of the fixed point
     np.testing.assert_allclose([res.q.mu, res.q.lam, res.q.a, res.q.b], [mu_n, lam_n, a_n, b_n],
-                               rtol=1e-9)
+                               rtol=1e-7)
     # the mean of q(mu) is the exact posterior mean of mu (scipy-free closed form)
     post = vi.normal_gamma_posterior(x, **p)
     np.testing.assert_allclose(res.q.mu, post.mu, rtol=1e-12)

@@ -83,7 +83,8 @@ def coordinate_ascent(updates: Sequence[Callable[[Any], Any]], elbo_fn: Callable
         elbo_fn: ``state -> ()`` the ELBO.
         state: the initial variational parameters (a pytree of arrays).
         tol: stop when :math:`|\mathcal L_t - \mathcal L_{t-1}| \le` ``tol`` ·
-            :math:`(1 + |\mathcal L_t|)` (may be traced).
+            :math:`(1 + |\mathcal L_t|)` (may be traced). It is floored at 8 machine epsilons
+            of the ELBO's dtype, the change roundoff alone can produce (float32 fits stop).
         max_iter: static bound on the number of sweeps.
 
     Returns:
@@ -105,6 +106,7 @@ def coordinate_ascent(updates: Sequence[Callable[[Any], Any]], elbo_fn: Callable
         return (s, value), err, value
 
     elbo0 = jnp.asarray(elbo_fn(state))
+    tol = jnp.maximum(jnp.asarray(tol, elbo0.dtype), 8 * jnp.finfo(elbo0.dtype).eps)
     res = run_loop(step, (state, elbo0), tol=tol, max_iter=max_iter)
     final_state, elbo = res.state
     return CAVIResult(final_state, elbo, res.trace, res.n_iter, res.converged)
