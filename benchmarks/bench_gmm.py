@@ -168,7 +168,7 @@ def run(out_dir: Path, quick: bool = False) -> list[BenchRow]:
     axes[1].plot([lo, hi], [lo, hi], "k--", lw=1)
     axes[1].set(xlabel="scikit-learn lower bound", ylabel="jaxml lower bound (vmapped)",
                 title=f"{m} small GMMs: {t_m.median_s * 1e3:.1f} ms vs {t_loop:.2f} s")
-    labels = ["jaxml fit", "jaxml e_step", "sklearn peak", "one n·k·d array"]
+    labels = ["jaxml\nfit", "jaxml\ne_step", "sklearn\nfit peak", "one n·k·d\narray"]
     vals8 = [mem["fit", 8], mem["e_step", 8], mem["sklearn", 8], nkd[8]]
     vals32 = [mem["fit", 32], mem["e_step", 32], mem["sklearn", 32], nkd[32]]
     xs = np.arange(len(labels))

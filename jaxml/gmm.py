@@ -30,19 +30,21 @@ change of that bound is at most ``tol``. Started from the same parameters, ``fit
 scikit-learn iteration for iteration.
 
 **Memory and speed.** Both steps are linear in a per-row feature vector
-:math:`\varphi(\tilde x)` of width D (:math:`\tilde x = x - c`, c the data mean — the mixture's mean
-Σπ_jμ_j in ``e_step`` and the verbs — a fixed shift that leaves covariances unchanged and keeps cancellation small): for ``full``,
+:math:`\varphi(\tilde x)` of width D, where :math:`\tilde x = x - c` for a fixed shift c (the
+data mean in ``fit``/``m_step``, the mixture mean :math:`\sum_j\pi_j\mu_j` in ``e_step`` and
+the verbs), which leaves covariances unchanged and keeps cancellation small. For ``full``,
 :math:`\varphi = [\tilde x_a\tilde x_b\ (a\le b),\ \tilde x]`, so
 :math:`(\tilde x-\tilde\mu_j)^\top\Lambda_j(\tilde x-\tilde\mu_j)
-= \varphi^\top a_j + \tilde\mu_j^\top\Lambda_j\tilde\mu_j` and the M step's sufficient
+= \varphi^\top a_j + \tilde\mu_j^\top\Lambda_j\tilde\mu_j`, and the M step's sufficient
 statistics are :math:`\sum_i r_{ij}\varphi(\tilde x_i)`. The data are streamed in row blocks
 of b rows (``lax.fori_loop`` over ``lax.dynamic_slice``; nothing copied or padded); per block
 the E step is one (b, D)×(D, k) matmul and the M step one (k, b)×(b, D) matmul, and ``fit``
 fuses them: one pass over the data per iteration, O(b·(D + k) + k·d²) working memory, never
 an (n, k, d) array. ``e_step``/``predict_proba`` return (n, k) arrays and so need O(n·k).
-The quadratic expansion loses about :math:`\epsilon\,\lVert\tilde x\rVert^2\lambda_{\max}(\Lambda_j)`
-of absolute accuracy in the Mahalanobis term — negligible in float64; in float32 it matters
-only for very tight components far from the data mean.
+The quadratic expansion costs about
+:math:`\epsilon\,\lVert\tilde x\rVert^2\lambda_{\max}(\Lambda_j)` of absolute accuracy in the
+Mahalanobis term: negligible in float64; in float32 it matters only for very tight
+components far from c.
 
 A collapsing component (all :math:`r_{ij}\to 0`) gets :math:`N_j = 10\epsilon`, a finite
 mean and covariance :math:`\approx\lambda I`, and a tiny but positive weight, so nothing
