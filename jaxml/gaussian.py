@@ -24,6 +24,7 @@ Welling, "Auto-Encoding Variational Bayes" (2014), appendix B.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -87,13 +88,22 @@ def mle(X) -> tuple[jax.Array, jax.Array]:
     X = as_float_array(X, "X", ndim=2)
     if X.shape[0] < 1:
         raise ValueError("X must have at least one row")
+    return _mle(X)
+
+
+@jax.jit
+def _mle(X):
     mean = jnp.mean(X, axis=0)
     Xc = X - mean
-    cov = Xc.T @ Xc / X.shape[0]
-    return mean, cov
+    return mean, Xc.T @ Xc / X.shape[0]
 
 
 # ----------------------------------------------------------------------------- density
+
+@jax.jit
+def _log_pdf(x: jax.Array, mean: jax.Array, cov: jax.Array) -> jax.Array:
+    return _log_pdf_chol(x, mean, safe_cholesky(cov))
+
 
 def _log_pdf_chol(x: jax.Array, mean: jax.Array, L: jax.Array) -> jax.Array:
     """log N(x | mean, L Lᵀ) for x (..., d), given the lower factor L (d, d)."""
@@ -126,7 +136,7 @@ def log_pdf(x, mean, cov) -> jax.Array:
     x = as_float_array(x, "x", dtype=dtype)
     if x.ndim < 1 or x.shape[-1] != mean.shape[0]:
         raise ValueError(f"x must have shape (..., {mean.shape[0]}) to match mean, got {x.shape}")
-    return _log_pdf_chol(x, mean, safe_cholesky(cov))
+    return _log_pdf(x, mean, cov)
 
 
 def sample(key, mean, cov, n: int) -> jax.Array:
@@ -145,9 +155,13 @@ def sample(key, mean, cov, n: int) -> jax.Array:
     check_int_in_range(n, "n", 0, 2**31 - 1)
     dtype = _common_dtype(mean=mean, cov=cov)
     mean, cov = _check_mean_cov(mean, cov, dtype)
-    L = safe_cholesky(cov)
-    eps = jax.random.normal(key, (n, mean.shape[0]), dtype=dtype)
-    return mean + eps @ L.T
+    return _sample(key, mean, cov, n)
+
+
+@partial(jax.jit, static_argnames="n")
+def _sample(key, mean, cov, n):
+    eps = jax.random.normal(key, (n, mean.shape[0]), dtype=mean.dtype)
+    return mean + eps @ safe_cholesky(cov).T
 
 
 # ----------------------------------------------------------------------------- entropy, KL
@@ -165,9 +179,12 @@ def entropy(cov) -> jax.Array:
     Returns:
         () entropy in nats.
     """
-    cov = _check_cov(cov)
-    d = cov.shape[0]
-    return 0.5 * d * (1.0 + _LOG_2PI) + 0.5 * logdet_from_cholesky(safe_cholesky(cov))
+    return _entropy(_check_cov(cov))
+
+
+@jax.jit
+def _entropy(cov):
+    return 0.5 * cov.shape[0] * (1.0 + _LOG_2PI) + 0.5 * logdet_from_cholesky(safe_cholesky(cov))
 
 
 def kl_divergence(mean1, cov1, mean2, cov2) -> jax.Array:
@@ -195,6 +212,11 @@ def kl_divergence(mean1, cov1, mean2, cov2) -> jax.Array:
     if mean1.shape != mean2.shape:
         raise ValueError(f"mean1 and mean2 must have the same shape, got {mean1.shape} and "
                          f"{mean2.shape}")
+    return _kl(mean1, cov1, mean2, cov2)
+
+
+@jax.jit
+def _kl(mean1, cov1, mean2, cov2):
     d = mean1.shape[0]
     L1, L2 = safe_cholesky(cov1), safe_cholesky(cov2)
     M = whiten(L2, L1)

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 from scipy import stats
 from sklearn.datasets import load_iris
 
@@ -47,7 +47,8 @@ def test_log_pdf_matches_scipy():
     assert gaussian.log_pdf(x[0, 0], mean, cov).shape == ()
 
 
-@given(st.integers(1, 5), st.integers(0, 10_000))
+@settings(max_examples=15)
+@given(st.integers(1, 4), st.integers(0, 10_000))
 def test_log_pdf_and_entropy_match_scipy_property(d, seed):
     rng = np.random.default_rng(seed)
     mean, cov = rng.normal(size=d), _random_spd(rng, d, scale=rng.uniform(0.1, 10))
