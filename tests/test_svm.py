@@ -312,6 +312,8 @@ def test_one_vs_rest_matches_sklearn(iris):
     assert (pred == ovr.predict(X)).mean() >= 0.99
     with pytest.raises(ValueError, match="labels"):
         svm.fit_one_vs_rest(X, labels + 1, 3)
+    with pytest.raises(ValueError, match="missing"):
+        svm.fit_one_vs_rest(X, labels, 4)
 
 
 # --------------------------------------------------------------------- bad input

@@ -418,11 +418,24 @@ def pgd_step(state: PGDState, problem: DualProblem):
     """
     K, y, C = problem.K, problem.y, problem.C
     u = _project(state.z + state.grad_z / state.L, problem)
+    # Snap rounding-level values onto the bounds: the bisection's multiplier is only exact
+    # to the float precision, which otherwise leaves αₜ ~ 1e-9 (float32) that a KKT check
+    # counts as free; the shift of yᵀα is at rounding level too.
+    snap = 16.0 * jnp.finfo(u.dtype).eps * jnp.max(u)
+    u = jnp.where(u <= snap, 0.0, jnp.where(u >= C - snap, C, u))
     grad_u = dual_gradient(u, K, y)
     # D(u) − D(α) = ½ (u − α)ᵀ(∇D(u) + ∇D(α)) exactly (D is quadratic): no cancellation
     # of two large objective values, so float32 sees the small late-stage increases.
-    gain = 0.5 * jnp.sum((u - state.alpha) * (grad_u + state.grad))
-    accept = gain >= 0
+    d = u - state.alpha
+    gain = 0.5 * jnp.sum(d * (grad_u + state.grad))
+    # A "decrease" within rounding is no decrease: each ∇Dₜ carries an error up to
+    # ~eps·(1 + max Kₜₜ·Σα) from the matvec, and the projection restores yᵀα = 0 (which
+    # rounding lets drift) along y, changing D by up to |yᵀd|·max|∇D|. Without this
+    # float32 rejects (and shrinks the step of) every late step, and stalls.
+    eps = jnp.finfo(u.dtype).eps
+    noise = (16.0 * eps * jnp.sum(jnp.abs(d)) * (1.0 + jnp.max(jnp.abs(problem.diag)) * jnp.sum(u))
+             + 2.0 * jnp.abs(jnp.dot(y, d)) * jnp.max(jnp.abs(state.grad)))
+    accept = gain >= -noise
     dual_u = state.dual + gain
     alpha = jnp.where(accept, u, state.alpha)
     grad = jnp.where(accept, grad_u, state.grad)

@@ -27,9 +27,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
-from jaxml._core.checks import check_class_labels, check_int_in_range, check_matrix
+from jaxml._core.checks import check_class_labels, check_int_in_range, check_matrix, is_concrete
 from jaxml.svm.dual import (
     DEFAULT_MIN_MARGIN,
     DualProblem,
@@ -205,6 +206,11 @@ def fit_one_vs_rest(X, labels, n_classes: int, *, C=1.0, kernel: Kernel = Linear
     """
     check_int_in_range(n_classes, "n_classes", 2, 1_000_000)
     labels = check_class_labels(labels, "labels", n_classes)
+    if is_concrete(labels):
+        missing = np.setdiff1d(np.arange(n_classes), np.asarray(labels))
+        if missing.size:
+            raise ValueError(f"labels must contain every class 0..{n_classes - 1}; "
+                             f"missing {missing.tolist()[:5]}")
     X = check_matrix(X, "X")
     Y = jnp.where(labels[None, :] == jnp.arange(n_classes)[:, None], 1, -1)
     if solver not in ("smo", "pgd"):
