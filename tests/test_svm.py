@@ -310,6 +310,11 @@ def test_one_vs_rest_matches_sklearn(iris):
     np.testing.assert_allclose(scores, ovr.decision_function(X), atol=5e-3)
     pred = np.asarray(svm.predict_one_vs_rest(model, X))
     assert (pred == ovr.predict(X)).mean() >= 0.99
+    # the projected-gradient solver, in float32, solves the same three duals
+    pgd = svm.fit_one_vs_rest(X.astype(np.float32), labels, 3, C=1.0, kernel=svm.RBF(0.5),
+                              tol=1e-3, max_iter=MAX_ITER, solver="pgd")
+    assert pgd.alpha.dtype == jnp.float32 and bool(jnp.all(pgd.converged))
+    np.testing.assert_allclose(pgd.dual_objective, model.dual_objective, rtol=1e-3)
     with pytest.raises(ValueError, match="labels"):
         svm.fit_one_vs_rest(X, labels + 1, 3)
     with pytest.raises(ValueError, match="missing"):
