@@ -251,14 +251,22 @@ def elbo_terms(counts: jax.Array, doc_topic: jax.Array, topic_word: jax.Array, *
         :class:`ELBOTerms`; the word term is a log-sum-exp over topics computed as
         ``log(θ̃ B̃) + shifts`` (a (D, K)·(K, V) product, no (D, V, K) array).
     """
-    return _elbo_terms(counts, doc_topic, _doc_factors(doc_topic), topic_word,
-                       _topic_factors(topic_word), alpha, eta)
+    return _elbo_terms(_Corpus(counts, None, None), doc_topic, _doc_factors(doc_topic),
+                       topic_word, _topic_factors(topic_word), alpha, eta)
 
 
-def _elbo_terms(counts, doc_topic, docs: _Factors, topic_word, topics: _Factors, alpha,
-                eta) -> ELBOTerms:
-    log_norm = jnp.log(_word_norm(docs.scaled, topics.scaled))          # (D, V)
-    words = (jnp.sum(counts * log_norm)
+def _elbo_terms(corpus: "_Corpus", doc_topic, docs: _Factors, topic_word, topics: _Factors,
+                alpha, eta) -> ELBOTerms:
+    counts = corpus.counts
+    if corpus.word_ids is None:
+        log_norm = jnp.log(_word_norm(docs.scaled, topics.scaled))      # (D, V)
+        weighted = jnp.sum(counts * log_norm)
+    else:   # only at each document's distinct words: (D, L, K) gathered columns
+        gathered = topics.scaled.T[corpus.word_ids]
+        norm = jnp.einsum("dlk,dk->dl", gathered, docs.scaled)
+        weighted = jnp.sum(corpus.word_counts
+                           * jnp.log(jnp.maximum(norm, jnp.finfo(norm.dtype).tiny)))
+    words = (weighted
              + jnp.sum(jnp.sum(counts, axis=1) * docs.shift[:, 0])
              + jnp.sum(jnp.sum(counts, axis=0) * topics.shift[0]))
     return ELBOTerms(
@@ -364,7 +372,7 @@ def _length_priority(corpus: _Corpus) -> jax.Array:
 
 
 def e_step(topic_word: jax.Array, counts, doc_topic: jax.Array, *, alpha,
-           max_iter: int = 100, tol=1e-3, chunk_size: int = 64) -> EStepResult:
+           max_iter: int = 100, tol=1e-3, chunk_size: int = 32) -> EStepResult:
     """Fit ``γ`` of every document for fixed topics ``λ`` (the E step), vmapped over documents.
 
     Iterates :math:`\\gamma_d \\leftarrow \\alpha + \\tilde\\theta_d\\odot(\\tilde B\\,
@@ -510,7 +518,7 @@ def _step(state: LDAState, corpus: _Corpus, alpha, eta, e_step_tol, e_step_max_i
                 chunk_size)
     docs = _doc_factors(e.doc_topic)
     topic_word = _m_step(topics.scaled, docs.scaled, corpus.counts, eta)
-    t = _elbo_terms(corpus.counts, e.doc_topic, docs, topic_word, _topic_factors(topic_word),
+    t = _elbo_terms(corpus, e.doc_topic, docs, topic_word, _topic_factors(topic_word),
                     alpha, eta)
     value = t.words + t.doc_topic + t.topic_word
     change = jnp.abs(value - state.elbo) / jnp.maximum(jnp.abs(value), jnp.finfo(value.dtype).tiny)
@@ -518,7 +526,7 @@ def _step(state: LDAState, corpus: _Corpus, alpha, eta, e_step_tol, e_step_max_i
 
 
 def step(state: LDAState, counts, *, alpha, eta, e_step_max_iter: int = 100, e_step_tol=1e-3,
-         warm_start: bool = False, chunk_size: int = 64) -> tuple[LDAState, jax.Array, jax.Array]:
+         warm_start: bool = False, chunk_size: int = 32) -> tuple[LDAState, jax.Array, jax.Array]:
     """One EM iteration: E step, M step, ELBO.
 
     The E step starts from ``γ ≈ Gamma(100, 1/100)`` drawn afresh (scikit-learn's batch
@@ -560,7 +568,7 @@ _fit_jit = jax.jit(_fit, static_argnums=(6, 7, 8, 9, 10))
 
 def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter: int = 100,
         tol=1e-5, e_step_max_iter: int = 100, e_step_tol=1e-3, warm_start: bool = False,
-        chunk_size: int = 64) -> LDAResult:
+        chunk_size: int = 32) -> LDAResult:
     """Fit LDA by batch variational EM (scikit-learn's ``learning_method="batch"``).
 
     Runs :func:`step` on the shared bounded loop until the relative ELBO change
@@ -610,7 +618,7 @@ def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter
 
 
 def transform(model, counts, *, e_step_max_iter: int = 100, e_step_tol=1e-3,
-              normalize: bool = False, chunk_size: int = 64) -> jax.Array:
+              normalize: bool = False, chunk_size: int = 32) -> jax.Array:
     """The E step on (new) documents for a fitted model, from ``γ = 1`` (scikit-learn's).
 
     Args:
