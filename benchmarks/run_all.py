@@ -37,6 +37,7 @@ def main(argv=None) -> int:
     names = discover()
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
+    args.out.mkdir(parents=True, exist_ok=True)
     sections, failed = [f"# jaxml benchmarks\n\n{device_line()}\n"], []
     for name in names:
         print(f"== {name}", flush=True)
