@@ -321,15 +321,14 @@ def sgvi_fit(blr):
 
 
 def test_sgvi_fullrank_recovers_exact_posterior(blr, sgvi_fit):
-    res = sgvi_fit(jax.random.key(0), 0.02)
-    np.testing.assert_allclose(res.q.loc, blr.post_mean, atol=1e-2)
-    np.testing.assert_allclose(res.q.covariance(), blr.post_cov, atol=1e-2)
-    assert res.elbo.shape == (3000,) and int(res.n_iter) == 3000
-    np.testing.assert_allclose(res.elbo[-100:].mean(), blr.log_evidence, atol=1e-3)
-    # vmap over the (traced) learning rate: one compiled call, several fits
+    # vmap over the (traced) learning rate: one compiled call, two independent fits
     many = jax.vmap(sgvi_fit, in_axes=(None, 0))(jax.random.key(0), jnp.array([0.02, 0.03]))
-    np.testing.assert_allclose(many.q.loc, np.tile(blr.post_mean, (2, 1)), atol=1e-2)
-    np.testing.assert_allclose(many.q.loc[0], res.q.loc, atol=1e-10)
+    for i in range(2):
+        q = jax.tree_util.tree_map(lambda a: a[i], many.q)
+        np.testing.assert_allclose(q.loc, blr.post_mean, atol=1e-2)
+        np.testing.assert_allclose(q.covariance(), blr.post_cov, atol=1e-2)
+        np.testing.assert_allclose(many.elbo[i, -100:].mean(), blr.log_evidence, atol=1e-3)
+    assert many.elbo.shape == (2, 3000) and np.all(np.asarray(many.n_iter) == 3000)
 
 
 def test_sgvi_step_matches_fit(blr):
@@ -356,8 +355,8 @@ def test_sgvi_float32_and_score_estimator(blr):
         return -0.5 * jnp.sum(r * r) / blr.noise - 0.5 * blr.alpha * jnp.sum(z * z)
 
     q0 = vi.MeanFieldGaussian.init(blr.d, dtype=jnp.float32)
-    res = jax.jit(lambda k: vi.fit_sgvi(k, log_joint, q0, n_steps=1000, learning_rate=0.05,
-                                        n_samples=8, estimator=vi.ScoreFunctionLOO()))(
+    res = jax.jit(lambda k: vi.fit_sgvi(k, log_joint, q0, n_steps=800, learning_rate=0.05,
+                                        n_samples=6, estimator=vi.ScoreFunctionLOO()))(
         jax.random.key(0))
     assert res.q.loc.dtype == jnp.float32 and res.elbo.dtype == jnp.float32
     np.testing.assert_allclose(res.q.loc, blr.post_mean, atol=0.1)
