@@ -16,7 +16,6 @@ import pytest
 import scipy.stats as st
 from hypothesis import given, settings
 from hypothesis import strategies as hst
-from scipy.special import digamma as np_digamma
 
 from jaxml import vi
 
