@@ -29,6 +29,8 @@ Newton/bisection and then :math:`z = y - \hat u \tanh(s + b)`.
 
 **Radial layer**: :math:`f(z) = z + \beta\, (z - z_0) / (\alpha + r)`, :math:`r = \lVert z - z_0\rVert`,
 :math:`\alpha > 0`, :math:`\beta \ge -\alpha`; its inverse has a closed form (a quadratic in r).
+**Affine layer**: :math:`f(z) = Lz + m`, L lower triangular with a positive diagonal; placed
+before planar layers it lets a flow represent any Gaussian exactly.
 
 **Two directions, two losses.** A :class:`Flow` is a base distribution and a stack of layers
 with a ``direction``:
