@@ -29,7 +29,9 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jaxml._core.checks import as_float_array, check_int_in_range, float_dtype
+import numpy as np
+
+from jaxml._core.checks import as_float_array, check_int_in_range, float_dtype, is_concrete
 from jaxml._core.linalg import logdet_from_cholesky, safe_cholesky, whiten
 
 __all__ = ["mle", "log_pdf", "sample", "entropy", "kl_divergence", "kl_diag_standard_normal"]
@@ -38,6 +40,18 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 # ----------------------------------------------------------------------------- checks
+
+def _array(x, name: str, *, ndim=None, dtype=None) -> jax.Array:
+    """``x`` as a floating array of the given rank, finite when its values are known.
+
+    The finiteness test runs in NumPy, so a concrete array closed over by a traced function
+    is checked too (a ``jnp`` test would be staged into the trace and fail on ``bool``).
+    """
+    x = as_float_array(x, name, ndim=ndim, dtype=dtype, finite=False)
+    if is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
 
 def _common_dtype(**named):
     """The floating dtype shared by the named array-likes (lists and scalars allowed)."""
@@ -51,8 +65,8 @@ def _common_dtype(**named):
 
 
 def _check_mean_cov(mean, cov, dtype, mean_name="mean", cov_name="cov"):
-    mean = as_float_array(mean, mean_name, ndim=1, dtype=dtype)
-    cov = as_float_array(cov, cov_name, ndim=2, dtype=dtype)
+    mean = _array(mean, mean_name, ndim=1, dtype=dtype)
+    cov = _array(cov, cov_name, ndim=2, dtype=dtype)
     d = mean.shape[0]
     if cov.shape != (d, d):
         raise ValueError(f"{cov_name} must have shape ({d}, {d}) to match {mean_name}, "
@@ -61,7 +75,7 @@ def _check_mean_cov(mean, cov, dtype, mean_name="mean", cov_name="cov"):
 
 
 def _check_cov(cov, name="cov", dtype=None):
-    cov = as_float_array(cov, name, ndim=2, dtype=dtype)
+    cov = _array(cov, name, ndim=2, dtype=dtype)
     if cov.shape[0] != cov.shape[1]:
         raise ValueError(f"{name} must be square, got shape {cov.shape}")
     return cov
@@ -85,7 +99,7 @@ def mle(X) -> tuple[jax.Array, jax.Array]:
     Returns:
         ``(mean, cov)`` with shapes (d,) and (d, d).
     """
-    X = as_float_array(X, "X", ndim=2)
+    X = _array(X, "X", ndim=2)
     if X.shape[0] < 1:
         raise ValueError("X must have at least one row")
     return _mle(X)
@@ -133,7 +147,7 @@ def log_pdf(x, mean, cov) -> jax.Array:
     """
     dtype = _common_dtype(x=x, mean=mean, cov=cov)
     mean, cov = _check_mean_cov(mean, cov, dtype)
-    x = as_float_array(x, "x", dtype=dtype)
+    x = _array(x, "x", dtype=dtype)
     if x.ndim < 1 or x.shape[-1] != mean.shape[0]:
         raise ValueError(f"x must have shape (..., {mean.shape[0]}) to match mean, got {x.shape}")
     return _log_pdf(x, mean, cov)
@@ -241,8 +255,8 @@ def kl_diag_standard_normal(mean, log_var) -> jax.Array:
         (...) one KL per leading index.
     """
     dtype = _common_dtype(mean=mean, log_var=log_var)
-    mean = as_float_array(mean, "mean", dtype=dtype)
-    log_var = as_float_array(log_var, "log_var", dtype=dtype)
+    mean = _array(mean, "mean", dtype=dtype)
+    log_var = _array(log_var, "log_var", dtype=dtype)
     if mean.shape != log_var.shape:
         raise ValueError(f"mean and log_var must have the same shape, got {mean.shape} and "
                          f"{log_var.shape}")

@@ -69,7 +69,8 @@ from jax import lax
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import logsumexp
 
-from jaxml._core import as_float_array, check_int_in_range, check_nonnegative, is_concrete, run_loop
+from jaxml._core import check_int_in_range, check_nonnegative, is_concrete, run_loop
+from jaxml.gaussian import _array
 
 __all__ = [
     "COVARIANCE_TYPES", "GMMParams", "GMMResult", "init", "e_step", "m_step", "step", "fit",
@@ -152,15 +153,8 @@ def _typed(base, covariance_type: str, *fields):
 # ============================================================================ checks
 
 def _matrix(x, name: str, dtype=None) -> jax.Array:
-    """A floating (n, d) array, finite when its values are known.
-
-    The finiteness test runs in NumPy, so a concrete array closed over by a ``jit``-traced
-    function is still checked (a ``jnp`` test would be staged into the trace).
-    """
-    x = as_float_array(x, name, ndim=2, dtype=dtype, finite=False)
-    if is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
-        raise ValueError(f"{name} contains NaN or inf")
-    return x
+    """A floating (n, d) array, finite when its values are known (checked in NumPy)."""
+    return _array(x, name, ndim=2, dtype=dtype)
 
 
 def _check_covariance_type(covariance_type) -> str:

@@ -120,6 +120,12 @@ def test_jit_vmap_and_float32():
     kl = jax.vmap(gaussian.kl_divergence, (0, 0, None, None))(means, covs, np.zeros(3), np.eye(3))
     assert kl.shape == (8,)
 
+    # concrete arrays closed over by a jitted function are still fine (checked in NumPy)
+    eye = jnp.eye(3)
+    m = np.array([1.0, -2.0, 0.5])
+    kl = jax.jit(lambda mu: gaussian.kl_divergence(mu, eye, jnp.zeros(3), eye))(m)
+    np.testing.assert_allclose(kl, 0.5 * np.sum(m**2), rtol=1e-12)  # KL(N(m,I)||N(0,I))
+
     X32 = Xs[0].astype(np.float32)
     m32, c32 = gaussian.mle(X32)
     assert m32.dtype == c32.dtype == jnp.float32
