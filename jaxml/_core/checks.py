@@ -58,7 +58,9 @@ def check_ndim(x, name: str, ndim: int | Sequence[int] | None) -> None:
 
 
 def check_finite(x, name: str) -> None:
-    if is_concrete(x) and not bool(jnp.all(jnp.isfinite(x))):
+    """Raise if a concrete ``x`` holds NaN or inf (tested in NumPy, so it also works on a
+    concrete array closed over by a function being traced)."""
+    if is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
         raise ValueError(f"{name} contains NaN or inf")
 
 
