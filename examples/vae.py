@@ -70,12 +70,12 @@ def _smooth(v, w):
 def _compare(out_dir: Path, quick: bool, X, y, side: int, tag: str) -> list[SummaryRow]:
     Xtr, ytr, Xte, yte = _split(X, y)
     d = X.shape[1]
-    width = 64 if quick else 256
+    width, depth = (32, 1) if quick else (256, 2)
     n_steps = 200 if quick else 12_000
     key = jax.random.key(0)
 
-    model = vae.VAE(key, d, 2, width=width, depth=2, likelihood="bernoulli")
-    ae = vae.Autoencoder(key, d, 2, width=width, depth=2)
+    model = vae.VAE(key, d, 2, width=width, depth=depth, likelihood="bernoulli")
+    ae = vae.Autoencoder(key, d, 2, width=width, depth=depth)
     rv = vae.fit(jax.random.key(1), model, Xtr, n_steps=n_steps, batch_size=128,
                  learning_rate=1e-3)
     ra = vae.fit(jax.random.key(1), ae, Xtr, n_steps=n_steps, batch_size=128,
