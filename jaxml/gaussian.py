@@ -29,9 +29,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-import numpy as np
 
-from jaxml._core.checks import as_float_array, check_int_in_range, float_dtype, is_concrete
+from jaxml._core.checks import as_float_array, check_int_in_range, float_dtype
 from jaxml._core.linalg import logdet_from_cholesky, safe_cholesky, whiten
 
 __all__ = ["mle", "log_pdf", "sample", "entropy", "kl_divergence", "kl_diag_standard_normal"]
@@ -42,15 +41,8 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # ----------------------------------------------------------------------------- checks
 
 def _array(x, name: str, *, ndim=None, dtype=None) -> jax.Array:
-    """``x`` as a floating array of the given rank, finite when its values are known.
-
-    The finiteness test runs in NumPy, so a concrete array closed over by a traced function
-    is checked too (a ``jnp`` test would be staged into the trace and fail on ``bool``).
-    """
-    x = as_float_array(x, name, ndim=ndim, dtype=dtype, finite=False)
-    if is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
-        raise ValueError(f"{name} contains NaN or inf")
-    return x
+    """``x`` as a finite floating array of the given rank (values checked when known)."""
+    return as_float_array(x, name, ndim=ndim, dtype=dtype)
 
 
 def _common_dtype(**named):

@@ -39,8 +39,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma, gammaln, logsumexp, xlogy
 
-from jaxml._core.checks import check_int_in_range, check_positive, float_dtype
-from jaxml.vi._checks import as_float as as_float_array
+from jaxml._core.checks import as_float_array, check_int_in_range, check_positive, float_dtype
 from jaxml._core.loop import run_loop
 
 __all__ = [

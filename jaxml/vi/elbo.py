@@ -50,8 +50,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxml._core.checks import check_int_in_range
-from jaxml.vi._checks import as_float as as_float_array
+from jaxml._core.checks import as_float_array, check_int_in_range
 from jaxml.vi.families import FullRankGaussian, MeanFieldGaussian, VariationalFamily
 
 __all__ = [

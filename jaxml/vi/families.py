@@ -43,9 +43,7 @@ import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
 from jaxml import gaussian
-from jaxml._core.checks import check_int_in_range, check_positive, float_dtype, is_concrete
-from jaxml.vi._checks import as_float as as_float_array
-from jaxml.vi._checks import staged
+from jaxml._core.checks import as_float_array, check_int_in_range, check_positive, float_dtype, is_concrete
 
 __all__ = [
     "VariationalFamily", "MeanFieldGaussian", "FullRankGaussian", "Exponential", "Logistic",
@@ -195,8 +193,8 @@ class MeanFieldGaussian(VariationalFamily):
         if prior_mean is None and prior_cov is None:
             return gaussian.kl_diag_standard_normal(self.loc, 2.0 * self.log_scale)
         return gaussian.kl_divergence(self.loc, self.covariance(),
-                                      staged(jnp.asarray(prior_mean, self.dtype)),
-                                      staged(jnp.asarray(prior_cov, self.dtype)))
+                                      jnp.asarray(prior_mean, self.dtype),
+                                      jnp.asarray(prior_cov, self.dtype))
 
 
 def _scale_tril_from_raw(raw: jax.Array) -> jax.Array:
@@ -306,8 +304,8 @@ class FullRankGaussian(VariationalFamily):
             prior_mean = jnp.zeros(self.dim, self.dtype)
             prior_cov = jnp.eye(self.dim, dtype=self.dtype)
         return gaussian.kl_divergence(self.loc, self.covariance(),
-                                      staged(jnp.asarray(prior_mean, self.dtype)),
-                                      staged(jnp.asarray(prior_cov, self.dtype)))
+                                      jnp.asarray(prior_mean, self.dtype),
+                                      jnp.asarray(prior_cov, self.dtype))
 
 
 # --------------------------------------------------------------- inverse-CDF families
