@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxml._core import as_float_array, check_nonnegative, float_dtype, is_concrete
+from jaxml._core import as_float_array, check_nonnegative, is_concrete
 
 __all__ = [
     "lp_norm", "project_halfspace", "project_hyperplane", "project_l1_ball", "project_l2_ball",

@@ -417,7 +417,7 @@ def _add_block_stats(st: _Stats, F, Xc, r, covariance_type: str) -> _Stats:
 
 def _params_from_stats(st: _Stats, shift, reg_covar, covariance_type: str) -> GMMParams:
     """The M step from sufficient statistics (scikit-learn's estimators, 10·eps floor)."""
-    k, d = st.nk.shape[0], shift.shape[0]
+    d = shift.shape[0]
     dtype = st.sF.dtype
     floor = 10 * jnp.finfo(dtype).eps
     nk = st.nk + floor

@@ -53,7 +53,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
-from jaxml._core import check_positive, float_dtype, is_concrete, run_loop
+from jaxml._core import check_positive, float_dtype, run_loop
 
 __all__ = [
     "OptResult", "OptState", "KKTResiduals", "gradient_descent", "projected_gradient_descent",

@@ -1,6 +1,5 @@
 """Every example runs at a small size, writes its figures and returns summary rows."""
 
-import importlib.util
 import sys
 from pathlib import Path
 
