@@ -361,8 +361,11 @@ def _e_step(beta, corpus: _Corpus, doc_topic, priority, alpha, tol, max_iter: in
     else:
         gamma, n_iter, converged = jax.lax.map(one_chunk, order)
     flat = order.reshape(-1)
-    unsort = lambda a: jnp.zeros((flat.shape[0],) + a.shape[2:], a.dtype).at[flat].set(
-        a.reshape((flat.shape[0],) + a.shape[2:]))[:n_docs]
+
+    def unsort(a):   # (n_chunks, C, ...) in sorted order -> (D, ...) in document order
+        a = a.reshape((flat.shape[0],) + a.shape[2:])
+        return jnp.zeros_like(a).at[flat].set(a)[:n_docs]
+
     return EStepResult(unsort(gamma), unsort(n_iter), unsort(converged))
 
 
@@ -372,13 +375,15 @@ def _length_priority(corpus: _Corpus) -> jax.Array:
 
 
 def e_step(topic_word: jax.Array, counts, doc_topic: jax.Array, *, alpha,
-           max_iter: int = 100, tol=1e-3, chunk_size: int = 32) -> EStepResult:
+           max_iter: int = 100, tol=1e-3, chunk_size: int = 16) -> EStepResult:
     """Fit ``γ`` of every document for fixed topics ``λ`` (the E step), vmapped over documents.
 
     Iterates :math:`\\gamma_d \\leftarrow \\alpha + \\tilde\\theta_d\\odot(\\tilde B\\,
     (n_d\\oslash\\tilde\\theta_d^\\top\\tilde B))` from ``doc_topic`` until the mean absolute
     change of ``γ_d`` is at most ``tol`` or ``max_iter`` updates; each document stops on
-    its own (scikit-learn's ``_update_doc_distribution``).
+    its own (scikit-learn's ``_update_doc_distribution``). Documents are vmapped in
+    batches of ``chunk_size`` (the longest first), each batch looping until its last
+    document stops.
 
     Args:
         topic_word: (K, V) ``λ``.
@@ -526,7 +531,7 @@ def _step(state: LDAState, corpus: _Corpus, alpha, eta, e_step_tol, e_step_max_i
 
 
 def step(state: LDAState, counts, *, alpha, eta, e_step_max_iter: int = 100, e_step_tol=1e-3,
-         warm_start: bool = False, chunk_size: int = 32) -> tuple[LDAState, jax.Array, jax.Array]:
+         warm_start: bool = False, chunk_size: int = 16) -> tuple[LDAState, jax.Array, jax.Array]:
     """One EM iteration: E step, M step, ELBO.
 
     The E step starts from ``γ ≈ Gamma(100, 1/100)`` drawn afresh (scikit-learn's batch
@@ -568,7 +573,7 @@ _fit_jit = jax.jit(_fit, static_argnums=(6, 7, 8, 9, 10))
 
 def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter: int = 100,
         tol=1e-5, e_step_max_iter: int = 100, e_step_tol=1e-3, warm_start: bool = False,
-        chunk_size: int = 32) -> LDAResult:
+        chunk_size: int = 16) -> LDAResult:
     """Fit LDA by batch variational EM (scikit-learn's ``learning_method="batch"``).
 
     Runs :func:`step` on the shared bounded loop until the relative ELBO change
@@ -618,7 +623,7 @@ def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter
 
 
 def transform(model, counts, *, e_step_max_iter: int = 100, e_step_tol=1e-3,
-              normalize: bool = False, chunk_size: int = 32) -> jax.Array:
+              normalize: bool = False, chunk_size: int = 16) -> jax.Array:
     """The E step on (new) documents for a fitted model, from ``γ = 1`` (scikit-learn's).
 
     Args:
