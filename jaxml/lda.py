@@ -53,7 +53,8 @@ Numerics: the exponentials are taken after subtracting the per-document max of
 :math:`E\log\theta_d` and the per-word max over topics of :math:`E\log\beta_{\cdot v}` (both
 updates and the log-sum-exp are invariant to these scalings), so topics with tiny
 :math:`\lambda_{kv}` (where :math:`E\log\beta` reaches −100) do not underflow in float32.
-Memory is O(DV + KV + DK + C·K·L): no D × V × K array is formed.
+Memory is O(DV + KV + D·L·K), L the most distinct words in a document (the ELBO's word
+term gathers the topics' columns at each document's words): no D × V × K array is formed.
 
 The parametrisation is scikit-learn's (``doc_topic_prior=alpha``,
 ``topic_word_prior=eta``, ``components_`` = ``topic_word``, the unnormalised
