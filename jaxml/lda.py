@@ -210,19 +210,22 @@ class _Factors(NamedTuple):
 
 
 def _topic_factors(topic_word: jax.Array) -> _Factors:
-    """For ``λ`` (K, V): :math:`\\tilde B_{kv} = \\exp(E\\log\\beta_{kv} - \\max_j E\\log\\beta_{jv})`, shift (1, V)."""
+    """For ``λ`` (K, V): the shift (1, V) is :math:`\\max_j E\\log\\beta_{jv}` and
+    :math:`\\tilde B_{kv} = \\exp(E\\log\\beta_{kv} - \\max_j E\\log\\beta_{jv})`."""
     elog = dirichlet_expectation(topic_word)
     return _Factors(elog, *_shifted_exp(elog, axis=0))
 
 
 def _doc_factors(doc_topic: jax.Array) -> _Factors:
-    """For ``γ`` (..., K): :math:`\\tilde\\theta_{dk} = \\exp(E\\log\\theta_{dk} - \\max_j E\\log\\theta_{dj})`."""
+    """For ``γ`` (..., K):
+    :math:`\\tilde\\theta_{dk} = \\exp(E\\log\\theta_{dk} - \\max_j E\\log\\theta_{dj})`."""
     elog = dirichlet_expectation(doc_topic)
     return _Factors(elog, *_shifted_exp(elog, axis=-1))
 
 
 def _word_norm(theta: jax.Array, beta: jax.Array) -> jax.Array:
-    """:math:`\\sum_k\\tilde\\theta_{dk}\\tilde B_{kv}` (the normaliser of ``φ_dv``), floored at the tiniest normal."""
+    """:math:`\\sum_k\\tilde\\theta_{dk}\\tilde B_{kv}` (the normaliser of ``φ_dv``), floored at the
+    smallest normal number."""
     return jnp.maximum(theta @ beta, jnp.finfo(beta.dtype).tiny)
 
 
@@ -418,7 +421,8 @@ def m_step(topic_word: jax.Array, counts: jax.Array, doc_topic: jax.Array, *, et
     """The new topics :math:`\\lambda = \\eta + \\sum_d n_{dv}\\phi_{dvk}` (the M step).
 
     ``φ`` is the optimum for ``γ = doc_topic`` and the current ``λ = topic_word``:
-    :math:`\\lambda_{kv} = \\eta + \\tilde B_{kv}[\\tilde\\Theta^\\top(N\\oslash\\tilde\\Theta\\tilde B)]_{kv}`.
+    :math:`\\lambda_{kv} = \\eta +
+    \\tilde B_{kv}[\\tilde\\Theta^\\top(N\\oslash\\tilde\\Theta\\tilde B)]_{kv}`.
 
     Args:
         topic_word: (K, V) current ``λ``. counts: (D, V). doc_topic: (D, K) ``γ``.
