@@ -59,12 +59,11 @@ from typing import Callable, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jax import lax
 
 from jaxml._core.checks import (
-    as_float_array, check_int_in_range, check_positive, is_concrete,
+    as_float_array, check_int_in_range, check_positive,
 )
 from jaxml._core.train import train
 
@@ -79,16 +78,6 @@ _DIRECTIONS = ("generative", "normalizing")
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _as_float(x, name: str, *, ndim, dtype) -> jax.Array:
-    """``as_float_array`` with the finiteness check done in NumPy on concrete input, so that an
-    array closed over by a jitted function (concrete, yet traced once jnp touches it) passes."""
-    concrete = is_concrete(x)
-    arr = as_float_array(x, name, ndim=ndim, dtype=dtype, finite=False)
-    if concrete and not np.all(np.isfinite(np.asarray(x, dtype=np.float64))):
-        raise ValueError(f"{name} contains NaN or inf")
-    return arr
 
 
 def _safe_sq_norm_ratio(w: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -455,7 +444,7 @@ class Flow(eqx.Module):
         return _run_stack(self.layers, "inverse_and_log_det", x, reverse=True)
 
     def _check(self, x, name: str = "x") -> jax.Array:
-        x = _as_float(x, name, ndim=(1, 2), dtype=self.dtype)
+        x = as_float_array(x, name, ndim=(1, 2), dtype=self.dtype)
         if x.shape[-1] != self.dim:
             raise ValueError(f"{name} must have last dimension {self.dim}, got shape {x.shape}")
         return x
@@ -670,7 +659,7 @@ def fit(key: jax.Array, flow: Flow, *, data: jax.Array | None = None,
     check_int_in_range(batch_size, "batch_size", 1, 1 << 31)
     check_positive(learning_rate, "learning_rate")
     if data is not None:
-        data = _as_float(data, "data", ndim=2, dtype=flow.dtype)
+        data = as_float_array(data, "data", ndim=2, dtype=flow.dtype)
         if data.shape[1] != flow.dim:
             raise ValueError(f"data must have {flow.dim} columns, got shape {data.shape}")
     learning_rate = jnp.asarray(learning_rate, flow.dtype)

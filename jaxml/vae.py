@@ -39,11 +39,10 @@ from typing import Callable, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jaxml._core.checks import (
-    as_float_array, check_int_in_range, check_positive, is_concrete,
+    as_float_array, check_int_in_range, check_positive,
 )
 from jaxml._core.train import train
 from jaxml.gaussian import kl_diag_standard_normal
@@ -128,22 +127,12 @@ class Autoencoder(eqx.Module):
 # ----------------------------------------------------------------------------- plumbing
 
 
-def _as_float(x, name: str, *, ndim, dtype) -> jax.Array:
-    """``as_float_array`` with the finiteness check done in NumPy on concrete input, so that an
-    array closed over by a jitted function (concrete, yet traced once jnp touches it) passes."""
-    concrete = is_concrete(x)
-    arr = as_float_array(x, name, ndim=ndim, dtype=dtype, finite=False)
-    if concrete and not np.all(np.isfinite(np.asarray(x, dtype=np.float64))):
-        raise ValueError(f"{name} contains NaN or inf")
-    return arr
-
-
 def _dtype(model) -> jnp.dtype:
     return model.decoder.layers[-1].weight.dtype
 
 
 def _check_x(model, x, name: str = "x") -> jax.Array:
-    x = _as_float(x, name, ndim=(1, 2), dtype=_dtype(model))
+    x = as_float_array(x, name, ndim=(1, 2), dtype=_dtype(model))
     if x.shape[-1] != model.data_dim:
         raise ValueError(f"{name} must have last dimension {model.data_dim}, got {x.shape}")
     return x
@@ -186,7 +175,7 @@ def _decode(model, z):
 def decode(model: VAE | Autoencoder, z: jax.Array) -> jax.Array:
     """The decoder's output for z (k,) or (n, k): Bernoulli logits or Gaussian mean (VAE), or
     the reconstruction g(z) (Autoencoder); (d,) or (n, d)."""
-    z = _as_float(z, "z", ndim=(1, 2), dtype=_dtype(model))
+    z = as_float_array(z, "z", ndim=(1, 2), dtype=_dtype(model))
     if z.shape[-1] != model.latent_dim:
         raise ValueError(f"z must have last dimension {model.latent_dim}, got {z.shape}")
     return _decode(model, z)
@@ -210,7 +199,7 @@ def _decoder_log_prob(model, x, z):
 def decoder_log_prob(model: VAE, x: jax.Array, z: jax.Array) -> jax.Array:
     r""":math:`\log p_\theta(x\mid z)`: x (d,), z (k,) → (); or rows (n, d), (n, k) → (n,)."""
     x = _check_x(model, x)
-    z = _as_float(z, "z", ndim=x.ndim, dtype=_dtype(model))
+    z = as_float_array(z, "z", ndim=x.ndim, dtype=_dtype(model))
     return _decoder_log_prob(model, x, z)
 
 
