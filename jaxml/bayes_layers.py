@@ -60,7 +60,7 @@ from jaxml._core import (
     check_nonnegative,
     check_positive,
     check_same_length,
-    scan_with_progress,
+    train,
 )
 
 __all__ = [
@@ -315,26 +315,15 @@ def _fit(model, key, X, y, betas, learning_rate, noise_std, *, likelihood, batch
          progress):
     if optimizer is None:
         optimizer = optax.adam(learning_rate)
-    dynamic, static = eqx.partition(model, eqx.is_inexact_array)
-    opt_state = optimizer.init(dynamic)
 
-    def loss(dyn, k, beta):
-        return _minibatch_neg_elbo(eqx.combine(dyn, static), k, X, y, beta, likelihood=likelihood,
+    def loss(m, k, beta):
+        return _minibatch_neg_elbo(m, k, X, y, beta, likelihood=likelihood,
                                    batch_size=batch_size, noise_std=noise_std)
 
-    # ``jaxml._core.train``'s step, with the step's KL weight β_t passed along with its key.
-    def step(carry, xs):
-        dyn, state = carry
-        k, beta = xs
-        value, grads = jax.value_and_grad(loss)(dyn, k, beta)
-        updates, state = optimizer.update(grads, state, dyn)
-        return (optax.apply_updates(dyn, updates), state), value
-
-    keys = jax.random.split(key, betas.shape[0])
-    (dynamic, _), losses = scan_with_progress(step, (dynamic, opt_state), (keys, betas),
-                                              progress=progress, desc="bayes_layers fit")
-    return FitResult(eqx.combine(dynamic, static), losses, betas,
-                     jnp.asarray(betas.shape[0], jnp.int32), jnp.all(jnp.isfinite(losses)))
+    res = train(loss, model, key, optimizer=optimizer, n_steps=betas.shape[0], xs=betas,
+                progress=progress, desc="bayes_layers fit")
+    return FitResult(res.params, res.losses, betas,
+                     jnp.asarray(betas.shape[0], jnp.int32), jnp.all(jnp.isfinite(res.losses)))
 
 
 def _model_dtype(model):

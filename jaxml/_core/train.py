@@ -72,26 +72,32 @@ class TrainResult(NamedTuple):
     losses: jax.Array
 
 
-def train(loss_fn: Callable[[Any, jax.Array], jax.Array], params: Any, key: jax.Array, *,
-          optimizer: optax.GradientTransformation, n_steps: int, progress: bool = False,
-          desc: str = "train") -> TrainResult:
+def train(loss_fn: Callable[..., jax.Array], params: Any, key: jax.Array, *,
+          optimizer: optax.GradientTransformation, n_steps: int, xs: Any = None,
+          progress: bool = False, desc: str = "train") -> TrainResult:
     """Minimize ``loss_fn(params, key)`` with ``optimizer`` for ``n_steps`` steps.
 
     Each step draws a fresh key (for Monte Carlo samples or minibatches), takes
     ``jax.value_and_grad`` of the loss with respect to the inexact-array leaves of ``params``
     (other leaves, e.g. activation functions in an ``eqx.Module``, are held fixed) and
-    applies the optax update. Pure and jittable; ``n_steps`` is static.
+    applies the optax update. With ``xs`` (a pytree whose leaves have leading axis
+    ``n_steps``, e.g. a KL-weight schedule) step ``t`` calls ``loss_fn(params, key_t, xs[t])``.
+    Pure and jittable; ``n_steps`` is static.
     """
     dynamic, static = eqx.partition(params, eqx.is_inexact_array)
     opt_state = optimizer.init(dynamic)
 
-    def step(carry, k):
+    def loss(dyn, k, x):
+        model = eqx.combine(dyn, static)
+        return loss_fn(model, k) if xs is None else loss_fn(model, k, x)
+
+    def step(carry, inputs):
         dyn, state = carry
-        loss, grads = jax.value_and_grad(lambda d: loss_fn(eqx.combine(d, static), k))(dyn)
+        value, grads = jax.value_and_grad(loss)(dyn, *inputs)
         updates, state = optimizer.update(grads, state, dyn)
-        return (optax.apply_updates(dyn, updates), state), loss
+        return (optax.apply_updates(dyn, updates), state), value
 
     keys = jax.random.split(key, int(n_steps))
-    (dynamic, opt_state), losses = scan_with_progress(step, (dynamic, opt_state), keys,
+    (dynamic, opt_state), losses = scan_with_progress(step, (dynamic, opt_state), (keys, xs),
                                                       progress=progress, desc=desc)
     return TrainResult(eqx.combine(dynamic, static), opt_state, losses)
