@@ -5,10 +5,15 @@ articles × 4258 words, K = 10 topics, doc_topic_prior = alpha = 0.1, topic_word
 eta = 0.01, 30 batch EM iterations on both sides (jaxml ``tol=0``; scikit-learn
 ``evaluate_every=-1``, ``n_jobs=None`` = one process, its default), the same E step
 settings (``max_doc_update_iter=100``, ``mean_change_tol=1e-3``), each E step restarted
-from random ``γ`` as scikit-learn does. Reported: seconds per EM iteration (median of
+from random ``γ`` as scikit-learn does. Both start from the same topics: jaxml gets
+``init_topic_word = np.random.RandomState(seed).gamma(100.0, 0.01, (K, V))``, exactly
+what scikit-learn's ``_init_latent_vars`` draws first with ``random_state=seed`` (only the
+E steps' random starts of ``γ`` then differ, numpy's vs jax's). Reported: seconds per EM iteration (median of
 whole fits after compilation, divided by the iterations; scikit-learn's ``fit`` also runs
 one extra E step on the training set at the end, so its time is divided by 31) and
-held-out perplexity (scikit-learn's definition on both sides). Rows in float64 and float32.
+held-out perplexity (scikit-learn's definition on both sides) for seed 0, plus the mean ±
+sd of held-out perplexity over seeds 0, 1, 2 for both libraries. Rows in float64 and
+float32.
 
     python benchmarks/run_all.py --only lda [--quick] --out out/bench
 """
@@ -41,17 +46,44 @@ def _corpus(quick: bool):
     return X[order[:n_train]], X[order[n_train:]]
 
 
+SEEDS = (0, 1, 2)
+
+
+def sklearn_initial_topics(seed: int, k: int, n_words: int, dtype) -> np.ndarray:
+    """scikit-learn's batch LDA start: ``check_random_state(seed).gamma(100, 0.01, (K, V))``."""
+    return np.random.RandomState(seed).gamma(100.0, 0.01, (k, n_words)).astype(dtype)
+
+
+def _fits(train, k, n_iter, dtype, seed):
+    """The two fits of one seed, as zero-argument callables, from the same initial topics."""
+    start = sklearn_initial_topics(seed, k, train.shape[1], dtype)
+    key = jax.random.key(seed)
+
+    def ours():
+        return lda.fit(key, train, k, alpha=ALPHA, eta=ETA, max_iter=n_iter, tol=0.0,
+                       init_topic_word=start)
+
+    def theirs():
+        return LatentDirichletAllocation(k, learning_method="batch", max_iter=n_iter,
+                                         doc_topic_prior=ALPHA, topic_word_prior=ETA,
+                                         evaluate_every=-1, random_state=seed).fit(train)
+
+    return ours, theirs
+
+
 def _one(train, test, k, n_iter, dtype, repeats):
     train, test = train.astype(dtype), test.astype(dtype)
-    key = jax.random.key(0)
-    fit = lambda: lda.fit(key, train, k, alpha=ALPHA, eta=ETA, max_iter=n_iter, tol=0.0)  # noqa: E731
-    t_j, res = time_fn(fit, repeats=repeats)
-    sk = LatentDirichletAllocation(k, learning_method="batch", max_iter=n_iter,
-                                   doc_topic_prior=ALPHA, topic_word_prior=ETA,
-                                   evaluate_every=-1, random_state=0)
-    t_s, sk = time_fn(lambda: sk.fit(train), repeats=repeats)
+    ours, theirs = _fits(train, k, n_iter, dtype, 0)
+    t_j, res = time_fn(ours, repeats=repeats)
+    t_s, sk = time_fn(theirs, repeats=repeats)
     assert int(res.n_iter) == n_iter and sk.n_iter_ == n_iter
+    seeds_j, seeds_s = [float(lda.perplexity(res, test))], [float(sk.perplexity(test))]
+    for seed in SEEDS[1:]:
+        o, t = _fits(train, k, n_iter, dtype, seed)
+        seeds_j.append(float(lda.perplexity(o(), test)))
+        seeds_s.append(float(t().perplexity(test)))
     return dict(
+        seeds_j=np.array(seeds_j), seeds_s=np.array(seeds_s),
         t_j=t_j, t_s=t_s, res=res, sk=sk,
         per_j=t_j.median_s / n_iter, per_s=t_s.median_s / (n_iter + 1),
         perp_j=float(lda.perplexity(res, test)), perp_s=float(sk.perplexity(test)),
@@ -73,11 +105,15 @@ def run(out_dir: Path, quick: bool = False) -> list[BenchRow]:
             f"{np.dtype(dtype).name} (s per EM iteration)",
             r["per_j"], r["t_j"].compile_s, 'LatentDirichletAllocation("batch", n_jobs=None)',
             r["per_s"],
-            f"held-out perplexity {r['perp_j']:.0f} vs {r['perp_s']:.0f} ({100 * rel:+.1f}%); "
+            f"held-out perplexity, same start (seed 0): {r['perp_j']:.0f} vs "
+            f"{r['perp_s']:.0f} ({100 * rel:+.1f}%); seeds {SEEDS}: "
+            f"{r['seeds_j'].mean():.0f} ± {r['seeds_j'].std(ddof=1):.0f} vs "
+            f"{r['seeds_s'].mean():.0f} ± {r['seeds_s'].std(ddof=1):.0f} "
+            f"({100 * (r['seeds_j'].mean() / r['seeds_s'].mean() - 1):+.1f}%); "
             f"train {r['train_j']:.0f} vs {r['train_s']:.0f}",
             ">= 5x per iteration; perplexity within 5%",
             f"whole fit {r['t_j'].median_s:.3f} s vs {r['t_s'].median_s:.3f} s; "
-            "different random starts (jax vs numpy RNG)"))
+            "same initial topics (scikit-learn's draw), E steps' random γ starts differ"))
 
     r = runs["float64"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -92,7 +128,14 @@ def run(out_dir: Path, quick: bool = False) -> list[BenchRow]:
     perp = [runs[d][s] for d in ("float64", "float32") for s in ("perp_j", "perp_s")]
     bars = axes[1].bar(names, perp, color=["tab:red", "0.5"] * 2)
     axes[1].bar_label(bars, fmt="%.0f", fontsize=8)
-    axes[1].set(ylabel="held-out perplexity", title="same problem: held-out perplexity")
+    axes[1].errorbar(range(4), [runs[d][s].mean() for d in ("float64", "float32")
+                                for s in ("seeds_j", "seeds_s")],
+                     yerr=[runs[d][s].std(ddof=1) for d in ("float64", "float32")
+                           for s in ("seeds_j", "seeds_s")],
+                     fmt="k_", capsize=6, label=f"mean ± sd over seeds {SEEDS}")
+    axes[1].legend(fontsize=8, loc="lower right")
+    axes[1].set(ylabel="held-out perplexity",
+                title="same problem, same start: held-out perplexity (seed 0)")
     elbo = np.asarray(r["res"].elbo)
     axes[2].plot(np.arange(1, n_iter + 1), elbo, "o-", ms=3, color="tab:red",
                  label="jaxml ELBO per iteration")

@@ -255,7 +255,7 @@ def elbo_terms(counts: jax.Array, doc_topic: jax.Array, topic_word: jax.Array, *
         :class:`ELBOTerms`; the word term is a log-sum-exp over topics computed as
         ``log(θ̃ B̃) + shifts`` (a (D, K)·(K, V) product, no (D, V, K) array).
     """
-    return _elbo_terms(_Corpus(counts, None, None), doc_topic, _doc_factors(doc_topic),
+    return _elbo_terms(_dense_corpus(counts), doc_topic, _doc_factors(doc_topic),
                        topic_word, _topic_factors(topic_word), alpha, eta)
 
 
@@ -271,8 +271,8 @@ def _elbo_terms(corpus: "_Corpus", doc_topic, docs: _Factors, topic_word, topics
         weighted = jnp.sum(corpus.word_counts
                            * jnp.log(jnp.maximum(norm, jnp.finfo(norm.dtype).tiny)))
     words = (weighted
-             + jnp.sum(jnp.sum(counts, axis=1) * docs.shift[:, 0])
-             + jnp.sum(jnp.sum(counts, axis=0) * topics.shift[0]))
+             + jnp.sum(corpus.doc_totals * docs.shift[:, 0])
+             + jnp.sum(corpus.word_totals * topics.shift[0]))
     return ELBOTerms(
         words=words,
         doc_topic=_neg_kl_dirichlet(alpha, doc_topic, docs.elog),
@@ -296,24 +296,34 @@ class _Corpus(NamedTuple):
     counts: (D, V) dense counts (M step, ELBO). word_ids / word_counts: (D, L) the column
     ids and counts of each document's distinct words, padded with zero counts, or ``None``
     (the E step then reads the dense rows: the layout used when ``counts`` is traced).
+    doc_totals (D,), word_totals (V,): the row and column sums; n_distinct (D,): distinct
+    words per document (constants of the corpus, computed once per fit, not per step).
     """
 
     counts: jax.Array
     word_ids: jax.Array | None
     word_counts: jax.Array | None
+    doc_totals: jax.Array
+    word_totals: jax.Array
+    n_distinct: jax.Array
+
+
+def _dense_corpus(counts: jax.Array, word_ids=None, word_counts=None) -> _Corpus:
+    return _Corpus(counts, word_ids, word_counts, jnp.sum(counts, axis=1),
+                   jnp.sum(counts, axis=0), jnp.sum(counts > 0, axis=1).astype(counts.dtype))
 
 
 def _make_corpus(counts: jax.Array) -> _Corpus:
     """Pick the E step layout: padded distinct words when concrete and sparse enough, else dense."""
     if not is_concrete(counts):
-        return _Corpus(counts, None, None)
+        return _dense_corpus(counts)
     host = np.asarray(counts)
     n_distinct = max(1, int(np.max(np.count_nonzero(host, axis=1), initial=0)))
     if 4 * n_distinct > host.shape[1]:
-        return _Corpus(counts, None, None)
+        return _dense_corpus(counts)
     ids = np.argsort(host == 0, axis=1, kind="stable")[:, :n_distinct].astype(np.int32)
-    return _Corpus(counts, jnp.asarray(ids),
-                   jnp.asarray(np.take_along_axis(host, ids, axis=1), counts.dtype))
+    return _dense_corpus(counts, jnp.asarray(ids),
+                         jnp.asarray(np.take_along_axis(host, ids, axis=1), counts.dtype))
 
 
 def _doc_e_step(gamma: jax.Array, beta: jax.Array, doc_counts: jax.Array, alpha, tol,
@@ -375,7 +385,7 @@ def _e_step(beta, corpus: _Corpus, doc_topic, priority, alpha, tol, max_iter: in
 
 def _length_priority(corpus: _Corpus) -> jax.Array:
     """Distinct words per document, a first guess of how many E step updates it needs."""
-    return jnp.sum(corpus.counts > 0, axis=1).astype(corpus.counts.dtype)
+    return corpus.n_distinct
 
 
 def e_step(topic_word: jax.Array, counts, doc_topic: jax.Array, *, alpha,
@@ -469,6 +479,17 @@ def _check_tol(value, name: str, dtype) -> jax.Array:
     return value.astype(dtype)
 
 
+def _check_init_topic_word(value, n_topics: int, counts) -> jax.Array:
+    """A positive, finite (K, V) initial ``λ`` in the counts' dtype."""
+    value = as_float_array(value, "init_topic_word", ndim=2, dtype=counts.dtype)
+    if value.shape != (n_topics, counts.shape[1]):
+        raise ValueError(f"init_topic_word must have shape (n_topics, V) = "
+                         f"{(n_topics, counts.shape[1])}, got {value.shape}")
+    if is_concrete(value) and not bool(jnp.all(value > 0)):
+        raise ValueError("init_topic_word must be positive (Dirichlet parameters)")
+    return value
+
+
 def _check_vocab_size(model, counts, name: str = "counts") -> None:
     if counts.shape[1] != model.topic_word.shape[1]:
         raise ValueError(f"{name} has {counts.shape[1]} columns but the model's vocabulary "
@@ -493,11 +514,13 @@ def _gamma100(key: jax.Array, shape, dtype) -> jax.Array:
     return (d / 100.0) * v
 
 
-def _init(key, counts, n_topics: int) -> LDAState:
+def _init(key, counts, n_topics: int, init_topic_word=None) -> LDAState:
     n_docs, n_words = counts.shape
     dtype = counts.dtype
     key, k_topic, k_doc = jax.random.split(key, 3)
-    return LDAState(_gamma100(k_topic, (n_topics, n_words), dtype),
+    topic_word = (_gamma100(k_topic, (n_topics, n_words), dtype) if init_topic_word is None
+                  else init_topic_word)
+    return LDAState(topic_word,
                     _gamma100(k_doc, (n_docs, n_topics), dtype),
                     jnp.asarray(-jnp.inf, dtype), key, jnp.zeros((n_docs,), jnp.int32))
 
@@ -561,9 +584,9 @@ def step(state: LDAState, counts, *, alpha, eta, e_step_max_iter: int = 100, e_s
                  int(e_step_max_iter), bool(warm_start), int(chunk_size))
 
 
-def _fit(key, corpus: _Corpus, alpha, eta, tol, e_step_tol, n_topics: int, max_iter: int,
-         e_step_max_iter: int, warm_start: bool, chunk_size: int) -> LDAResult:
-    state = _init(key, corpus.counts, n_topics)
+def _fit(key, corpus: _Corpus, alpha, eta, tol, e_step_tol, init_topic_word, n_topics: int,
+         max_iter: int, e_step_max_iter: int, warm_start: bool, chunk_size: int) -> LDAResult:
+    state = _init(key, corpus.counts, n_topics, init_topic_word)
     one_step = partial(_step, corpus=corpus, alpha=alpha, eta=eta, e_step_tol=e_step_tol,
                        e_step_max_iter=e_step_max_iter, warm_start=warm_start,
                        chunk_size=chunk_size)
@@ -573,12 +596,12 @@ def _fit(key, corpus: _Corpus, alpha, eta, tol, e_step_tol, n_topics: int, max_i
                      out.converged, s.e_step_n_iter)
 
 
-_fit_jit = jax.jit(_fit, static_argnums=(6, 7, 8, 9, 10))
+_fit_jit = jax.jit(_fit, static_argnums=(7, 8, 9, 10, 11))
 
 
 def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter: int = 100,
         tol=1e-5, e_step_max_iter: int = 100, e_step_tol=1e-3, warm_start: bool = False,
-        chunk_size: int = 16) -> LDAResult:
+        chunk_size: int = 16, init_topic_word=None) -> LDAResult:
     """Fit LDA by batch variational EM (scikit-learn's ``learning_method="batch"``).
 
     Runs :func:`step` on the shared bounded loop until the relative ELBO change
@@ -605,6 +628,11 @@ def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter
             construction, but it tends to stay near its first topics; scikit-learn and
             Blei's lda-c restart, the default).
         chunk_size: static number of documents vmapped together in the E step.
+        init_topic_word: optional (K, V) positive initial ``λ`` instead of the random
+            draw, e.g. scikit-learn's own start
+            ``np.random.RandomState(seed).gamma(100.0, 0.01, (K, V))`` (what its batch
+            fit with ``random_state=seed`` starts from), to fit the same problem from
+            the same point.
 
     Returns:
         :class:`LDAResult` (``topic_word`` (K, V), ``doc_topic`` (D, K), ``elbo``
@@ -620,8 +648,10 @@ def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter
     eta = _check_prior(eta, "eta", 1.0 / n_topics, dtype)
     tol = _check_tol(tol, "tol", dtype)
     e_step_tol = _check_tol(e_step_tol, "e_step_tol", dtype)
-    return _fit_jit(key, _make_corpus(counts), alpha, eta, tol, e_step_tol, n_topics,
-                    max_iter, e_step_max_iter, bool(warm_start), chunk_size)
+    if init_topic_word is not None:
+        init_topic_word = _check_init_topic_word(init_topic_word, n_topics, counts)
+    return _fit_jit(key, _make_corpus(counts), alpha, eta, tol, e_step_tol, init_topic_word,
+                    n_topics, max_iter, e_step_max_iter, bool(warm_start), chunk_size)
 
 
 # ----------------------------------------------------------------------------- verbs

@@ -105,6 +105,22 @@ def test_held_out_perplexity_close_to_sklearn(reuters, sklearn_reuters):
     assert abs(float(lda.perplexity(fit, train)) / sklearn_reuters.perplexity(train) - 1) < 0.05
 
 
+def test_fit_from_sklearn_initial_topics_tracks_sklearn(reuters, sklearn_reuters):
+    # scikit-learn's batch fit with random_state=0 starts from
+    # check_random_state(0).gamma(100, 0.01, (K, V)); from that same λ only the E steps'
+    # random starts of γ differ, so the two runs solve the same problem from the same point
+    train, test = reuters
+    start = np.random.RandomState(0).gamma(100.0, 0.01, (10, train.shape[1]))
+    fit = lda.fit(jax.random.key(0), train, 10, alpha=0.1, eta=0.01, max_iter=30, tol=0.0,
+                  init_topic_word=start)
+    theirs = sklearn_reuters
+    assert abs(float(lda.perplexity(fit, train)) / theirs.perplexity(train) - 1) < 0.02
+    assert abs(float(lda.perplexity(fit, test)) / theirs.perplexity(test) - 1) < 0.05
+    # the same topics: each of ours has a counterpart with the same top word
+    ours_top = np.argmax(np.asarray(fit.topic_word), axis=1)
+    assert len(set(ours_top) & set(np.argmax(theirs.components_, axis=1))) >= 7
+
+
 # ----------------------------------------------------------------------------- update equations
 
 
@@ -275,6 +291,10 @@ def test_bad_input(synthetic, synthetic_fit):
         lda.fit(key, counts, 3, eta=0.0)
     with pytest.raises(ValueError, match="tol"):
         lda.fit(key, counts, 3, tol=-1.0)
+    with pytest.raises(ValueError, match="init_topic_word"):
+        lda.fit(key, counts, 3, init_topic_word=np.ones((3, V_SYN - 1)))
+    with pytest.raises(ValueError, match="init_topic_word"):
+        lda.fit(key, counts, 3, init_topic_word=np.zeros((3, V_SYN)))
     with pytest.raises(ValueError, match="counts"):
         lda.transform(synthetic_fit, counts[:, :10])
     with pytest.raises(ValueError, match="counts"):
