@@ -278,18 +278,24 @@ def _finish(alpha, problem: DualProblem, X, kernel, loop, infeasible) -> SVMMode
     )
 
 
-def decision_function(model: SVMModel, X) -> jax.Array:
-    """f(x) = Σᵢ αᵢ yᵢ k(xᵢ, x) + b for each row of X (m, d) → (m,)."""
+def _query_points(X, X_train) -> jax.Array:
+    """New points X (m, d) checked against the training features and cast to their dtype."""
     X = check_matrix(X, "X")
-    if X.shape[1] != model.X.shape[1]:
-        raise ValueError(f"X must have {model.X.shape[1]} features, got {X.shape[1]}")
-    return _decision(model, X.astype(model.X.dtype))
+    if X.shape[1] != X_train.shape[1]:
+        raise ValueError(f"X must have {X_train.shape[1]} features, got {X.shape[1]}")
+    return X.astype(X_train.dtype)
 
 
 @jax.jit
-def _decision(model: SVMModel, X):
-    Kx = model.kernel.gram(X, model.X)
-    return jnp.matmul(Kx, model.alpha * model.y, precision=_HIGHEST) + model.b
+def _kernel_expansion(kernel, X, X_train, coef, b):
+    """Σᵢ coefᵢ k(xᵢ, x) + b for each row of X: coef (n,) → (m,), or (n, c) → (m, c)."""
+    return jnp.matmul(kernel.gram(X, X_train), coef, precision=_HIGHEST) + b
+
+
+def decision_function(model: SVMModel, X) -> jax.Array:
+    """f(x) = Σᵢ αᵢ yᵢ k(xᵢ, x) + b for each row of X (m, d) → (m,)."""
+    X = _query_points(X, model.X)
+    return _kernel_expansion(model.kernel, X, model.X, model.alpha * model.y, model.b)
 
 
 def predict(model: SVMModel, X) -> jax.Array:

@@ -28,7 +28,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from jaxml._core.checks import check_class_labels, check_int_in_range, check_matrix, is_concrete
 from jaxml.svm.dual import (
@@ -42,6 +41,8 @@ from jaxml.svm.dual import (
     _finish,
     _fit_binary,
     _hard_margin_infeasible,
+    _kernel_expansion,
+    _query_points,
     dual_problem,
     _solve_pgd,
     _solver,
@@ -52,7 +53,6 @@ __all__ = ["SMOState", "OneVsRestModel", "smo_init", "smo_step", "fit", "fit_one
            "decision_function_one_vs_rest", "predict_one_vs_rest"]
 
 TAU = 1e-12
-_HIGHEST = lax.Precision.HIGHEST
 
 
 class SMOState(NamedTuple):
@@ -237,16 +237,8 @@ def _fit_ovr(solve, X, Y, C, tol, kernel, max_iter) -> OneVsRestModel:
 
 def decision_function_one_vs_rest(model: OneVsRestModel, X) -> jax.Array:
     """(m, k) scores fᶜ(x) = Σᵢ αᶜᵢ yᶜᵢ k(xᵢ, x) + bᶜ for X (m, d)."""
-    X = check_matrix(X, "X")
-    if X.shape[1] != model.X.shape[1]:
-        raise ValueError(f"X must have {model.X.shape[1]} features, got {X.shape[1]}")
-    return _decision_ovr(model, X.astype(model.X.dtype))
-
-
-@jax.jit
-def _decision_ovr(model: OneVsRestModel, X):
-    Kx = model.kernel.gram(X, model.X)
-    return jnp.matmul(Kx, (model.alpha * model.Y).T, precision=_HIGHEST) + model.b
+    X = _query_points(X, model.X)
+    return _kernel_expansion(model.kernel, X, model.X, (model.alpha * model.Y).T, model.b)
 
 
 def predict_one_vs_rest(model: OneVsRestModel, X) -> jax.Array:
