@@ -74,14 +74,19 @@ class VariationalFamily(eqx.Module):
     """Interface every family implements (see the module docstring)."""
 
     @property
-    @abc.abstractmethod
-    def dim(self) -> int:
-        """d, the dimension of z."""
+    def _first_param(self) -> jax.Array:
+        # every family's first field is a (d,) parameter (its location or log-rate)
+        return jax.tree_util.tree_leaves(self)[0]
 
     @property
-    @abc.abstractmethod
+    def dim(self) -> int:
+        """d, the dimension of z."""
+        return self._first_param.shape[-1]
+
+    @property
     def dtype(self):
         """The floating dtype of the parameters (and of the samples)."""
+        return self._first_param.dtype
 
     @abc.abstractmethod
     def noise(self, key: jax.Array, n: int) -> jax.Array:
@@ -112,9 +117,23 @@ class VariationalFamily(eqx.Module):
         return self.transform(self.noise(key, _check_n(n)))
 
 
+class _LocationScale(VariationalFamily):
+    """Families reparameterized from standard normal draws ε ~ N(0, I)."""
+
+    def noise(self, key, n):
+        return jax.random.normal(key, (n, self.dim), self.dtype)
+
+
+class _InverseCDF(VariationalFamily):
+    """Families sampled by inverse CDF from u ~ U(0, 1) (open interval)."""
+
+    def noise(self, key, n):
+        return _open_uniform(key, (n, self.dim), self.dtype)
+
+
 # --------------------------------------------------------------------------- Gaussians
 
-class MeanFieldGaussian(VariationalFamily):
+class MeanFieldGaussian(_LocationScale):
     r"""Fully factorized Gaussian :math:`q(z) = \prod_j \mathcal N(z_j \mid \mu_j, \sigma_j^2)`.
 
     Attributes:
@@ -152,20 +171,9 @@ class MeanFieldGaussian(VariationalFamily):
         return cls(mean, jnp.log(jnp.asarray(std, dt)))
 
     @property
-    def dim(self) -> int:
-        return self.loc.shape[-1]
-
-    @property
-    def dtype(self):
-        return self.loc.dtype
-
-    @property
     def scale(self) -> jax.Array:
         """(d,) σ."""
         return jnp.exp(self.log_scale)
-
-    def noise(self, key, n):
-        return jax.random.normal(key, (n, self.dim), self.dtype)
 
     def transform(self, eps):
         return self.loc + self.scale * eps
@@ -201,7 +209,7 @@ def _scale_tril_from_raw(raw: jax.Array) -> jax.Array:
     return jnp.tril(raw, -1) + jnp.diag(jnp.exp(jnp.diagonal(raw)))
 
 
-class FullRankGaussian(VariationalFamily):
+class FullRankGaussian(_LocationScale):
     r"""Full-covariance Gaussian :math:`q(z) = \mathcal N(\mu, LL^\top)`.
 
     Attributes:
@@ -256,20 +264,9 @@ class FullRankGaussian(VariationalFamily):
         return cls(q.loc, jnp.diag(q.log_scale))
 
     @property
-    def dim(self) -> int:
-        return self.loc.shape[-1]
-
-    @property
-    def dtype(self):
-        return self.loc.dtype
-
-    @property
     def scale_tril(self) -> jax.Array:
         """(d, d) lower Cholesky factor L with a positive diagonal."""
         return _scale_tril_from_raw(self.raw_scale_tril)
-
-    def noise(self, key, n):
-        return jax.random.normal(key, (n, self.dim), self.dtype)
 
     def transform(self, eps):
         return self.loc + eps @ self.scale_tril.T
@@ -310,7 +307,7 @@ class FullRankGaussian(VariationalFamily):
 
 # --------------------------------------------------------------- inverse-CDF families
 
-class Exponential(VariationalFamily):
+class Exponential(_InverseCDF):
     r"""Factorized exponential :math:`q(z) = \prod_j \lambda_j e^{-\lambda_j z_j}`, :math:`z_j \ge 0`.
 
     Attributes:
@@ -333,19 +330,8 @@ class Exponential(VariationalFamily):
         return cls(jnp.log(as_float_array(rate, "rate", ndim=1)))
 
     @property
-    def dim(self) -> int:
-        return self.log_rate.shape[-1]
-
-    @property
-    def dtype(self):
-        return self.log_rate.dtype
-
-    @property
     def rate(self) -> jax.Array:
         return jnp.exp(self.log_rate)
-
-    def noise(self, key, n):
-        return _open_uniform(key, (n, self.dim), self.dtype)
 
     def transform(self, u):
         return -jnp.log1p(-u) * jnp.exp(-self.log_rate)
@@ -365,7 +351,7 @@ class Exponential(VariationalFamily):
         return jnp.exp(-2.0 * self.log_rate)
 
 
-class Logistic(VariationalFamily):
+class Logistic(_InverseCDF):
     r"""Factorized logistic distribution with location :math:`\mu` and scale :math:`s`.
 
     .. math::
@@ -392,19 +378,8 @@ class Logistic(VariationalFamily):
                              f"{self.loc.shape} and {self.log_scale.shape}")
 
     @property
-    def dim(self) -> int:
-        return self.loc.shape[-1]
-
-    @property
-    def dtype(self):
-        return self.loc.dtype
-
-    @property
     def scale(self) -> jax.Array:
         return jnp.exp(self.log_scale)
-
-    def noise(self, key, n):
-        return _open_uniform(key, (n, self.dim), self.dtype)
 
     def transform(self, u):
         return self.loc + self.scale * (jnp.log(u) - jnp.log1p(-u))
