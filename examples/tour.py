@@ -17,6 +17,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import jax  # noqa: E402
+
+# Several stories compare with scikit-learn to 1e-10 and switch float64 on when they run;
+# switching it on once here makes every story see the same setting whatever the order (the
+# test suite runs them in float64 too). Stories that show float32 cast explicitly.
+jax.config.update("jax_enable_x64", True)
+
 # The chapters' order; any other example found is run after these.
 ORDER = [
     "convex_sets", "linear_regression", "svm", "naive_bayes", "pca", "gmm_em",
