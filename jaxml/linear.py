@@ -209,19 +209,26 @@ class ConstrainedResult(NamedTuple):
     trace: jax.Array
 
 
-def _constrained_ls(X, y, project, *, tol, max_iter, unroll):
-    """Accelerated projected gradient on f(w) = ||y - Xw||^2 in Gram form, step 1/L exactly."""
+def _constrained_ls(X, y, radius, project, multiplier, *, tol, max_iter,
+                    unroll) -> ConstrainedResult:
+    """Accelerated projected gradient on f(w) = ||y - Xw||^2 s.t. w in the ball of ``radius``,
+    in Gram form with step 1/L exactly; ``project(v, r)`` is the ball's projection and
+    ``multiplier(w, grad, r)`` the constraint's KKT multiplier at the solution."""
+    X, y = _data(X, y)
+    r = _nonneg_scalar(radius, "radius", X.dtype)
+    _check_loop(tol, max_iter)
     G = _gram(X)
     b = X.T @ y
     yy = jnp.dot(y, y)
     L = 2.0 * jnp.linalg.eigvalsh(G)[-1]
     scale = 2.0 * jnp.maximum(jnp.linalg.norm(b), jnp.finfo(X.dtype).tiny)  # |grad f(0)|
     f = lambda w: (w @ (G @ w) - 2.0 * (b @ w) + yy) / scale  # noqa: E731
-    res = optim.proximal_gradient(f, lambda v, t: project(v), jnp.zeros(X.shape[1], X.dtype),
+    res = optim.proximal_gradient(f, lambda v, t: project(v, r), jnp.zeros(X.shape[1], X.dtype),
                                   learning_rate=scale / L, tol=tol, max_iter=max_iter,
                                   unroll=unroll)
     grad = 2.0 * (G @ res.x - b)
-    return res, grad, scale
+    return ConstrainedResult(res.x, multiplier(res.x, grad, r), res.value * scale, res.n_iter,
+                             res.converged, res.error, res.trace * scale)
 
 
 def ridge_constrained(X, y, radius, *, tol=1e-8, max_iter: int = 5000,
@@ -243,16 +250,13 @@ def ridge_constrained(X, y, radius, *, tol=1e-8, max_iter: int = 5000,
     Returns:
         :class:`ConstrainedResult`.
     """
-    X, y = _data(X, y)
-    r = _nonneg_scalar(radius, "radius", X.dtype)
-    _check_loop(tol, max_iter)
-    res, grad, scale = _constrained_ls(X, y, lambda v: convex.project_l2_ball(v, r), tol=tol,
-                                       max_iter=max_iter, unroll=unroll)
-    w = res.x
-    ww = jnp.dot(w, w)
-    lam = jnp.where(ww > 0, jnp.maximum(-jnp.dot(w, grad) / (2 * jnp.where(ww > 0, ww, 1.0)), 0.0), 0.0)
-    return ConstrainedResult(w, lam, res.value * scale, res.n_iter, res.converged, res.error,
-                             res.trace * scale)
+    def multiplier(w, grad, r):
+        ww = jnp.dot(w, w)
+        return jnp.where(ww > 0, jnp.maximum(-jnp.dot(w, grad) / (2 * jnp.where(ww > 0, ww, 1.0)),
+                                             0.0), 0.0)
+
+    return _constrained_ls(X, y, radius, convex.project_l2_ball, multiplier, tol=tol,
+                           max_iter=max_iter, unroll=unroll)
 
 
 def lasso_constrained(X, y, radius, *, tol=1e-8, max_iter: int = 5000,
@@ -273,16 +277,12 @@ def lasso_constrained(X, y, radius, *, tol=1e-8, max_iter: int = 5000,
     Returns:
         :class:`ConstrainedResult` (``multiplier`` = :math:`\lambda`).
     """
-    X, y = _data(X, y)
-    r = _nonneg_scalar(radius, "radius", X.dtype)
-    _check_loop(tol, max_iter)
-    res, grad, scale = _constrained_ls(X, y, lambda v: convex.project_l1_ball(v, r), tol=tol,
-                                       max_iter=max_iter, unroll=unroll)
-    w = res.x
-    on_boundary = jnp.sum(jnp.abs(w)) >= r * (1 - 1e3 * jnp.finfo(X.dtype).eps)
-    lam = jnp.where(on_boundary, jnp.max(jnp.abs(grad)), 0.0)
-    return ConstrainedResult(w, lam, res.value * scale, res.n_iter, res.converged, res.error,
-                             res.trace * scale)
+    def multiplier(w, grad, r):
+        on_boundary = jnp.sum(jnp.abs(w)) >= r * (1 - 1e3 * jnp.finfo(w.dtype).eps)
+        return jnp.where(on_boundary, jnp.max(jnp.abs(grad)), 0.0)
+
+    return _constrained_ls(X, y, radius, convex.project_l1_ball, multiplier, tol=tol,
+                           max_iter=max_iter, unroll=unroll)
 
 
 # ----------------------------------------------------------------------------- lasso

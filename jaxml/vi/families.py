@@ -70,6 +70,17 @@ def _check_z(z, dim: int, dtype) -> jax.Array:
     return z
 
 
+def _loc_log_scale(loc, log_scale) -> tuple[jax.Array, jax.Array]:
+    """(d,) location and (d,) log-scale as arrays of one floating dtype and matching shape."""
+    dt = float_dtype(jnp.asarray(loc), jnp.asarray(log_scale))
+    loc = as_float_array(loc, "loc", ndim=1, dtype=dt)
+    log_scale = as_float_array(log_scale, "log_scale", ndim=1, dtype=dt)
+    if loc.shape != log_scale.shape:
+        raise ValueError(f"loc and log_scale must have the same shape, got "
+                         f"{loc.shape} and {log_scale.shape}")
+    return loc, log_scale
+
+
 class VariationalFamily(eqx.Module):
     """Interface every family implements (see the module docstring)."""
 
@@ -148,12 +159,7 @@ class MeanFieldGaussian(_LocationScale):
     log_scale: jax.Array
 
     def __init__(self, loc, log_scale):
-        dt = float_dtype(jnp.asarray(loc), jnp.asarray(log_scale))
-        self.loc = as_float_array(loc, "loc", ndim=1, dtype=dt)
-        self.log_scale = as_float_array(log_scale, "log_scale", ndim=1, dtype=dt)
-        if self.loc.shape != self.log_scale.shape:
-            raise ValueError(f"loc and log_scale must have the same shape, got "
-                             f"{self.loc.shape} and {self.log_scale.shape}")
+        self.loc, self.log_scale = _loc_log_scale(loc, log_scale)
 
     @classmethod
     def init(cls, dim: int, *, scale=1.0, dtype=None) -> "MeanFieldGaussian":
@@ -370,12 +376,7 @@ class Logistic(_InverseCDF):
     log_scale: jax.Array
 
     def __init__(self, loc, log_scale):
-        dt = float_dtype(jnp.asarray(loc), jnp.asarray(log_scale))
-        self.loc = as_float_array(loc, "loc", ndim=1, dtype=dt)
-        self.log_scale = as_float_array(log_scale, "log_scale", ndim=1, dtype=dt)
-        if self.loc.shape != self.log_scale.shape:
-            raise ValueError(f"loc and log_scale must have the same shape, got "
-                             f"{self.loc.shape} and {self.log_scale.shape}")
+        self.loc, self.log_scale = _loc_log_scale(loc, log_scale)
 
     @property
     def scale(self) -> jax.Array:
