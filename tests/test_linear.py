@@ -78,6 +78,49 @@ def test_ridge_vmap_over_alpha_and_datasets_and_jit():
         _close(w, Ridge(alpha=0.5, fit_intercept=False).fit(x, y).coef_)
 
 
+@pytest.fixture
+def refine_everything(monkeypatch):
+    """Send every float64 n >= d problem down the mixed-precision refined paths."""
+    monkeypatch.setattr(lin, "_REFINE_MIN_WORK", 0)
+
+
+@pytest.mark.parametrize("alpha", [1e-3, 10.0])
+def test_ridge_refined_path_matches_sklearn(refine_everything, alpha):
+    # diabetes at alpha = 1e-3 has cond(XᵀX + αI) ~ 1e4: still refined to float64
+    _close(lin.ridge(X, Y, alpha), Ridge(alpha=alpha, fit_intercept=False).fit(X, Y).coef_,
+           rtol=1e-10)
+
+
+def test_ridge_refined_falls_back_and_differentiates():
+    from jaxml.linear import _ridge_direct, _ridge_refined
+    rng = np.random.default_rng(0)
+    Xc = rng.normal(size=(300, 12)) * 10.0 ** np.linspace(0, -7, 12)  # cond ~1e14: f32 Gram useless
+    yc = rng.normal(size=300)
+    for Xt, yt in ((X, Y), (Xc, yc)):
+        direct = _ridge_direct(Xt, yt, 1e-9)
+        for max_iter in (30, 0):   # 0: no refinement step, the float64 fallback answers
+            _close(_ridge_refined(Xt, yt, 1e-9, max_iter=max_iter), direct, rtol=1e-8)
+    # grad from the implicit function theorem equals grad through the direct Cholesky solve
+    loss = lambda fit: lambda a, Xt: jnp.sum(fit(Xt, Y, a) ** 2)  # noqa: E731
+    g_ref = jax.grad(loss(_ridge_direct), (0, 1))(0.3, X)
+    g = jax.grad(loss(_ridge_refined), (0, 1))(0.3, X)
+    np.testing.assert_allclose(g[0], g_ref[0], rtol=1e-8)
+    _close(g[1], g_ref[1], rtol=1e-8)
+    alphas = jnp.array([1e-2, 1.0, 100.0])
+    _close(jax.vmap(lambda a: _ridge_refined(X, Y, a))(alphas),
+           jax.vmap(lambda a: _ridge_direct(X, Y, a))(alphas), rtol=1e-8)
+
+
+def test_lasso_path_refined_matches_sklearn(refine_everything):
+    alphas = np.logspace(0, -3, 6)
+    _, ref, _ = sk_lasso_path(X, Y, alphas=alphas, tol=1e-14, max_iter=100000)
+    for warm in (True, False):
+        p = lin.lasso_path(X, Y, alphas, tol=1e-14, max_iter=50000, warm_start=warm)
+        assert bool(p.converged.all())
+        assert float(p.duality_gap.max()) <= 1e-14 * Y @ Y / N   # the exact float64 gap
+        _close(p.coefs, ref.T)
+
+
 @pytest.mark.parametrize("alpha", [0.01, 0.1, 1.0])
 def test_lasso_matches_sklearn(alpha):
     r = lin.lasso(X, Y, alpha, tol=1e-15, max_iter=50000)
