@@ -532,11 +532,11 @@ def _lasso_setup(X, y, mv=None):
     return mv, _LassoProblem(b, yy, L0)
 
 
-_ROUND_REDUCTION = 1e-4   # each refinement round asks its model for this factor of gap
+_ROUND_REDUCTION = 1e-5   # each refinement round asks its model for this factor of gap
 
 
 def _lasso_solve_refined(exact_mv, prob: _LassoProblem, approx_mv, alpha, w0, Gw0, *, tol,
-                         max_iter, max_rounds: int = 8):
+                         max_iter, round_iter: int = 100):
     r"""The lasso solved with float32 products of the Gram matrix, refined to float64.
 
     ``exact_mv`` is :math:`v \mapsto Gv` in float64, ``approx_mv`` the same product in
@@ -548,11 +548,14 @@ def _lasso_solve_refined(exact_mv, prob: _LassoProblem, approx_mv, alpha, w0, Gw
     float32 rounding of the product, shrinks with the step, so each round can cut the gap
     by a factor of ~1e-6 and is asked for ``_ROUND_REDUCTION``. The round's solution is the
     next anchor, where the exact duality gap (the certificate of :func:`lasso`) is
-    evaluated; it stops when that gap is at most ``tol``·yy, after ``max_rounds`` rounds,
-    or when ``max_iter`` FISTA iterations have been spent in all (a round that has not
-    reached its target after ``max_iter // max_rounds`` iterations hands over to the next
-    anchor). ``Gw0`` is the exact :math:`Gw_0`. Returns (w, Gw, gap, n_iter, converged).
+    evaluated. A round also ends after ``round_iter`` iterations (on ill-conditioned data
+    float32 rounding can keep its model gap above the target: the next anchor then
+    resumes), and there are ``max_iter // round_iter`` rounds at most, so at most
+    ``max_iter`` FISTA iterations in all. It stops once the exact gap is at most
+    ``tol``·yy. ``Gw0`` is the exact :math:`Gw_0`. Returns (w, Gw, gap, n_iter, converged).
     """
+    round_iter = min(int(round_iter), int(max_iter))
+    max_rounds = int(max_iter) // round_iter
     b, yy = prob.b, prob.yy
     scale = jnp.maximum(yy, jnp.finfo(b.dtype).tiny)
 
@@ -561,7 +564,7 @@ def _lasso_solve_refined(exact_mv, prob: _LassoProblem, approx_mv, alpha, w0, Gw
 
     def cond(c):
         w, Gw, gap, n_iter, rounds = c
-        return (rounds < max_rounds) & (n_iter < max_iter) & ~(gap <= tol)
+        return (rounds < max_rounds) & ~(gap <= tol)
 
     def body(c):
         w_a, Gw_a, gap_a, n_iter, rounds = c
@@ -571,7 +574,7 @@ def _lasso_solve_refined(exact_mv, prob: _LassoProblem, approx_mv, alpha, w0, Gw
 
         round_tol = jnp.maximum(tol, _ROUND_REDUCTION * gap_a)
         res, _, _ = _lasso_solve(model_mv, prob, alpha, w_a, tol=round_tol,
-                                 max_iter=max(1, max_iter // max_rounds), unroll=False)
+                                 max_iter=round_iter, unroll=False)
         w = res.state.w
         Gw = exact_mv(w)
         return w, Gw, exact_gap(w, Gw), n_iter + res.n_iter, rounds + 1
@@ -639,15 +642,26 @@ def lasso_path(X, y, alphas, *, tol=1e-4, max_iter: int = 5000,
     _check_loop(tol, max_iter)
     d = X.shape[1]
     zeros = jnp.zeros(d, X.dtype)
-    if _refines(X):   # carry the exact G w from fit to fit
-        G = _gram(X) / X.shape[0]
-        G32 = G.astype(jnp.float32)
+    if _refines(X):   # float32 model products, refined against exact ones (G w carried)
+        n = X.shape[0]
+        if warm_start:   # fit after fit, matrix-vector products: the exact G is cheaper to use
+            G = _gram(X) / n
+            G32 = G.astype(jnp.float32)
+
+            def exact_mv(v):
+                return G @ v
+        else:            # all fits at once: exact products from X amortise over the alphas
+            G32 = (_gram_f32_products(X) / n).astype(jnp.float32)
+
+            def exact_mv(v):   # this orientation batches into the fastest GEMMs under vmap
+                return (v @ X.T) @ X / n
+
         approx_mv, prob = _lasso_setup(X, y, lambda v: jnp.matmul(
             G32, v.astype(jnp.float32), precision=lax.Precision.HIGHEST).astype(X.dtype))
 
         def solve(alpha, start):
             w, Gw, gap, n_iter, conv = _lasso_solve_refined(
-                lambda v: G @ v, prob, approx_mv, alpha, *start, tol=tol, max_iter=max_iter)
+                exact_mv, prob, approx_mv, alpha, *start, tol=tol, max_iter=max_iter)
             return (w, Gw), (w, gap, n_iter, conv)
     else:
         mv, prob = _lasso_setup(X, y)
