@@ -47,13 +47,14 @@ def _lasso_path(rng, n, d, k, tol, repeats):
     rows, figs = [], {}
     ref_t, (_, ref, _) = time_fn(lambda: lasso_path(X, y, alphas=alphas, tol=tol,
                                                     max_iter=10000), repeats=repeats)
-    for warm in (True, False):
-        fit = jax.jit(lambda X, y, a, warm=warm: linear.lasso_path(X, y, a, tol=tol,
-                                                                   max_iter=10000,
-                                                                   warm_start=warm))
+    modes = (("default: warm start, blocks of 16 alphas", True, 16),
+             ("warm start one alpha at a time, warm_block=1", True, 1),
+             ("all alphas from zero in one vmap, warm_start=False", False, 1))
+    for mode, warm, block in modes:
+        fit = jax.jit(lambda X, y, a, warm=warm, block=block: linear.lasso_path(
+            X, y, a, tol=tol, max_iter=10000, warm_start=warm, warm_block=block))
         timing, res = time_fn(fit, Xj, yj, aj, repeats=repeats)
         err = float(np.abs(np.asarray(res.coefs) - ref.T).max())
-        mode = "warm-started scan" if warm else "vmap over alphas"
         rows.append(BenchRow(f"lasso_path n={n}, d={d}, {k} alphas, tol={tol:g} ({mode})",
                              timing.median_s, timing.compile_s, "sklearn lasso_path (Gram CD)",
                              ref_t.median_s,
@@ -95,7 +96,7 @@ def _figure(out_dir: Path, ridge_pair, path_data, many_pair):
     ax[0].plot(wr, w, ".", ms=3)
     ax[0].plot([wr.min(), wr.max()], [wr.min(), wr.max()], "k-", lw=0.5)
     ax[0].set(title="ridge coefficients", xlabel="scikit-learn", ylabel="jaxml")
-    jx = figs["warm-started scan"]
+    jx = figs["default: warm start, blocks of 16 alphas"]
     for j in range(min(ref.shape[1], 60)):
         ax[1].plot(alphas, ref[:, j], "-", color="0.7", lw=2.5)
         ax[1].plot(alphas, jx[:, j], "--", color="C0", lw=0.8)

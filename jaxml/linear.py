@@ -32,6 +32,7 @@ from jax import lax
 from jaxml import convex, optim
 from jaxml._core import (
     as_float_array,
+    check_int_in_range,
     check_matrix,
     check_nonnegative,
     check_same_length,
@@ -616,14 +617,17 @@ def lasso(X, y, alpha, *, tol=1e-4, max_iter: int = 5000, w0=None,
 
 
 def lasso_path(X, y, alphas, *, tol=1e-4, max_iter: int = 5000,
-               warm_start: bool = True) -> LassoPathResult:
+               warm_start: bool = True, warm_block: int = 16) -> LassoPathResult:
     r"""Lasso solutions for many penalties in one compiled call.
 
     The Gram matrix, :math:`X^\top y` and the step size are computed once. With
-    ``warm_start=True`` the alphas are visited from largest to smallest in a ``lax.scan``,
-    each fit starting from the previous solution (as scikit-learn's ``lasso_path`` does);
-    with ``warm_start=False`` all alphas are solved simultaneously by ``vmap`` (matrix-matrix
-    products; best on accelerators). Each fit stops on the duality gap as in :func:`lasso`.
+    ``warm_start=True`` the alphas are visited from largest to smallest in a ``lax.scan``
+    over blocks of ``warm_block`` consecutive alphas, the fits of a block vmapped together
+    (matrix-matrix products) and all started from the previous block's last, smallest-alpha
+    solution (``warm_block=1`` is scikit-learn's ``lasso_path`` order: each fit from the
+    previous one); with ``warm_start=False`` all alphas are solved simultaneously from zero
+    by ``vmap`` (best on accelerators). Each fit stops on the duality gap as in
+    :func:`lasso`, so the coefficients do not depend on the mode beyond ``tol``.
     Large float64 problems (:math:`nd^2 \ge 2^{30}`, :math:`n \ge d`) run FISTA on float32
     products with the Gram matrix and refine each fit in rounds against the float64 one,
     the exact duality gap certifying the result (see ``_lasso_solve_refined``); ``n_iter``
@@ -631,6 +635,7 @@ def lasso_path(X, y, alphas, *, tol=1e-4, max_iter: int = 5000,
 
     Args:
         X: (n, d) design. y: (n,) targets. alphas: (k,) penalties ``>= 0``, any order.
+        tol, max_iter: per fit, as in :func:`lasso`. warm_start, warm_block: static, see above.
 
     Returns:
         :class:`LassoPathResult` with ``coefs`` (k, d) in the order of ``alphas`` (note:
@@ -640,21 +645,15 @@ def lasso_path(X, y, alphas, *, tol=1e-4, max_iter: int = 5000,
     alphas = as_float_array(alphas, "alphas", ndim=1, dtype=X.dtype)
     check_nonnegative(alphas, "alphas")
     _check_loop(tol, max_iter)
+    check_int_in_range(warm_block, "warm_block", 1, 10**9)
     d = X.shape[1]
     zeros = jnp.zeros(d, X.dtype)
     if _refines(X):   # float32 model products, refined against exact ones (G w carried)
         n = X.shape[0]
-        if warm_start:   # fit after fit, matrix-vector products: the exact G is cheaper to use
-            G = _gram(X) / n
-            G32 = G.astype(jnp.float32)
+        G32 = (_gram_f32_products(X) / n).astype(jnp.float32)
 
-            def exact_mv(v):
-                return G @ v
-        else:            # all fits at once: exact products from X amortise over the alphas
-            G32 = (_gram_f32_products(X) / n).astype(jnp.float32)
-
-            def exact_mv(v):   # this orientation batches into the fastest GEMMs under vmap
-                return (v @ X.T) @ X / n
+        def exact_mv(v):   # this orientation batches into the fastest GEMMs under vmap
+            return (v @ X.T) @ X / n
 
         approx_mv, prob = _lasso_setup(X, y, lambda v: jnp.matmul(
             G32, v.astype(jnp.float32), precision=lax.Precision.HIGHEST).astype(X.dtype))
@@ -675,9 +674,21 @@ def lasso_path(X, y, alphas, *, tol=1e-4, max_iter: int = 5000,
         W, gap, n_iter, conv = jax.vmap(lambda a: solve(a, (zeros, zeros))[1])(alphas)
         return LassoPathResult(W, gap, n_iter, conv)
 
+    # largest alpha first, in blocks of `block` fits vmapped together (matrix-matrix
+    # products), each block started from the previous block's last (smallest-alpha) fit
+    k = alphas.shape[0]
+    block = min(int(warm_block), k)
+    n_blocks = -(-k // block)
     order = jnp.argsort(-alphas)
-    _, (W, gap, n_iter, conv) = lax.scan(lambda start, a: solve(a, start), (zeros, zeros),
-                                         alphas[order])
+    padded = jnp.concatenate([order, jnp.full((n_blocks * block - k,), order[-1])])
+
+    def one_block(start, idx):
+        ends, out = jax.vmap(solve, (0, None))(alphas[idx], start)
+        return jax.tree_util.tree_map(lambda a: a[-1], ends), out
+
+    _, out = lax.scan(one_block, (zeros, zeros), padded.reshape(n_blocks, block))
+    W, gap, n_iter, conv = jax.tree_util.tree_map(
+        lambda a: a.reshape((n_blocks * block,) + a.shape[2:])[:k], out)
     inv = jnp.argsort(order)
     return LassoPathResult(W[inv], gap[inv], n_iter[inv], conv[inv])
 

@@ -114,8 +114,9 @@ def test_ridge_refined_falls_back_and_differentiates():
 def test_lasso_path_refined_matches_sklearn(refine_everything):
     alphas = np.logspace(0, -3, 6)
     _, ref, _ = sk_lasso_path(X, Y, alphas=alphas, tol=1e-14, max_iter=100000)
-    for warm in (True, False):
-        p = lin.lasso_path(X, Y, alphas, tol=1e-14, max_iter=50000, warm_start=warm)
+    for warm in (True, False):   # warm: two blocks of 3
+        p = lin.lasso_path(X, Y, alphas, tol=1e-14, max_iter=50000, warm_start=warm,
+                           warm_block=3)
         assert bool(p.converged.all())
         assert float(p.duality_gap.max()) <= 1e-14 * Y @ Y / N   # the exact float64 gap
         _close(p.coefs, ref.T)
@@ -135,9 +136,10 @@ def test_lasso_matches_sklearn(alpha):
 def test_lasso_path_matches_sklearn_both_modes():
     alphas = np.logspace(0, -3, 8)
     _, ref, _ = sk_lasso_path(X, Y, alphas=alphas, tol=1e-14, max_iter=100000)
-    for warm in (True, False):
-        p = jax.jit(lambda a, warm=warm: lin.lasso_path(X, Y, a, tol=1e-14, max_iter=50000,
-                                                        warm_start=warm))(alphas[::-1].copy())
+    for warm, block in ((True, 1), (True, 3), (False, 1)):
+        p = jax.jit(lambda a, warm=warm, block=block: lin.lasso_path(
+            X, Y, a, tol=1e-14, max_iter=50000, warm_start=warm, warm_block=block))(
+                alphas[::-1].copy())
         assert bool(p.converged.all())
         _close(p.coefs[::-1], ref.T)
 
@@ -241,6 +243,8 @@ def test_bad_input(fn):
 def test_bad_input_other():
     with pytest.raises(ValueError, match="alphas"):
         lin.lasso_path(X, Y, np.array([0.1, -0.1]))
+    with pytest.raises(ValueError, match="warm_block"):
+        lin.lasso_path(X, Y, np.array([0.1]), warm_block=0)
     with pytest.raises(ValueError, match="same number of rows"):
         lin.least_squares(X, Y[:3])
     with pytest.raises(ValueError, match="X must have exactly 2 columns"):
