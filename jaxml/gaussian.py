@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 
 from jaxml._core.checks import as_float_array, check_int_in_range, float_dtype
-from jaxml._core.linalg import logdet_from_cholesky, safe_cholesky, whiten
+from jaxml._core.linalg import blocked_gram, logdet_from_cholesky, safe_cholesky, whiten
 
 __all__ = ["mle", "log_pdf", "sample", "entropy", "kl_divergence", "kl_diag_standard_normal"]
 
@@ -100,8 +100,7 @@ def mle(X) -> tuple[jax.Array, jax.Array]:
 @jax.jit
 def _mle(X):
     mean = jnp.mean(X, axis=0)
-    Xc = X - mean
-    return mean, Xc.T @ Xc / X.shape[0]
+    return mean, blocked_gram(X, center=mean) / X.shape[0]
 
 
 # ----------------------------------------------------------------------------- density

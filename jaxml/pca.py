@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxml._core import check_int_in_range, check_matrix
+from jaxml._core import blocked_gram, check_int_in_range, check_matrix
 
 __all__ = ["PCAResult", "fit", "transform", "inverse_transform", "covariance", "sign_flip"]
 
@@ -61,10 +61,13 @@ class PCAResult(NamedTuple):
 
 
 def covariance(X: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Sample mean (d,) and covariance (d, d) with ddof = 1 of X (n, d), from centred data."""
+    """Sample mean (d,) and covariance (d, d) with ddof = 1 of X (n, d), from centred data.
+
+    The centred scatter is summed over row blocks, each centred in cache: no centred copy
+    of X is written, and nothing cancels (unlike XᵀX − n x̄x̄ᵀ).
+    """
     mean = jnp.mean(X, axis=0)
-    Xc = X - mean
-    return mean, jnp.matmul(Xc.T, Xc, precision=_HI) / (X.shape[0] - 1)
+    return mean, blocked_gram(X, center=mean) / (X.shape[0] - 1)
 
 
 def sign_flip(components: jax.Array) -> jax.Array:

@@ -46,3 +46,26 @@ def test_vmap_over_loop():
                                    max_iter=50))(a)
     np.testing.assert_allclose(r.state, np.sqrt(a), rtol=1e-14)
     assert r.converged.all()
+
+
+def test_blocked_gram_equals_numpy_scatter():
+    from jaxml._core import blocked_gram
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 7)) * 3.0 + 50.0       # far from the origin: centring matters
+    c = X.mean(0)
+    ref = (X - c).T @ (X - c)
+    for block in (64, 300, 1000, 5000):              # remainders, one block, block > n
+        G = blocked_gram(jnp.asarray(X), center=jnp.asarray(c), block=block)
+        np.testing.assert_allclose(G, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+        np.testing.assert_array_equal(G, np.asarray(G).T)
+    np.testing.assert_allclose(blocked_gram(jnp.asarray(X), block=128), X.T @ X, rtol=1e-12)
+    # float32 products summed in float64: float32-level error, float64 result
+    G32 = blocked_gram(jnp.asarray(X), center=jnp.asarray(c), compute_dtype=jnp.float32)
+    assert G32.dtype == jnp.float64
+    np.testing.assert_allclose(G32, ref, atol=1e-5 * np.abs(ref).max())
+    # vmap over datasets
+    Xs = rng.normal(size=(3, 200, 4))
+    Gs = jax.vmap(lambda x: blocked_gram(x, center=x.mean(0), block=64))(jnp.asarray(Xs))
+    for G, x in zip(Gs, Xs):
+        xc = x - x.mean(0)
+        np.testing.assert_allclose(G, xc.T @ xc, rtol=1e-12)
