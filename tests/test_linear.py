@@ -91,6 +91,22 @@ def test_ridge_refined_path_matches_sklearn(refine_everything, alpha):
            rtol=1e-10)
 
 
+def test_refined_paths_at_the_real_threshold():
+    # n·d² = 2^30 exactly: the public functions take the mixed-precision paths unpatched
+    rng = np.random.default_rng(3)
+    n, d = 2 ** 14, 2 ** 8
+    assert n * d * d >= lin._REFINE_MIN_WORK
+    Xb = rng.normal(size=(n, d)) * np.linspace(1.0, 0.01, d)
+    yb = Xb[:, :8] @ rng.normal(size=8) + 0.1 * rng.normal(size=n)
+    _close(lin.ridge(Xb, yb, 2.0), Ridge(alpha=2.0, fit_intercept=False).fit(Xb, yb).coef_,
+           rtol=1e-10)
+    alphas = np.abs(Xb.T @ yb).max() / n * np.array([0.5, 0.05])
+    _, ref, _ = sk_lasso_path(Xb, yb, alphas=alphas, tol=1e-12, max_iter=100000)
+    p = lin.lasso_path(Xb, yb, alphas, tol=1e-12)
+    assert bool(p.converged.all())
+    _close(p.coefs, ref.T, rtol=1e-5)
+
+
 def test_ridge_refined_falls_back_and_differentiates():
     from jaxml.linear import _ridge_direct, _ridge_refined
     rng = np.random.default_rng(0)
