@@ -167,7 +167,8 @@ def _ridge_direct(X, y, alpha):
     return cholesky_solve(L, y) @ X
 
 
-# From n·d² = 2^30 multiply-adds, float64 ridge with n >= d factors in float32 and refines.
+# From n·d² = 2^30 multiply-adds, float64 ridge and lasso_path (n >= d) take the Gram
+# matrix from float32 products and refine to the float64 answer.
 _REFINE_MIN_WORK = 2 ** 30
 
 
