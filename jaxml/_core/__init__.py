@@ -6,6 +6,7 @@ from jaxml._core.checks import (
     check_finite,
     check_int_in_range,
     check_labels,
+    check_loop_options,
     check_matrix,
     check_ndim,
     check_nonnegative,
@@ -20,19 +21,40 @@ from jaxml._core.linalg import (
     blocked_gram,
     cholesky_solve,
     logdet_from_cholesky,
+    max_eigenvalue,
     psd_solve,
     safe_cholesky,
     symmetrize,
     whiten,
 )
-from jaxml._core.loop import LoopResult, iterate, iterate_unrolled, run_loop
-from jaxml._core.train import TrainResult, scan_with_progress, train
+from jaxml._core.loop import (
+    Adjoint,
+    Direct,
+    LoopResult,
+    StepInfo,
+    Unrolled,
+    fixed_point,
+    iterate,
+    run_loop,
+)
+from jaxml._core.numerics import (
+    HIGHEST,
+    LOG_2PI,
+    bernoulli_log_prob,
+    diag_gaussian_log_prob,
+    log_cholesky_from_tril,
+    safe_norm,
+    standard_normal_log_prob,
+    tril_from_log_cholesky,
+)
+from jaxml._core.train import (
+    TrainInfo,
+    TrainResult,
+    TrainState,
+    scan_with_progress,
+    train,
+    train_init,
+    train_step,
+)
 
-__all__ = [
-    "LoopResult", "TrainResult", "add_jitter", "as_float_array", "blocked_gram",
-    "check_class_labels", "check_finite", "check_int_in_range", "check_labels", "check_matrix", "check_ndim",
-    "check_nonnegative", "check_positive", "check_same_length", "check_vector",
-    "cholesky_solve", "float_dtype", "is_concrete", "iterate", "iterate_unrolled",
-    "logdet_from_cholesky", "psd_solve", "run_loop", "safe_cholesky", "scan_with_progress",
-    "symmetrize", "train", "whiten",
-]
+__all__ = [name for name in dir() if not name.startswith("_")]

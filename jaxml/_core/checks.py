@@ -132,3 +132,18 @@ def check_class_labels(y, name: str, n_classes: int) -> jax.Array:
         if v.size and (v.min() < 0 or v.max() >= n_classes):
             raise ValueError(f"{name} must lie in 0..{n_classes - 1}, got range [{v.min()}, {v.max()}]")
     return y
+
+
+def check_loop_options(max_iter, tol, *, allow_zero_tol: bool = True) -> tuple[int, object]:
+    """The shared loop's options: ``max_iter`` a positive integer (NumPy integers accepted),
+    ``tol`` a finite number ≥ 0 (> 0 with ``allow_zero_tol=False``). Returns
+    ``(int(max_iter), tol)``."""
+    check_int_in_range(max_iter, "max_iter", 1, 2**31 - 1)
+    if is_concrete(tol):
+        v = np.asarray(tol)
+        if v.dtype.kind not in "biuf" or v.ndim != 0:
+            raise TypeError(f"tol must be a real number, got {tol!r}")
+        if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero_tol):
+            want = "non-negative" if allow_zero_tol else "positive"
+            raise ValueError(f"tol must be a finite {want} number, got {tol!r}")
+    return int(max_iter), tol

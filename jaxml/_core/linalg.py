@@ -84,3 +84,20 @@ def blocked_gram(X: jax.Array, *, center=None, compute_dtype=None, block=None) -
     if n_full * block < n:
         G = G + product(X[n_full * block:])
     return symmetrize(G)
+
+
+def max_eigenvalue(matvec, d: int, dtype, *, n_iter: int = 60) -> jax.Array:
+    """λ_max of a symmetric PSD operator ``matvec`` on ℝᵈ by ``n_iter`` power iterations.
+
+    A lower estimate (the Rayleigh quotient of the last iterate); solvers that use it as a
+    Lipschitz constant scale it up and guard the step (backtracking or doubling).
+    """
+    v0 = jnp.ones((d,), dtype) + jnp.linspace(0.0, 1.0, d, dtype=dtype)
+    tiny = jnp.finfo(dtype).tiny
+
+    def body(_, v):
+        u = matvec(v)
+        return u / jnp.maximum(jnp.linalg.norm(u), tiny)
+
+    v = lax.fori_loop(0, n_iter, body, v0 / jnp.linalg.norm(v0))
+    return jnp.dot(v, matvec(v))
