@@ -103,6 +103,29 @@ def test_kernel_parameters_are_pytree_leaves(cancer):
         svm.gram(svm.Linear(), X, X[:, :3])
 
 
+def test_user_kernel_subclass_works_in_fit(cancer):
+    """A user subclass of the abstract jaxml.kernels.Kernel is a kernel like the built-ins."""
+    from jaxml.kernels import Kernel
+
+    class Laplacian(Kernel):
+        gamma: float = 0.05
+
+        def gram(self, X, Z):
+            return jnp.exp(-self.gamma * jnp.abs(X[:, None, :] - Z[None, :, :]).sum(-1))
+
+    X, y = cancer
+    X, y = X[:60], y[:60]
+    ours = svm.fit(X, y, C=1.0, kernel=Laplacian(0.05), tol=1e-7, max_iter=MAX_ITER)
+    G = np.exp(-0.05 * np.abs(X[:, None] - X[None]).sum(-1))
+    clf = SVC(C=1.0, kernel="precomputed", tol=1e-8).fit(G, y)
+    assert bool(ours.converged)
+    dc, sv = clf.dual_coef_[0], clf.support_
+    d_ref = np.abs(dc).sum() - 0.5 * dc @ G[np.ix_(sv, sv)] @ dc
+    np.testing.assert_allclose(float(ours.dual_objective), d_ref, rtol=1e-4)
+    with pytest.raises(TypeError):
+        Kernel()
+
+
 # ---------------------------------------------------------- same answer as scikit-learn
 
 

@@ -5,7 +5,7 @@
     svm.predict(model, X_test)
 
 See :mod:`jaxml.svm.dual` for the math (dual, KKT certificate, intercept, hard-margin
-separability), :mod:`jaxml.svm.smo` for SMO and one-vs-rest, :mod:`jaxml.svm.kernels`.
+separability), :mod:`jaxml.svm.smo` for SMO and one-vs-rest, :mod:`jaxml.kernels`.
 """
 
 from jaxml.svm.dual import (
@@ -25,7 +25,7 @@ from jaxml.svm.dual import (
     predict,
     primal_weights,
 )
-from jaxml.svm.kernels import RBF, Kernel, Linear, Polynomial, gamma_scale, gram
+from jaxml.kernels import RBF, Kernel, Linear, Polynomial, gamma_scale, gram
 from jaxml.svm.smo import (
     OneVsRestModel,
     SMOState,

@@ -58,7 +58,7 @@ from jaxml._core.checks import (
     is_concrete,
 )
 from jaxml._core.loop import LoopResult, iterate
-from jaxml.svm.kernels import Kernel, Linear, gram
+from jaxml.kernels import Kernel, Linear, gram
 
 __all__ = [
     "DualProblem", "SVMModel", "PGDState", "dual_problem", "dual_objective", "dual_gradient",

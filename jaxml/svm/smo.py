@@ -47,7 +47,7 @@ from jaxml.svm.dual import (
     _solve_pgd,
     _solver,
 )
-from jaxml.svm.kernels import Kernel, Linear, gram
+from jaxml.kernels import Kernel, Linear, gram
 
 __all__ = ["SMOState", "OneVsRestModel", "smo_init", "smo_step", "fit", "fit_one_vs_rest",
            "decision_function_one_vs_rest", "predict_one_vs_rest"]

@@ -1,8 +1,17 @@
 """Kernels k(x, z) = ⟨φ(x), φ(z)⟩ as equinox modules, with scikit-learn's parametrization.
 
-    Linear():                     k(x, z) = xᵀz
-    RBF(gamma):                   k(x, z) = exp(−γ ‖x − z‖²)
+    Linear():                         k(x, z) = xᵀz
+    RBF(gamma):                       k(x, z) = exp(−γ ‖x − z‖²)
     Polynomial(degree, gamma, coef0): k(x, z) = (γ xᵀz + c₀)^degree
+
+Every kernel derives from the abstract :class:`Kernel` and implements ``gram(X, Z)``; a user
+kernel is a subclass (its numeric parameters as fields), and works wherever a jaxml kernel
+does (``jaxml.svm.fit``, ``jaxml.rvm``, :func:`gram`)::
+
+    class Laplacian(Kernel):
+        gamma: float = 1.0
+        def gram(self, X, Z):
+            return jnp.exp(-self.gamma * jnp.sum(jnp.abs(X[:, None] - Z[None]), -1))
 
 Numeric parameters (``gamma``, ``coef0``) are pytree leaves, so ``jax.vmap`` over a batch
 of ``RBF(gammas)`` or over ``lambda g: fit(..., kernel=RBF(g))`` works without
@@ -10,38 +19,42 @@ recompiling; ``degree`` is a static integer (an integer power, exact for negativ
 A kernel is a pytree: it crosses ``jit`` and can be differentiated with respect to its
 parameters (``jax.grad`` of a loss through ``gram``).
 
+Cost: ``gram`` of X (n, d) and Z (m, d) is O(n m d) time, O(n m) memory.
+
 Reference: B. Schölkopf & A. Smola, *Learning with Kernels* (2002), ch. 2; scikit-learn's
 ``sklearn.metrics.pairwise`` (``linear_kernel``, ``rbf_kernel``, ``polynomial_kernel``).
 """
 
 from __future__ import annotations
 
+import abc
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from jaxml._core.checks import as_float_array, check_int_in_range, check_positive, float_dtype
+from jaxml._core.numerics import HIGHEST
 
 __all__ = ["Kernel", "Linear", "RBF", "Polynomial", "gram", "gamma_scale"]
-
-_HIGHEST = lax.Precision.HIGHEST
 
 
 def _dot(X: jax.Array, Z: jax.Array) -> jax.Array:
     """X Zᵀ at full float precision (no TF32 on GPUs)."""
-    return jnp.matmul(X, Z.T, precision=_HIGHEST)
+    return jnp.matmul(X, Z.T, precision=HIGHEST)
 
 
 class Kernel(eqx.Module):
-    """Base class: a positive semi-definite kernel.
+    """Abstract base: a positive semi-definite kernel k(x, z).
 
-    Subclasses implement ``gram(X, Z)`` → (n, m) for X (n, d) and Z (m, d);
+    Subclasses implement ``gram(X, Z)`` → (n, m) for X (n, d) and Z (m, d); numeric
+    parameters are fields (pytree leaves), sizes are ``eqx.field(static=True)``.
     ``k(x, z)`` for two vectors (d,) is ``gram`` on one row each.
     """
 
-    def gram(self, X: jax.Array, Z: jax.Array) -> jax.Array:  # pragma: no cover - abstract
-        raise TypeError(f"{type(self).__name__} must implement gram(X, Z)")
+    @abc.abstractmethod
+    def gram(self, X: jax.Array, Z: jax.Array) -> jax.Array:
+        """The (n, m) matrix [k(X[a], Z[b])] for X (n, d), Z (m, d)."""
 
     def __call__(self, x: jax.Array, z: jax.Array) -> jax.Array:
         """k(x, z) for x, z of shape (d,): a scalar."""
@@ -51,7 +64,7 @@ class Kernel(eqx.Module):
 class Linear(Kernel):
     """k(x, z) = xᵀz (scikit-learn ``kernel="linear"``)."""
 
-    def gram(self, X, Z):
+    def gram(self, X: jax.Array, Z: jax.Array) -> jax.Array:
         return _dot(X, Z)
 
 
@@ -67,7 +80,7 @@ class RBF(Kernel):
     def __check_init__(self):
         check_positive(self.gamma, "gamma")
 
-    def gram(self, X, Z):
+    def gram(self, X: jax.Array, Z: jax.Array) -> jax.Array:
         sq = (jnp.sum(X * X, axis=1)[:, None] + jnp.sum(Z * Z, axis=1)[None, :]
               - 2.0 * _dot(X, Z))
         return jnp.exp(-self.gamma * jnp.maximum(sq, 0.0))
@@ -87,7 +100,7 @@ class Polynomial(Kernel):
         check_int_in_range(self.degree, "degree", 1, 10_000)
         check_positive(self.gamma, "gamma")
 
-    def gram(self, X, Z):
+    def gram(self, X: jax.Array, Z: jax.Array) -> jax.Array:
         return jnp.power(self.gamma * _dot(X, Z) + self.coef0, self.degree)
 
 
@@ -95,7 +108,8 @@ def gram(kernel: Kernel, X, Z=None) -> jax.Array:
     """The Gram matrix G[a, b] = k(X[a], Z[b]).
 
     Args:
-        kernel: a :class:`Kernel` (``Linear()``, ``RBF(gamma)``, ``Polynomial(...)``).
+        kernel: a :class:`Kernel` (``Linear()``, ``RBF(gamma)``, ``Polynomial(...)``, or a
+            user subclass).
         X: (n, d) points.
         Z: (m, d) points; ``None`` means ``X`` (the symmetric (n, n) training Gram matrix).
 
@@ -107,8 +121,8 @@ def gram(kernel: Kernel, X, Z=None) -> jax.Array:
         ValueError: X or Z not 2-D, NaN/inf, or different feature counts.
     """
     if not isinstance(kernel, Kernel):
-        raise TypeError(f"kernel must be a jaxml.svm Kernel (Linear, RBF, Polynomial), "
-                        f"got {type(kernel).__name__}")
+        raise TypeError(f"kernel must be a jaxml.kernels.Kernel (Linear, RBF, Polynomial or "
+                        f"a subclass), got {type(kernel).__name__}")
     X = as_float_array(X, "X", ndim=2)
     if Z is None:
         Z = X
