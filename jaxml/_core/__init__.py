@@ -30,6 +30,7 @@ from jaxml._core.linalg import (
 from jaxml._core.loop import (
     Adjoint,
     Direct,
+    Implicit,
     LoopResult,
     StepInfo,
     Unrolled,
