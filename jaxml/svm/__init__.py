@@ -4,38 +4,35 @@
     model = svm.fit(X, y, C=1.0, kernel=svm.RBF(gamma=0.5))   # y in {-1, +1}
     svm.predict(model, X_test)
 
-See :mod:`jaxml.svm.dual` for the math (dual, KKT certificate, intercept, hard-margin
-separability), :mod:`jaxml.svm.smo` for SMO and one-vs-rest, :mod:`jaxml.kernels`.
+Modules: :mod:`jaxml.svm.dual` (the problem and the model: dual, KKT certificate, intercept,
+hard-margin separability, decision function), :mod:`jaxml.svm.smo` (SMO),
+:mod:`jaxml.svm.pgd` (accelerated projected gradient), :mod:`jaxml.svm.ovr` (one-vs-rest);
+the kernels live in :mod:`jaxml.kernels` and are re-exported here.
 """
 
+from jaxml.kernels import RBF, Kernel, Linear, Polynomial, gamma_scale, gram
 from jaxml.svm.dual import (
+    DualInfo,
     DualProblem,
-    PGDState,
     SVMModel,
     decision_function,
     dual_gradient,
     dual_objective,
     dual_problem,
-    fit_pgd,
     intercept,
     kkt_violation,
     margin_width,
-    pgd_init,
-    pgd_step,
     predict,
     primal_weights,
 )
-from jaxml.kernels import RBF, Kernel, Linear, Polynomial, gamma_scale, gram
-from jaxml.svm.smo import (
+from jaxml.svm.ovr import (
     OneVsRestModel,
-    SMOState,
     decision_function_one_vs_rest,
-    fit,
     fit_one_vs_rest,
     predict_one_vs_rest,
-    smo_init,
-    smo_step,
 )
+from jaxml.svm.pgd import PGDState, fit_pgd, pgd_init, pgd_step
+from jaxml.svm.smo import SMOState, fit, smo_init, smo_step
 
 __all__ = [
     "Kernel", "Linear", "RBF", "Polynomial", "gram", "gamma_scale",
@@ -43,6 +40,6 @@ __all__ = [
     "decision_function", "predict", "primal_weights", "margin_width",
     "decision_function_one_vs_rest", "predict_one_vs_rest",
     "dual_objective", "dual_gradient", "kkt_violation", "intercept",
-    "DualProblem", "dual_problem", "SMOState", "smo_init", "smo_step",
+    "DualProblem", "DualInfo", "dual_problem", "SMOState", "smo_init", "smo_step",
     "PGDState", "pgd_init", "pgd_step",
 ]

@@ -22,35 +22,26 @@ vector machines", JMLR 6:1889–1918 (2005); C.-C. Chang & C.-J. Lin, "LIBSVM" (
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxml._core.checks import check_class_labels, check_int_in_range, check_matrix, is_concrete
+from jaxml.kernels import Kernel, Linear
 from jaxml.svm.dual import (
     DEFAULT_MIN_MARGIN,
+    DualInfo,
     DualProblem,
     SVMModel,
-    _check_binary,
-    _default_max_iter,
-    _argmax,
-    _extremes,
-    _finish,
-    _fit_binary,
-    _hard_margin_infeasible,
-    _kernel_expansion,
-    _query_points,
-    dual_problem,
-    _solve_pgd,
-    _solver,
+    check_binary,
+    default_max_iter,
+    first_argmax,
+    fit_binary,
+    hard_margin_infeasible,
+    kkt_extremes,
 )
-from jaxml.kernels import Kernel, Linear, gram
 
-__all__ = ["SMOState", "OneVsRestModel", "smo_init", "smo_step", "fit", "fit_one_vs_rest",
-           "decision_function_one_vs_rest", "predict_one_vs_rest"]
+__all__ = ["SMOState", "smo_init", "smo_step", "fit"]
 
 TAU = 1e-12
 
@@ -82,7 +73,7 @@ def smo_init(problem: DualProblem) -> SMOState:
     y, C = problem.y, problem.C
     alpha = jnp.zeros_like(y)
     grad = jnp.ones_like(y)
-    i, m, M = _extremes(alpha, grad, y, C)
+    i, m, M = kkt_extremes(alpha, grad, y, C)
     zero = jnp.zeros((), y.dtype)
     return SMOState(alpha, grad, i, m, m - M, zero, zero, jnp.asarray(False))
 
@@ -96,19 +87,24 @@ def _second_order_j(state: SMOState, problem: DualProblem, Ki):
     at = problem.diag[state.i] + problem.diag - 2.0 * Ki
     at = jnp.where(at > 0, at, TAU)
     cand = low & (bt > 0)
-    j, best = _argmax(jnp.where(cand, bt * bt / at, -jnp.inf))
+    j, best = first_argmax(jnp.where(cand, bt * bt / at, -jnp.inf))
     # scalars re-read from their sources (slicing the fused vectors makes XLA recompute them)
     b_ij = state.m - y[j] * state.grad[j]
     a_ij = problem.diag[state.i] + problem.diag[j] - 2.0 * Ki[j]
     return j, b_ij, jnp.where(a_ij > 0, a_ij, TAU), best > -jnp.inf
 
 
-def smo_step(state: SMOState, problem: DualProblem):
+def smo_step(state: SMOState, problem: DualProblem) -> tuple[SMOState, DualInfo]:
     """One SMO pair update (second-order working set, analytic step, O(n) gradient update).
 
+    Args:
+        state: :class:`SMOState`. problem: :class:`jaxml.svm.DualProblem` (K (n, n), y (n,),
+            C ()).
+
     Returns:
-        (state, error, value): the new state; its KKT violation m − M (−inf once the
-        hard-margin certificate fires, which stops the loop); D(α) after the step.
+        (state, info): the new state; ``info.error`` its KKT violation m − M (−inf once the
+        hard-margin certificate fires, which stops the loop), ``info.value`` D(α) after the
+        step.
     """
     K, y, C = problem.K, problem.y, problem.C
     alpha, i = state.alpha, state.i
@@ -127,15 +123,11 @@ def smo_step(state: SMOState, problem: DualProblem):
     grad = state.grad - s * y * (Ki - K[j])
     dual = state.dual + s * (b_ij - 0.5 * s * a_ij)
     sum_alpha = state.sum_alpha + (new_i - ai) + (new_j - aj)
-    i_next, m, M = _extremes(alpha, grad, y, C)
-    infeasible = state.infeasible | _hard_margin_infeasible(dual, sum_alpha, problem)
+    i_next, m, M = kkt_extremes(alpha, grad, y, C)
+    infeasible = state.infeasible | hard_margin_infeasible(dual, sum_alpha, problem)
     gap = m - M
     new = SMOState(alpha, grad, i_next, m, gap, dual, sum_alpha, infeasible)
-    return new, jnp.where(infeasible, -jnp.inf, gap), dual
-
-
-def _solve_smo(problem: DualProblem, tol, max_iter: int):
-    return _solver(smo_init, smo_step, max_iter)(problem, tol)
+    return new, DualInfo(jnp.where(infeasible, -jnp.inf, gap), dual)
 
 
 def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | None = None,
@@ -159,88 +151,7 @@ def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | Non
         ``dual_objective``, ``kkt_violation``, ``n_iter``, ``converged``, ``infeasible``
         (hard margin, not separable: then ``converged`` is False) and the objective trace.
     """
-    X, y, C, tol = _check_binary(X, y, C, tol, kernel)
-    max_iter = _default_max_iter(X.shape[0], max_iter)
-    return _fit_binary(_solve_smo, X, y, C, tol, kernel, jnp.asarray(min_margin, X.dtype),
-                       max_iter)
-
-
-# ------------------------------------------------------------------------- one-vs-rest
-
-
-class OneVsRestModel(NamedTuple):
-    """k binary SVMs (class c against the rest), fitted in one vmapped solve.
-
-    Attributes:
-        alpha: (k, n). b: (k,). support: (k, n) bool. Y: (k, n) the ±1 labels of each
-        problem. X: (n, d) shared training points. kernel: the shared kernel. C: ().
-        dual_objective, kkt_violation: (k,). n_iter: (k,). converged, infeasible: (k,) bool.
-    """
-
-    alpha: jax.Array
-    b: jax.Array
-    support: jax.Array
-    Y: jax.Array
-    X: jax.Array
-    kernel: Kernel
-    C: jax.Array
-    dual_objective: jax.Array
-    kkt_violation: jax.Array
-    n_iter: jax.Array
-    converged: jax.Array
-    infeasible: jax.Array
-
-
-def fit_one_vs_rest(X, labels, n_classes: int, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3,
-                    max_iter: int | None = None, solver: str = "smo") -> OneVsRestModel:
-    """One-vs-rest multiclass SVM: for each class c the binary problem yᵢ = +1 if
-    labelsᵢ = c else −1, all solved in one ``vmap``ped call sharing one Gram matrix.
-
-    Args:
-        X: (n, d). labels: (n,) ints in 0..n_classes−1, every class present.
-        n_classes: static k ≥ 2. C, kernel, tol, max_iter: as :func:`fit`.
-        solver: "smo" (default) or "pgd".
-
-    Returns:
-        :class:`OneVsRestModel`; predict with :func:`predict_one_vs_rest`.
-    """
-    check_int_in_range(n_classes, "n_classes", 2, 1_000_000)
-    labels = check_class_labels(labels, "labels", n_classes)
-    if is_concrete(labels):
-        missing = np.setdiff1d(np.arange(n_classes), np.asarray(labels))
-        if missing.size:
-            raise ValueError(f"labels must contain every class 0..{n_classes - 1}; "
-                             f"missing {missing.tolist()[:5]}")
-    X = check_matrix(X, "X")
-    Y = jnp.where(labels[None, :] == jnp.arange(n_classes)[:, None], 1, -1)
-    if solver not in ("smo", "pgd"):
-        raise ValueError(f"solver must be 'smo' or 'pgd', got {solver!r}")
-    _, _, C, tol = _check_binary(X, Y[0], C, tol, kernel)
-    max_iter = _default_max_iter(X.shape[0], max_iter)
-    solve = _solve_smo if solver == "smo" else _solve_pgd
-    return _fit_ovr(solve, X, Y.astype(X.dtype), C, tol, kernel, max_iter)
-
-
-@partial(jax.jit, static_argnums=(0, 6))
-def _fit_ovr(solve, X, Y, C, tol, kernel, max_iter) -> OneVsRestModel:
-    K = gram(kernel, X)
-
-    def one(y):
-        problem = dual_problem(K, y, C)
-        loop = solve(problem, tol, max_iter)
-        return _finish(loop.state.alpha, problem, X, kernel, loop, loop.state.infeasible)
-
-    m = jax.vmap(one, out_axes=SVMModel(0, 0, 0, None, 0, None, None, 0, 0, 0, 0, 0, 0))(Y)
-    return OneVsRestModel(m.alpha, m.b, m.support, Y, X, kernel, C, m.dual_objective,
-                          m.kkt_violation, m.n_iter, m.converged, m.infeasible)
-
-
-def decision_function_one_vs_rest(model: OneVsRestModel, X) -> jax.Array:
-    """(m, k) scores fᶜ(x) = Σᵢ αᶜᵢ yᶜᵢ k(xᵢ, x) + bᶜ for X (m, d)."""
-    X = _query_points(X, model.X)
-    return _kernel_expansion(model.kernel, X, model.X, (model.alpha * model.Y).T, model.b)
-
-
-def predict_one_vs_rest(model: OneVsRestModel, X) -> jax.Array:
-    """(m,) int32 class labels: argmax_c of :func:`decision_function_one_vs_rest`."""
-    return jnp.argmax(decision_function_one_vs_rest(model, X), axis=1).astype(jnp.int32)
+    X, y, C, tol = check_binary(X, y, C, tol, kernel)
+    max_iter = default_max_iter(X.shape[0], max_iter)
+    return fit_binary(X, y, C, tol, kernel, jnp.asarray(min_margin, X.dtype),
+                      init=smo_init, step=smo_step, max_iter=max_iter)
