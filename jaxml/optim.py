@@ -1,41 +1,43 @@
 r"""First-order solvers on the shared bounded loop, and KKT residuals by autodiff.
 
-All three solvers are instances of the proximal-gradient iteration for
-:math:`\min_x f(x) + g(x)` with :math:`f` smooth:
+All three solvers are instances of the proximal-gradient iteration (one implementation, in
+``jaxml._core.prox``) for min_x f(x) + g(x) with f smooth:
 
-.. math::  x_{k+1} = \mathrm{prox}_{t g}\big(y_k - t \nabla f(y_k)\big),
+    x_{k+1} = prox_{t g}(y_k − t ∇f(y_k)),
 
-with :math:`y_k = x_k` (ISTA; plain / projected gradient descent) or the FISTA
-extrapolation :math:`y_k = x_k + \frac{\theta_{k-1} - 1}{\theta_k}(x_k - x_{k-1})`,
-:math:`\theta_k = (1 + \sqrt{1 + 4\theta_{k-1}^2})/2`. Gradient descent is :math:`g = 0`
-(prox = identity); projected gradient descent is :math:`g = \iota_C` (prox = projection).
+with y_k = x_k (ISTA; plain / projected gradient descent) or the FISTA extrapolation
+y_k = x_k + ((θ_{k−1} − 1)/θ_k)(x_k − x_{k−1}), θ_k = (1 + √(1 + 4θ_{k−1}²))/2. Gradient
+descent is g = 0 (prox = identity); projected gradient descent is g = ι_C (prox = the
+projection onto C).
 
 **Step size.** A number is used as a fixed step. ``learning_rate=None`` backtracks
-(Armijo / Beck–Teboulle sufficient decrease) from the previous step: the trial step
-:math:`t` is shrunk by ``0.5`` until
+(Armijo / Beck–Teboulle sufficient decrease) from the previous step: the trial step t is
+shrunk by ½ until
 
-.. math:: f(x^+) \le f(y) + \nabla f(y)^\top (x^+ - y) + \tfrac{1}{2t}\|x^+ - y\|^2,
+    f(x⁺) ≤ f(y) + ∇f(y)ᵀ(x⁺ − y) + ‖x⁺ − y‖²/(2t),
 
-which for plain gradient descent is the Armijo condition
-:math:`f(y - t\nabla f) \le f(y) - \tfrac{t}{2}\|\nabla f\|^2`. At most ``max_backtrack``
-halvings per iteration (bounded). The step is nonincreasing over the run (each iteration
-starts from the last accepted step), so after at most :math:`\log_2(L t_0)` halvings in total it
-settles at some :math:`t \ge 1/(2L)` for an L-smooth :math:`f` — the setting of the convergence
-proofs (a growing trial step can cycle between :math:`1/L` and :math:`2/L` on quadratics).
-The initial trial step is ``1.0``; pass ``learning_rate`` when the scale is known.
+which for plain gradient descent is the Armijo condition f(y − t∇f) ≤ f(y) − (t/2)‖∇f‖².
+At most ``max_backtrack`` halvings per iteration (bounded). The step is nonincreasing over
+the run (each iteration starts from the last accepted step), so after at most log₂(L t₀)
+halvings in total it settles at some t ≥ 1/(2L) for an L-smooth f — the setting of the
+convergence proofs (a growing trial step can cycle between 1/L and 2/L on quadratics). The
+initial trial step is 1; pass ``learning_rate`` when the scale is known.
 
 **Stopping criterion.** The norm of the *gradient mapping*
 
-.. math:: G_t(y) = \frac{y - \mathrm{prox}_{tg}(y - t\nabla f(y))}{t},
+    G_t(y) = (y − prox_{tg}(y − t∇f(y))) / t,
 
-which is :math:`\nabla f(y)` for gradient descent and is zero exactly at the minimizers of
-:math:`f + g` (for convex problems). The solver stops when :math:`\|G_t(y_k)\|_2 \le` ``tol``
-(absolute), and ``converged`` is read from the last value. FISTA uses adaptive restart
-(O'Donoghue & Candès 2015): momentum is reset whenever it points uphill.
+which is ∇f(y) for gradient descent and is zero exactly at the minimizers of f + g (for
+convex problems). The solver stops when ‖G_t(y_k)‖₂ ≤ ``tol`` (absolute), and
+``converged`` is read from the last value. FISTA uses adaptive restart (O'Donoghue & Candès
+2015): momentum is reset whenever it points uphill.
 
-Each solver returns :class:`OptResult`; ``unroll=True`` runs a fixed ``max_iter`` steps
-under ``lax.scan`` (state frozen once converged) so ``jax.grad`` can go through the fit.
-``x0`` may be any pytree of arrays; the dtype of ``x0`` is kept.
+Each solver is :func:`proximal_gradient_init` + the shared loop + :func:`proximal_gradient_step`
+(public: run the step yourself in your own ``scan``), and returns :class:`OptResult`.
+``adjoint=Unrolled()`` runs a fixed ``max_iter`` steps under ``lax.scan`` (state frozen once
+converged) so ``jax.grad`` can go through the fit. ``x0`` may be any pytree of arrays; the
+dtype of ``x0`` is kept. Cost: one gradient per step (plus one f and prox per backtracking
+trial), O(d) memory beyond f.
 
 References:
     Beck & Teboulle, "A fast iterative shrinkage-thresholding algorithm for linear inverse
@@ -50,17 +52,18 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 from jax.flatten_util import ravel_pytree
 
-from jaxml._core import check_positive, float_dtype, run_loop
+from jaxml._core import Adjoint, check_loop_options, check_positive, fixed_point, float_dtype
+from jaxml._core.prox import ProxInfo as OptInfo
+from jaxml._core.prox import ProxState as OptState
+from jaxml._core.prox import prox_gradient_step, prox_init
 
 __all__ = [
-    "OptResult", "OptState", "KKTResiduals", "gradient_descent", "projected_gradient_descent",
-    "proximal_gradient", "kkt_residuals",
+    "OptResult", "OptState", "OptInfo", "KKTResiduals", "gradient_descent",
+    "projected_gradient_descent", "proximal_gradient", "proximal_gradient_init",
+    "proximal_gradient_step", "identity_prox", "kkt_residuals",
 ]
-
-_SHRINK = 0.5
 
 
 class OptResult(NamedTuple):
@@ -68,12 +71,12 @@ class OptResult(NamedTuple):
 
     Attributes:
         x: the solution, same pytree structure / dtype as ``x0``.
-        value: () :math:`f(x)` (the smooth part only for ``proximal_gradient``).
+        value: () f(x) (the smooth part only for ``proximal_gradient``).
         n_iter: () int32, iterations taken.
         converged: () bool, final gradient-mapping norm ``<= tol``.
         error: () the final gradient-mapping norm.
         learning_rate: () the last step size used.
-        trace: (max_iter,) :math:`f` at the point each step was taken from; NaN past ``n_iter``.
+        trace: (max_iter,) f at the point each step was taken from; NaN past ``n_iter``.
     """
 
     x: Any
@@ -85,16 +88,8 @@ class OptResult(NamedTuple):
     trace: jax.Array
 
 
-class OptState(NamedTuple):
-    """Loop state: current iterate, previous iterate, momentum θ, step size."""
-
-    x: jax.Array
-    x_prev: jax.Array
-    theta: jax.Array
-    t: jax.Array
-
-
-def _identity_prox(v, t):
+def identity_prox(v, t):
+    """The prox of g = 0 (gradient descent): v."""
     return v
 
 
@@ -105,144 +100,141 @@ def _ravel(x0):
     return flat, unravel
 
 
-def _backtrack(f, prox, y, fy, gy, t0, max_backtrack: int):
-    """Largest t = t0·0.5^k (k < max_backtrack) meeting the sufficient-decrease condition.
+def proximal_gradient_init(x0, *, learning_rate=None) -> OptState:
+    """The solver state at ``x0`` (a pytree): x = x_prev = x0, θ = 1, step = ``learning_rate``
+    (1 when ``None``: the first trial step of the backtracking search)."""
+    flat, unravel = _ravel(x0)
+    x = unravel(flat)
+    return prox_init(x, jnp.asarray(1.0 if learning_rate is None else learning_rate, flat.dtype))
 
-    Runs on stop-gradient values (the step size is a discrete choice), bounded.
+
+def proximal_gradient_step(state: OptState, f: Callable, prox: Callable = identity_prox, *,
+                           accelerated: bool = True, line_search: bool = True,
+                           restart: bool = True,
+                           max_backtrack: int = 40) -> tuple[OptState, OptInfo]:
+    """One proximal-gradient (ISTA / FISTA) step: x⁺ = prox_{tg}(y − t∇f(y)).
+
+    Args:
+        state: :class:`OptState` (x, x_prev: pytrees like ``x0``; theta (); step ()).
+        f: smooth part, pytree -> scalar. prox: ``prox(v, t)`` (default: identity, gradient
+            descent; ``lambda v, t: project(v)`` for projected gradient).
+        accelerated: FISTA extrapolation (else ISTA / plain gradient).
+        line_search: backtrack from ``state.step`` (else a fixed step ``state.step``).
+        restart: adaptive restart of the momentum. max_backtrack: bound on halvings.
+
+    Returns:
+        (state, info): ``info.error`` the gradient-mapping norm, ``info.value`` f(y) at the
+        point the step was taken from, ``info.step`` the step size used.
     """
-    y, fy, gy, t0 = (lax.stop_gradient(v) for v in (y, fy, gy, t0))
-
-    def trial(t):
-        xp = prox(y - t * gy, t)
-        dx = xp - y
-        ok = f(xp) <= fy + jnp.dot(gy, dx) + jnp.dot(dx, dx) / (2 * t) + 10 * jnp.finfo(y.dtype).eps * jnp.abs(fy)
-        return ok
-
-    def cond(c):
-        t, k, ok = c
-        return (~ok) & (k < max_backtrack)
-
-    def body(c):
-        t, k, _ = c
-        t = t * _SHRINK
-        return t, k + 1, trial(t)
-
-    t, _, _ = lax.while_loop(cond, body, (t0, jnp.int32(0), trial(t0)))
-    return t
+    flat, unravel = _ravel(state.x)
+    dt = flat.dtype
+    flat_prev = ravel_pytree(state.x_prev)[0].astype(dt)
+    new, info = _flat_step(OptState(flat, flat_prev, state.theta, state.step), f, prox, unravel,
+                           accelerated=accelerated, line_search=line_search, restart=restart,
+                           max_backtrack=max_backtrack)
+    return OptState(unravel(new.x), unravel(new.x_prev), new.theta, new.step), info
 
 
-def _proximal_core(f, prox, x0, *, accelerated, learning_rate, tol, max_iter, unroll,
-                   max_backtrack, restart=True, error_fn=None):
-    """Shared ISTA/FISTA loop on a flat vector. Returns (LoopResult, unravel)."""
-    x0, unravel = _ravel(x0)
-    dt = x0.dtype
-    fflat = lambda v: f(unravel(v))  # noqa: E731
-    pflat = lambda v, t: ravel_pytree(prox(unravel(v), t))[0].astype(dt)  # noqa: E731
-    vg = jax.value_and_grad(fflat)
-    fixed = learning_rate is not None
-    t_init = jnp.asarray(1.0 if learning_rate is None else learning_rate, dt)
-
-    def step(s: OptState):
-        if accelerated:
-            theta_new = 0.5 * (1 + jnp.sqrt(1 + 4 * s.theta ** 2))
-            y = s.x + ((s.theta - 1) / theta_new) * (s.x - s.x_prev)
-        else:
-            theta_new, y = s.theta, s.x
-        fy, gy = vg(y)
-        if fixed:
-            t = s.t
-        else:
-            t = _backtrack(fflat, pflat, y, fy, gy, s.t, max_backtrack)
-        x_new = pflat(y - t * gy, t)
-        gmap = (y - x_new) / t
-        err = jnp.sqrt(jnp.dot(gmap, gmap)) if error_fn is None else error_fn(x_new, y, gy)
-        if accelerated and restart:
-            uphill = jnp.dot(y - x_new, x_new - s.x) > 0
-            theta_new = jnp.where(uphill, jnp.ones_like(theta_new), theta_new)
-        return OptState(x_new, s.x, theta_new, t), err, fy
-
-    state = OptState(x0, x0, jnp.ones((), dt), t_init)
-    res = run_loop(step, state, tol=tol, max_iter=max_iter, unroll=unroll)
-    return res, unravel, fflat
+def _flat_step(state, f, prox, unravel, *, accelerated, line_search, restart, max_backtrack):
+    dt = state.x.dtype
+    vg = jax.value_and_grad(lambda v: f(unravel(v)))
+    return prox_gradient_step(
+        state, (), value_and_grad=lambda v, _: vg(v),
+        prox=lambda v, t, _: ravel_pytree(prox(unravel(v), t))[0].astype(dt),
+        accelerated=accelerated, line_search=line_search, restart=restart,
+        max_backtrack=max_backtrack)
 
 
 def _validate(tol, max_iter, learning_rate):
-    check_positive(tol, "tol")
-    if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+    max_iter, tol = check_loop_options(max_iter, tol, allow_zero_tol=False)
     if learning_rate is not None:
         check_positive(learning_rate, "learning_rate")
+    return max_iter, tol
 
 
-def _finish(res, unravel, fflat) -> OptResult:
+def _solve(f, prox, x0, *, accelerated, learning_rate, tol, max_iter, adjoint, max_backtrack,
+           restart=True) -> OptResult:
+    """init + fixed_point + step on the flattened problem."""
+    max_iter, tol = _validate(tol, max_iter, learning_rate)
+    flat, unravel = _ravel(x0)
+    state = proximal_gradient_init(flat, learning_rate=learning_rate)
+
+    def step(s, _):
+        return _flat_step(s, f, prox, unravel, accelerated=accelerated,
+                          line_search=learning_rate is None, restart=restart,
+                          max_backtrack=max_backtrack)
+
+    res = fixed_point(step, state, (), tol=tol, max_iter=max_iter, adjoint=adjoint)
     x = res.state.x
-    return OptResult(unravel(x), fflat(x), res.n_iter, res.converged, res.error, res.state.t,
-                     res.trace)
+    return OptResult(unravel(x), f(unravel(x)), res.n_iter, res.converged, res.error,
+                     res.state.step, res.trace)
 
 
 def proximal_gradient(f: Callable, prox: Callable, x0, *, accelerated: bool = True,
-                      learning_rate=None, tol=1e-6, max_iter: int = 1000, unroll: bool = False,
-                      restart: bool = True, max_backtrack: int = 40) -> OptResult:
-    r"""Minimize :math:`f(x) + g(x)` by FISTA (``accelerated=True``) or ISTA.
+                      learning_rate=None, tol=1e-6, max_iter: int = 1000,
+                      adjoint: Adjoint | None = None, restart: bool = True,
+                      max_backtrack: int = 40) -> OptResult:
+    """Minimize f(x) + g(x) by FISTA (``accelerated=True``) or ISTA.
 
     Args:
         f: smooth part, pytree -> scalar (differentiated by ``jax.grad``).
-        prox: ``prox(v, t)`` = :math:`\arg\min_z g(z) + \frac{1}{2t}\|z - v\|^2`, same pytree as
-            ``x0`` (e.g. ``lambda v, t: soft_threshold(v, t * lam)``).
+        prox: ``prox(v, t)`` = argmin_z g(z) + ‖z − v‖²/(2t), same pytree as ``x0`` (e.g.
+            ``lambda v, t: soft_threshold(v, t * lam)``).
         x0: initial point (pytree of arrays).
         accelerated: FISTA momentum (with adaptive restart when ``restart``).
         learning_rate: fixed step (``<= 1/L`` for an L-smooth ``f``) or ``None`` to backtrack.
         tol: stop when the gradient-mapping norm is ``<= tol``.
-        max_iter: static bound on iterations. unroll: scan (differentiable) instead of while.
+        max_iter: static bound on iterations.
+        adjoint: ``jaxml._core.Direct()`` (default, while loop) or ``Unrolled()`` (scan,
+            reverse-mode differentiable).
         max_backtrack: bound on step halvings per iteration.
 
     Returns:
-        :class:`OptResult`; ``value`` is :math:`f(x)` (add :math:`g(x)` yourself).
+        :class:`OptResult`; ``value`` is f(x) (add g(x) yourself).
     """
-    _validate(tol, max_iter, learning_rate)
-    res, unravel, fflat = _proximal_core(
-        f, prox, x0, accelerated=accelerated, learning_rate=learning_rate, tol=tol,
-        max_iter=max_iter, unroll=unroll, max_backtrack=max_backtrack, restart=restart)
-    return _finish(res, unravel, fflat)
+    return _solve(f, prox, x0, accelerated=accelerated, learning_rate=learning_rate, tol=tol,
+                  max_iter=max_iter, adjoint=adjoint, max_backtrack=max_backtrack,
+                  restart=restart)
 
 
 def projected_gradient_descent(f: Callable, x0, project: Callable, *, learning_rate=None,
-                               tol=1e-6, max_iter: int = 1000, unroll: bool = False,
+                               tol=1e-6, max_iter: int = 1000, adjoint: Adjoint | None = None,
                                max_backtrack: int = 40) -> OptResult:
-    r"""Minimize :math:`f` over a closed convex set :math:`C`: :math:`x^+ = P_C(x - t\nabla f(x))`.
+    """Minimize f over a closed convex set C: x⁺ = P_C(x − t∇f(x)).
 
     Args:
         f: pytree -> scalar, smooth. x0: initial point (pytree).
-        project: Euclidean projection onto :math:`C`, same pytree in and out (e.g.
+        project: Euclidean projection onto C, same pytree in and out (e.g.
             ``lambda w: project_l1_ball(w, 2.0)``).
         learning_rate: fixed step or ``None`` (backtracking).
-        tol: stop when :math:`\|x - P_C(x - t\nabla f(x))\|/t \le` ``tol``.
-        max_iter: static bound. unroll: differentiable ``lax.scan`` loop.
+        tol: stop when ‖x − P_C(x − t∇f(x))‖/t ≤ ``tol``.
+        max_iter: static bound. adjoint: as :func:`proximal_gradient`.
+
+    Returns:
+        :class:`OptResult`.
     """
-    _validate(tol, max_iter, learning_rate)
-    res, unravel, fflat = _proximal_core(
-        f, lambda v, t: project(v), x0, accelerated=False, learning_rate=learning_rate,
-        tol=tol, max_iter=max_iter, unroll=unroll, max_backtrack=max_backtrack)
-    return _finish(res, unravel, fflat)
+    return _solve(f, lambda v, t: project(v), x0, accelerated=False,
+                  learning_rate=learning_rate, tol=tol, max_iter=max_iter, adjoint=adjoint,
+                  max_backtrack=max_backtrack)
 
 
 def gradient_descent(f: Callable, x0, *, learning_rate=None, tol=1e-6, max_iter: int = 1000,
-                     unroll: bool = False, max_backtrack: int = 40) -> OptResult:
-    r"""Minimize a smooth :math:`f` by :math:`x^+ = x - t\nabla f(x)`.
+                     adjoint: Adjoint | None = None, max_backtrack: int = 40) -> OptResult:
+    """Minimize a smooth f by x⁺ = x − t∇f(x).
 
     Args:
         f: pytree -> scalar. x0: initial point (pytree of arrays).
         learning_rate: fixed step ``t`` or ``None`` for Armijo backtracking
-            (:math:`f(x - t\nabla f) \le f(x) - \frac t2 \|\nabla f\|^2`, trial step halved until
-            accepted, at most ``max_backtrack`` times per iteration).
-        tol: stop when :math:`\|\nabla f(x)\|_2 \le` ``tol``.
-        max_iter: static bound. unroll: differentiable ``lax.scan`` loop.
+            (f(x − t∇f) ≤ f(x) − (t/2)‖∇f‖², trial step halved until accepted, at most
+            ``max_backtrack`` times per iteration).
+        tol: stop when ‖∇f(x)‖₂ ≤ ``tol``.
+        max_iter: static bound. adjoint: as :func:`proximal_gradient`.
+
+    Returns:
+        :class:`OptResult`.
     """
-    _validate(tol, max_iter, learning_rate)
-    res, unravel, fflat = _proximal_core(
-        f, _identity_prox, x0, accelerated=False, learning_rate=learning_rate, tol=tol,
-        max_iter=max_iter, unroll=unroll, max_backtrack=max_backtrack)
-    return _finish(res, unravel, fflat)
+    return _solve(f, identity_prox, x0, accelerated=False, learning_rate=learning_rate,
+                  tol=tol, max_iter=max_iter, adjoint=adjoint, max_backtrack=max_backtrack)
 
 
 # ----------------------------------------------------------------------------- KKT

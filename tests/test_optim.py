@@ -9,6 +9,7 @@ from scipy.optimize import minimize
 
 from jaxml import convex as cx
 from jaxml import optim
+from jaxml._core import Unrolled
 
 RNG = np.random.default_rng(0)
 A = RNG.normal(size=(30, 5))
@@ -141,7 +142,8 @@ def test_grad_through_unrolled_fit(lr):
     """d/db sum(argmin_w f) = sum of rows of pinv(A) — the implicit-function answer."""
     def fit_sum(b):
         r = optim.gradient_descent(lambda w: 0.5 * jnp.sum((A @ w - b) ** 2), jnp.zeros(5),
-                                   learning_rate=lr, tol=1e-10, max_iter=600, unroll=True)
+                                   learning_rate=lr, tol=1e-10, max_iter=600,
+                                   adjoint=Unrolled())
         return r.x.sum()
 
     g = jax.grad(fit_sum)(jnp.asarray(B))
@@ -171,3 +173,25 @@ def test_bad_arguments():
         optim.gradient_descent(f, jnp.zeros(5), max_iter=0)
     with pytest.raises(ValueError, match="learning_rate"):
         optim.projected_gradient_descent(f, jnp.zeros(5), cx.project_simplex, learning_rate=-1.0)
+
+
+def test_core_prox_momentum_and_step():
+    """_core.prox: FISTA momentum sequence, linear extrapolation of pytrees, and one step of
+    prox_gradient_step equals the textbook formula."""
+    from jaxml._core.prox import extrapolate, momentum, prox_gradient_step, prox_init
+
+    th, beta = momentum(jnp.asarray(1.0))
+    np.testing.assert_allclose([th, beta], [(1 + np.sqrt(5)) / 2, 0.0])
+    th2, beta2 = momentum(th)
+    np.testing.assert_allclose(beta2, (th - 1) / th2)
+    y = extrapolate((jnp.ones(2), 2 * jnp.ones(2)), (jnp.zeros(2), jnp.zeros(2)), 0.5)
+    np.testing.assert_allclose(y[0], 1.5) and np.testing.assert_allclose(y[1], 3.0)
+    t = 1.0 / L
+    vg = lambda x, _: jax.value_and_grad(f)(x)  # noqa: E731
+    prox = lambda v, s, _: cx.soft_threshold(v, s * 0.1)  # noqa: E731
+    x0 = jnp.asarray(np.linspace(-1, 1, 5))
+    state, info = prox_gradient_step(prox_init(x0, t), (), value_and_grad=vg, prox=prox)
+    expect = cx.soft_threshold(x0 - t * jax.grad(f)(x0), t * 0.1)
+    np.testing.assert_allclose(state.x, expect, rtol=1e-12)
+    np.testing.assert_allclose(info.error, np.linalg.norm(x0 - expect) / t, rtol=1e-12)
+    np.testing.assert_allclose(info.value, f(x0), rtol=1e-12)
