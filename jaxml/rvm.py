@@ -1,42 +1,48 @@
-r"""Variational relevance vector machine for binary labels (ARD prior, local reparameterization).
+"""Variational relevance vector machine for binary labels (ARD prior, local reparameterization).
 
-Model (labels :math:`y_i \in \{-1, +1\}`, basis functions :math:`\phi(x) \in \mathbb{R}^m`)::
+Model (labels yᵢ ∈ {−1, +1}, basis functions φ(x) ∈ ℝᵐ), as in Tipping (2001)::
 
-    p(y_i | x_i, w) = σ(y_i wᵀφ(x_i)),        p(w | α) = N(w | 0, diag(α)),
+    p(yᵢ | xᵢ, w) = σ(yᵢ wᵀφ(xᵢ)),        p(w | α) = N(w | 0, diag(α)⁻¹),
 
-with **α the prior variances** (the issue's parametrization: αⱼ → 0 switches basis function j
-off; Tipping's precision is 1/αⱼ). The posterior is approximated by q(w) = N(μ, Σ), Σ diagonal
-or full, and (q, α) maximize the evidence lower bound
+with **α the prior precisions** (Tipping's parametrization: αⱼ → ∞ switches basis function j
+off). The posterior is approximated by q(w) = N(μ, Σ), Σ diagonal or full (a
+:class:`jaxml.vi.MeanFieldGaussian` or :class:`jaxml.vi.FullRankGaussian`), and (q, α)
+maximize the evidence lower bound
 
-    ELBO(q, α) = Σᵢ E_q log σ(yᵢ wᵀφᵢ) − KL(q(w) ‖ N(0, diag α)),
-    KL = ½ Σⱼ [ (Σⱼⱼ + μⱼ²)/αⱼ − 1 + log αⱼ ] − ½ log det Σ.
+    ELBO(q, α) = Σᵢ E_q log σ(yᵢ wᵀφᵢ) − KL(q(w) ‖ N(0, diag(α)⁻¹)),
+    KL = ½ Σⱼ [ αⱼ(Σⱼⱼ + μⱼ²) − 1 − log αⱼ ] − ½ log det Σ   (:mod:`jaxml.gaussian`'s KL).
 
-*Local reparameterization.* Each expectation is one-dimensional: uᵢ = yᵢ wᵀφᵢ ~ N(mᵢ, vᵢ) with
-mᵢ = yᵢ μᵀφᵢ and vᵢ = φᵢᵀ Σ φᵢ, so it is estimated by sampling uᵢ = mᵢ + √vᵢ εᵢ directly,
-one independent εᵢ per data point, instead of sampling w (which couples all n terms through the
-same draw and so has a larger variance). A deterministic Gauss–Hermite rule is offered too.
+*Local reparameterization.* Each expectation is one-dimensional: uᵢ = wᵀφᵢ ~ N(φᵢᵀμ, φᵢᵀΣφᵢ),
+so it is estimated by sampling uᵢ directly, one independent εᵢ per data point, instead of
+sampling w (which couples all n terms through the same draw and so has a larger variance):
+the :class:`jaxml.vi.LocalReparameterization` ELBO estimator. A deterministic Gauss–Hermite
+rule is offered too (the same estimator with ``n_nodes`` set).
 
 *α step.* For fixed q the ELBO is maximized over α in closed form, ∂KL/∂αⱼ = 0 ⇔
 
-    αⱼ = μⱼ² + Σⱼⱼ,
+    1/αⱼ = μⱼ² + Σⱼⱼ,
 
-(the EM / variational ARD update); after it KL = ½ Σⱼ log(1 + μⱼ²/Σⱼⱼ) (diagonal Σ). Basis
-functions that do not help the likelihood see αⱼ shrink towards 0; those with
-αⱼ ≤ ``threshold``·maxₖ αₖ are pruned (the ``relevant`` mask is the complement): what remains
-are the relevance vectors.
+(the EM / variational ARD update). Basis functions that do not help the likelihood see αⱼ
+grow without bound; those with threshold · αⱼ ≥ minₖ αₖ are pruned (the ``relevant`` mask is
+the complement): what remains are the relevance vectors.
 
 *q step.* Between α updates, q is moved by ``n_inner`` Adam steps on the local-reparameterized
-ELBO, in whitened coordinates w = diag(√α) ν (so ν has a N(0, I) prior): the step sizes then
-scale with each prior width, and after every α update ν̄ⱼ² + Sⱼⱼ = 1 exactly, so pruned weights
-stay well conditioned as αⱼ → 0. The ELBO trace is evaluated after each α update with a
+ELBO, in whitened coordinates w = diag(α)^(−½) ν (so ν has a N(0, I) prior): the step sizes
+then scale with each prior width, and after every α update ν̄ⱼ² + Sⱼⱼ = 1 exactly, so pruned
+weights stay well conditioned as αⱼ → ∞. The ELBO trace is evaluated after each α update with a
 deterministic Gauss–Hermite rule (independent of the Monte Carlo noise of the q step).
 
-With ``kernel`` set (a ``jaxml.svm`` kernel) the basis is φ(x) = (k(x, x₁), …, k(x, xₙ), 1), the
-kernel RVM on the training points; with ``kernel=None`` it is the given features plus a bias.
+With ``kernel`` set (a :class:`jaxml.kernels.Kernel`) the basis is
+φ(x) = (1, k(x, x₁), …, k(x, xₙ)), the kernel RVM on the training points with the bias first
+as in Tipping (2001); with ``kernel=None`` it is (1, x). With ``bias=False`` the leading 1 is
+dropped. So with a bias, ``mean[0]``, ``alpha[0]``, ``relevant[0]`` are the bias's and
+``relevant[1:]`` marks the relevance vectors, ``basis[relevant[1:]]``.
 
 Prediction integrates w out: p(y = +1 | x) = E σ(wᵀφ(x)) with wᵀφ ~ N(m, s²), computed by
 MacKay's probit approximation σ(m / √(1 + π s²/8)) (``method="probit"``) or by Gauss–Hermite
 quadrature (``method="gh"``). Pruned basis functions are dropped (their weight set to 0).
+
+Cost: O(n m) per Adam step for the diagonal q, O(n m²) for the full one; m = d (+1) or n (+1).
 
 References:
     M. E. Tipping, "Sparse Bayesian learning and the relevance vector machine", JMLR 1 (2001).
@@ -57,23 +63,35 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxml import gaussian
 from jaxml._core import (
+    Adjoint,
+    check_int_in_range,
     check_labels,
+    check_loop_options,
     check_matrix,
     check_positive,
     check_same_length,
-    check_int_in_range,
-    check_nonnegative,
+    fixed_point,
     float_dtype,
-    run_loop,
+    log_cholesky_from_tril,
     safe_cholesky,
     train,
 )
+from jaxml.kernels import gram
+from jaxml.vi import (
+    AnalyticKL,
+    FullRankGaussian,
+    LocalReparameterization,
+    MeanFieldGaussian,
+    gauss_hermite_nodes,
+)
 
 __all__ = [
-    "RVMResult", "RVMState", "design_matrix", "local_moments", "gauss_hermite_log_sigmoid",
-    "expected_log_likelihood", "kl_divergence", "optimal_alpha", "elbo", "relevant_mask",
-    "stopping_error", "init", "step", "fit", "decision_moments", "predict_proba", "predict",
+    "RVMResult", "RVMState", "RVMInfo", "design_matrix", "local_moments",
+    "gauss_hermite_log_sigmoid", "expected_log_likelihood", "kl_divergence", "optimal_alpha",
+    "elbo", "relevant_mask", "stopping_error", "init", "step", "fit", "decision_moments",
+    "predict_proba", "predict",
 ]
 
 _COVARIANCES = ("diag", "full")
@@ -87,8 +105,7 @@ class RVMState(NamedTuple):
         mean: (m,) posterior mean μ.
         factor: (m,) posterior standard deviations (``covariance="diag"``) or (m, m) lower
             Cholesky factor L of Σ = L Lᵀ (``covariance="full"``).
-        alpha: (m,) prior variances α.
-        key: PRNG key for the next q step.
+        alpha: (m,) prior precisions α.
         elbo_history: (2W,) the last 2W ELBO values, oldest first (NaN before they exist);
             W = ``window``.
         n_stable: () int32, consecutive iterations the ``relevant`` set has not changed.
@@ -97,25 +114,34 @@ class RVMState(NamedTuple):
     mean: jax.Array
     factor: jax.Array
     alpha: jax.Array
-    key: jax.Array
     elbo_history: jax.Array
     n_stable: jax.Array
+
+
+class RVMInfo(NamedTuple):
+    """What one :func:`step` reports: ``error`` () the :func:`stopping_error`, ``value`` ()
+    the ELBO after the α update (Gauss–Hermite)."""
+
+    error: jax.Array
+    value: jax.Array
 
 
 class RVMResult(NamedTuple):
     """A fitted RVM (a pytree: it crosses ``jit`` and stacks under ``vmap``).
 
     Attributes:
-        mean: (m,) posterior mean μ of the weights (the last entry is the bias if ``bias``).
+        mean: (m,) posterior mean μ of the weights (``mean[0]`` is the bias if ``bias``).
         covariance: (m,) posterior variances (diagonal q) or (m, m) posterior covariance Σ.
-        alpha: (m,) prior variances α at the optimum.
-        relevant: (m,) bool, αⱼ > threshold · max α (the kept basis functions).
-        elbo: (max_iter,) ELBO after each α update (Gauss–Hermite); NaN past ``n_iter``.
+        alpha: (m,) prior precisions α at the optimum (Tipping's α).
+        relevant: (m,) bool, threshold · αⱼ < minₖ αₖ (the kept basis functions; with a bias,
+            ``relevant[0]`` is the bias's and ``relevant[1:]`` the basis functions').
+        elbo: () the ELBO after the last α update (Gauss–Hermite).
+        trace: (max_iter,) ELBO after each α update; NaN past ``n_iter``.
         n_iter: () int32 number of outer (q step + α update) iterations.
         converged: () bool, the stopping rule of :func:`fit` held at the last iteration
             (windowed relative ELBO change ≤ tol with an unchanged relevant set).
         basis: (n, d) training inputs the kernel is centred on (``None`` without a kernel).
-        kernel: the ``jaxml.svm`` kernel, or ``None`` (features used as given).
+        kernel: the :class:`jaxml.kernels.Kernel`, or ``None`` (features used as given).
     """
 
     mean: jax.Array
@@ -123,6 +149,7 @@ class RVMResult(NamedTuple):
     alpha: jax.Array
     relevant: jax.Array
     elbo: jax.Array
+    trace: jax.Array
     n_iter: jax.Array
     converged: jax.Array
     basis: Any
@@ -132,25 +159,20 @@ class RVMResult(NamedTuple):
 # ----------------------------------------------------------------------------- basis functions
 
 def design_matrix(X: jax.Array, *, kernel=None, basis=None, bias: bool = True) -> jax.Array:
-    """The basis-function matrix Φ.
+    """The basis-function matrix Φ, bias column first (Tipping 2001).
 
     Args:
         X: (n, d) inputs.
-        kernel: ``None`` (Φ = X) or a ``jaxml.svm`` kernel (Φ = k(X, basis)).
+        kernel: ``None`` (Φ = X) or a :class:`jaxml.kernels.Kernel` (Φ = k(X, basis)).
         basis: (n_b, d) points the kernel is centred on (required with a kernel).
-        bias: append a column of ones.
+        bias: prepend a column of ones.
 
     Returns:
-        (n, m) with m = d (+1) or n_b (+1).
+        (n, m) with m = (1 +) d or (1 +) n_b.
     """
-    if kernel is None:
-        Phi = X
-    else:
-        from jaxml.svm import gram  # the kernels live with the SVM chapter
-
-        Phi = gram(kernel, X, basis).astype(X.dtype)
+    Phi = X if kernel is None else gram(kernel, X, basis).astype(X.dtype)
     if bias:
-        Phi = jnp.concatenate([Phi, jnp.ones((Phi.shape[0], 1), Phi.dtype)], axis=1)
+        Phi = jnp.concatenate([jnp.ones((Phi.shape[0], 1), Phi.dtype), Phi], axis=1)
     return Phi
 
 
@@ -177,31 +199,30 @@ def local_moments(mean: jax.Array, covariance: jax.Array, Phi: jax.Array,
     return y * (Phi @ mean), _variance_along_rows(covariance, Phi)
 
 
-def _hermgauss(n_nodes: int, dtype):
-    x, w = np.polynomial.hermite.hermgauss(int(n_nodes))
-    return jnp.asarray(x, dtype), jnp.asarray(w / np.sqrt(np.pi), dtype)
+def _gh_expect(f, mean, var, n_nodes: int):
+    """E f(u), u ~ N(mean, var) elementwise, by Gauss–Hermite."""
+    t, w = gauss_hermite_nodes(n_nodes, jnp.result_type(mean, var))
+    return jnp.sum(w * f(mean[..., None] + jnp.sqrt(var)[..., None] * t), axis=-1)
 
 
 def gauss_hermite_log_sigmoid(mean: jax.Array, var: jax.Array, *, n_nodes: int = 32) -> jax.Array:
     """E log σ(u), u ~ N(mean, var), by ``n_nodes``-point Gauss–Hermite quadrature (elementwise).
 
-    E f(u) ≈ Σₖ wₖ/√π · f(mean + √(2 var) xₖ) with (xₖ, wₖ) the Hermite nodes and weights.
+    E f(u) ≈ Σₖ wₖ f(mean + √var tₖ) with (tₖ, wₖ) = :func:`jaxml.vi.gauss_hermite_nodes`.
     """
-    x, w = _hermgauss(n_nodes, jnp.result_type(mean, var))
-    u = mean[..., None] + jnp.sqrt(2.0 * var)[..., None] * x
-    return jnp.sum(w * jax.nn.log_sigmoid(u), axis=-1)
+    return _gh_expect(jax.nn.log_sigmoid, mean, var, n_nodes)
 
 
-def _gauss_hermite_sigmoid(mean, var, n_nodes: int = 32):
-    x, w = _hermgauss(n_nodes, jnp.result_type(mean, var))
-    u = mean[..., None] + jnp.sqrt(2.0 * var)[..., None] * x
-    return jnp.sum(w * jax.nn.sigmoid(u), axis=-1)
+def _log_likelihood(y):
+    """u (n,) -> Σᵢ log σ(yᵢ uᵢ): the logistic log-likelihood of the linear predictors."""
+    return lambda u: jnp.sum(jax.nn.log_sigmoid(y * u))
 
 
-def _local_sum(key, m, v, n_samples: int):
-    """Σᵢ E log σ(uᵢ) by local reparameterization: uᵢ = mᵢ + √vᵢ εᵢ, εᵢ independent."""
-    eps = jax.random.normal(key, (int(n_samples),) + m.shape, m.dtype)
-    return jnp.mean(jnp.sum(jax.nn.log_sigmoid(m + jnp.sqrt(v) * eps), axis=-1))
+def _family(mean, covariance):
+    """q = N(mean, covariance) as a vi family (diagonal (m,) or full (m, m) covariance)."""
+    if covariance.ndim == 1:
+        return MeanFieldGaussian(mean, 0.5 * jnp.log(covariance))
+    return FullRankGaussian(mean, log_cholesky_from_tril(safe_cholesky(covariance)))
 
 
 def expected_log_likelihood(key, mean: jax.Array, covariance: jax.Array, Phi: jax.Array,
@@ -210,10 +231,12 @@ def expected_log_likelihood(key, mean: jax.Array, covariance: jax.Array, Phi: ja
     """An estimate of Σᵢ E_{w~N(μ,Σ)} log σ(yᵢ wᵀφᵢ).
 
     Estimators:
-        ``"local"``: local reparameterization — uᵢ ~ N(yᵢμᵀφᵢ, φᵢᵀΣφᵢ) drawn independently
-        for every i (``n_samples`` draws each); unbiased.
-        ``"weights"``: ``n_samples`` weight draws w = μ + L ε shared by all n terms; unbiased,
-        larger variance (the n terms are positively correlated through w).
+        ``"local"``: local reparameterization (:class:`jaxml.vi.LocalReparameterization`) —
+        uᵢ ~ N(μᵀφᵢ, φᵢᵀΣφᵢ) drawn independently for every i (``n_samples`` draws each);
+        unbiased.
+        ``"weights"``: ``n_samples`` weight draws w = μ + L ε shared by all n terms
+        (:class:`jaxml.vi.AnalyticKL`'s sampler); unbiased, larger variance (the n terms are
+        positively correlated through w).
         ``"gh"``: deterministic Gauss–Hermite quadrature on each uᵢ (``key`` is ignored).
 
     Args:
@@ -224,41 +247,40 @@ def expected_log_likelihood(key, mean: jax.Array, covariance: jax.Array, Phi: ja
     """
     if estimator not in _ESTIMATORS:
         raise ValueError(f"estimator must be one of {_ESTIMATORS}, got {estimator!r}")
-    m, v = local_moments(mean, covariance, Phi, y)
-    if estimator == "gh":
-        return jnp.sum(gauss_hermite_log_sigmoid(m, v, n_nodes=n_nodes))
-    if estimator == "local":
-        return _local_sum(key, m, v, n_samples)
-    eps = jax.random.normal(key, (int(n_samples), mean.shape[0]), mean.dtype)
-    if covariance.ndim == 1:
-        w = mean + jnp.sqrt(covariance) * eps
-    else:
-        w = mean + eps @ safe_cholesky(covariance).T
-    return jnp.mean(jnp.sum(jax.nn.log_sigmoid(y * (w @ Phi.T)), axis=-1))
+    q = _family(mean, covariance)
+    ll = _log_likelihood(y)
+    if estimator == "weights":
+        return AnalyticKL().expected_log_likelihood(key, lambda w: ll(Phi @ w), q, n_samples)
+    est = LocalReparameterization(Phi, n_nodes=n_nodes if estimator == "gh" else None)
+    return est.expected_log_likelihood(key, ll, q, n_samples)
 
 
 def kl_divergence(mean: jax.Array, covariance: jax.Array, alpha: jax.Array) -> jax.Array:
-    """KL(N(μ, Σ) ‖ N(0, diag α)) = ½ Σⱼ[(Σⱼⱼ + μⱼ²)/αⱼ − 1 + log αⱼ] − ½ log det Σ.
+    """KL(N(μ, Σ) ‖ N(0, diag(α)⁻¹)) = ½ Σⱼ[αⱼ(Σⱼⱼ + μⱼ²) − 1 − log αⱼ] − ½ log det Σ.
+
+    Computed by :mod:`jaxml.gaussian` in whitened coordinates (KL is invariant under the
+    map w ↦ diag(√α) w, which takes the prior to N(0, I)).
 
     Args:
-        mean: (m,). covariance: (m,) diagonal or (m, m). alpha: (m,) prior variances.
+        mean: (m,). covariance: (m,) diagonal or (m, m). alpha: (m,) prior precisions.
     """
+    d = jnp.sqrt(alpha)
     if covariance.ndim == 1:
-        diag, logdet = covariance, jnp.sum(jnp.log(covariance))
-    else:
-        diag, logdet = jnp.diagonal(covariance), jnp.linalg.slogdet(covariance)[1]
-    return 0.5 * (jnp.sum((diag + mean ** 2) / alpha - 1.0 + jnp.log(alpha)) - logdet)
+        return gaussian.kl_diag_standard_normal(d * mean, jnp.log(covariance) + jnp.log(alpha))
+    m = mean.shape[0]
+    return gaussian.kl_divergence(d * mean, d[:, None] * covariance * d[None, :],
+                                  jnp.zeros(m, mean.dtype), jnp.eye(m, dtype=mean.dtype))
 
 
 def optimal_alpha(mean: jax.Array, covariance: jax.Array) -> jax.Array:
-    """argmax_α ELBO(q, α) = argmin_α KL(q ‖ N(0, diag α)): αⱼ = μⱼ² + Σⱼⱼ. Shape (m,)."""
+    """argmax_α ELBO(q, α) = argmin_α KL(q ‖ N(0, diag(α)⁻¹)): αⱼ = 1/(μⱼ² + Σⱼⱼ). Shape (m,)."""
     diag = covariance if covariance.ndim == 1 else jnp.diagonal(covariance)
-    return mean ** 2 + diag
+    return 1.0 / (mean ** 2 + diag)
 
 
 def elbo(key, mean: jax.Array, covariance: jax.Array, alpha: jax.Array, Phi: jax.Array,
          y: jax.Array, *, estimator: str = "gh", n_samples: int = 1) -> jax.Array:
-    """ELBO(q, α) = Σᵢ E_q log σ(yᵢ wᵀφᵢ) − KL(q ‖ N(0, diag α)); see
+    """ELBO(q, α) = Σᵢ E_q log σ(yᵢ wᵀφᵢ) − KL(q ‖ N(0, diag(α)⁻¹)); see
     :func:`expected_log_likelihood` for the estimators. Shapes as there; returns ()."""
     return (expected_log_likelihood(key, mean, covariance, Phi, y, estimator=estimator,
                                     n_samples=n_samples)
@@ -266,8 +288,9 @@ def elbo(key, mean: jax.Array, covariance: jax.Array, alpha: jax.Array, Phi: jax
 
 
 def relevant_mask(alpha: jax.Array, threshold) -> jax.Array:
-    """(m,) bool: αⱼ > threshold · maxₖ αₖ (the basis functions the ARD prior keeps)."""
-    return alpha > threshold * jnp.max(alpha)
+    """(m,) bool: threshold · αⱼ < minₖ αₖ, i.e. the prior variance 1/αⱼ exceeds ``threshold``
+    times the largest one (the basis functions the ARD prior keeps)."""
+    return threshold * alpha < jnp.min(alpha)
 
 
 # ----------------------------------------------------------------------------- the fit
@@ -287,16 +310,17 @@ def _diag_from_factor(factor):
     return factor ** 2 if factor.ndim == 1 else jnp.sum(factor ** 2, axis=1)
 
 
-def _alpha_floor(dtype):
+def _variance_floor(dtype):
     return jnp.asarray(np.sqrt(np.finfo(dtype).tiny), dtype)
 
 
-def init(key, Phi: jax.Array, *, covariance: str = "diag", alpha_init=1.0,
-         init_scale=1.0, window: int = 10) -> RVMState:
-    """Start at α = ``alpha_init``, μ = 0 and Σ = ``init_scale``² · diag(α) (q = prior when 1).
+def init(Phi: jax.Array, *, covariance: str = "diag", alpha_init=1.0, init_scale=1.0,
+         window: int = 10) -> RVMState:
+    """Start at α = ``alpha_init`` (precisions), μ = 0 and Σ = ``init_scale``² · diag(α)⁻¹
+    (q = prior when ``init_scale`` = 1).
 
     Args:
-        key: PRNG key. Phi: (n, m) basis functions (only m and the dtype are used).
+        Phi: (n, m) basis functions (only m and the dtype are used).
         covariance: ``"diag"`` or ``"full"``.
         window: W, the stopping rule's window (static): the state keeps the last 2W ELBOs.
     """
@@ -305,46 +329,18 @@ def init(key, Phi: jax.Array, *, covariance: str = "diag", alpha_init=1.0,
     dtype = Phi.dtype
     m = Phi.shape[1]
     alpha = jnp.full((m,), alpha_init, dtype)
-    scale = jnp.asarray(init_scale, dtype) * jnp.sqrt(alpha)
+    scale = jnp.asarray(init_scale, dtype) / jnp.sqrt(alpha)
     factor = scale if covariance == "diag" else jnp.diag(scale)
-    return RVMState(jnp.zeros((m,), dtype), factor, alpha, key,
+    return RVMState(jnp.zeros((m,), dtype), factor, alpha,
                     jnp.full((2 * int(window),), jnp.nan, dtype), jnp.int32(0))
 
 
-def _whitened_params(state: RVMState):
-    """(ν, raw factor) with w = √α ⊙ ν; the raw factor has log-diagonal entries."""
-    d = jnp.sqrt(state.alpha)
-    nu = state.mean / d
+def _whitened_q(state: RVMState, s: jax.Array):
+    """q of ν = w / s (s = α^(−½)) as a vi family: prior N(0, I)."""
+    nu = state.mean / s
     if state.factor.ndim == 1:
-        return nu, jnp.log(state.factor / d)
-    Lw = state.factor / d[:, None]
-    diag = jnp.diagonal(Lw)
-    return nu, jnp.tril(Lw, -1) + jnp.diag(jnp.log(diag))
-
-
-def _whitened_factor(raw):
-    if raw.ndim == 1:
-        return jnp.exp(raw)
-    return jnp.tril(raw, -1) + jnp.diag(jnp.exp(jnp.diagonal(raw)))
-
-
-def _whitened_loss(params, key, Phi_t, Phi_t_sq, y, n_samples: int, estimator: str):
-    """−ELBO in whitened coordinates (prior N(0, I)); Phi_t = Phi · diag(√α), Phi_t_sq = Phi_t²."""
-    nu, raw = params
-    S = _whitened_factor(raw)
-    m = y * (Phi_t @ nu)
-    if raw.ndim == 1:
-        v = Phi_t_sq @ (S * S)
-        sq, logdet = jnp.sum(S * S), 2.0 * jnp.sum(raw)
-    else:
-        v = jnp.sum((Phi_t @ S) ** 2, axis=1)
-        sq, logdet = jnp.sum(S * S), 2.0 * jnp.sum(jnp.diagonal(raw))
-    if estimator == "gh":
-        ell = jnp.sum(gauss_hermite_log_sigmoid(m, v))
-    else:
-        ell = _local_sum(key, m, v, n_samples)
-    kl = 0.5 * (sq + jnp.sum(nu ** 2) - nu.shape[0] - logdet)
-    return kl - ell
+        return MeanFieldGaussian(nu, jnp.log(state.factor / s))
+    return FullRankGaussian(nu, log_cholesky_from_tril(state.factor / s[:, None]))
 
 
 def stopping_error(elbo_history: jax.Array, n_stable: jax.Array) -> jax.Array:
@@ -369,73 +365,95 @@ def stopping_error(elbo_history: jax.Array, n_stable: jax.Array) -> jax.Array:
     return jnp.where(ready, err, jnp.inf)
 
 
-def step(state: RVMState, Phi: jax.Array, y: jax.Array, *, n_inner: int = 50,
+def step(key: jax.Array, state: RVMState, Phi: jax.Array, y: jax.Array, *, n_inner: int = 50,
          learning_rate=0.05, n_samples: int = 4, estimator: str = "local",
-         threshold=1e-3) -> tuple[RVMState, jax.Array, jax.Array]:
+         threshold=1e-3) -> tuple[RVMState, RVMInfo]:
     """One outer iteration: ``n_inner`` Adam steps on q, then the closed-form α update.
 
+    The q step maximizes the :class:`jaxml.vi.LocalReparameterization` ELBO of the whitened
+    weights ν = diag(α)^(½) w (a :class:`jaxml.vi.MeanFieldGaussian` or
+    :class:`jaxml.vi.FullRankGaussian` with a N(0, I) prior) with :func:`jaxml._core.train`.
+
     Args:
+        key: PRNG key for the q step's draws.
         state: the current :class:`RVMState`. Phi: (n, m) basis functions. y: (n,) labels ±1.
         n_inner: Adam steps per α update (static). learning_rate: Adam step size (traced).
         n_samples: local-reparameterization draws per data point and step (static).
         estimator: ``"local"`` (Monte Carlo, local reparameterization) or ``"gh"``
             (deterministic Gauss–Hermite) for the q-step objective.
-        threshold: relative α below which a weight counts as pruned.
+        threshold: relative prior variance below which a weight counts as pruned.
 
     Returns:
-        (new state, error = :func:`stopping_error` of the updated ELBO history, the ELBO after
-        the update by Gauss–Hermite quadrature).
+        ``(state, info)``: the new :class:`RVMState` and :class:`RVMInfo` (error =
+        :func:`stopping_error` of the updated ELBO history, value = the ELBO after the
+        update by Gauss–Hermite quadrature).
     """
     _check_options(estimator=estimator)
-    key, sub = jax.random.split(state.key)
-    d = jnp.sqrt(state.alpha)
-    Phi_t = Phi * d
-    loss = partial(_whitened_loss, Phi_t=Phi_t, Phi_t_sq=Phi_t * Phi_t, y=y,
-                   n_samples=n_samples, estimator=estimator)
-    params = train(loss, _whitened_params(state), sub, optimizer=optax.adam(learning_rate),
-                   n_steps=n_inner).params
-    nu, raw = params
-    Sw = _whitened_factor(raw)
-    mean = d * nu
-    factor = d * Sw if Sw.ndim == 1 else d[:, None] * Sw
-    alpha = jnp.maximum(optimal_alpha(mean, _diag_from_factor(factor)), _alpha_floor(Phi.dtype))
+    s = jax.lax.rsqrt(state.alpha)                      # prior standard deviations
+    est = LocalReparameterization(Phi * s, n_nodes=32 if estimator == "gh" else None)
+    ll = _log_likelihood(y)
+    n = int(n_samples)
+
+    def loss(q, k):
+        return -est.surrogate(k, ll, q, n)
+
+    q = train(key, loss, _whitened_q(state, s), optimizer=optax.adam(learning_rate),
+              n_steps=int(n_inner)).params
+    mean = s * q.loc
+    if state.factor.ndim == 1:
+        factor = s * q.scale
+    else:
+        factor = s[:, None] * q.scale_tril
+    var = jnp.maximum(mean ** 2 + _diag_from_factor(factor), _variance_floor(Phi.dtype))
+    alpha = 1.0 / var
     value = elbo(None, mean, _covariance_from_factor(factor), alpha, Phi, y, estimator="gh")
     same = jnp.all(relevant_mask(alpha, threshold) == relevant_mask(state.alpha, threshold))
     n_stable = jnp.where(same, state.n_stable + 1, 0).astype(jnp.int32)
     history = jnp.append(state.elbo_history[1:], value.astype(state.elbo_history.dtype))
-    new = RVMState(mean, factor, alpha, key, history, n_stable)
-    return new, stopping_error(history, n_stable), value
+    new = RVMState(mean, factor, alpha, history, n_stable)
+    return new, RVMInfo(stopping_error(history, n_stable), value)
+
+
+def _loop_step(carry, args, *, n_inner, n_samples, estimator):
+    """The fixed-point map: the RVM step with its key carried and split in the loop."""
+    key, state = carry
+    Phi, y, learning_rate, threshold = args
+    key, sub = jax.random.split(key)
+    state, info = step(sub, state, Phi, y, n_inner=n_inner, learning_rate=learning_rate,
+                       n_samples=n_samples, estimator=estimator, threshold=threshold)
+    return (key, state), info
 
 
 @partial(jax.jit, static_argnames=("bias", "covariance", "max_iter", "n_inner", "n_samples",
-                                   "estimator", "window"))
+                                   "estimator", "window", "adjoint"))
 def _fit(key, X, y, kernel, *, bias, covariance, max_iter, n_inner, learning_rate, n_samples,
-         estimator, tol, alpha_init, init_scale, threshold, window):
+         estimator, tol, alpha_init, init_scale, threshold, window, adjoint):
     basis = None if kernel is None else X
     Phi = design_matrix(X, kernel=kernel, basis=basis, bias=bias)
     y = y.astype(Phi.dtype)
-    state = init(key, Phi, covariance=covariance, alpha_init=alpha_init, init_scale=init_scale,
+    state = init(Phi, covariance=covariance, alpha_init=alpha_init, init_scale=init_scale,
                  window=window)
-    body = partial(step, Phi=Phi, y=y, n_inner=n_inner, learning_rate=learning_rate,
-                   n_samples=n_samples, estimator=estimator, threshold=threshold)
-    res = run_loop(body, state, tol=tol, max_iter=max_iter)
-    s = res.state
+    body = partial(_loop_step, n_inner=n_inner, n_samples=n_samples, estimator=estimator)
+    res = fixed_point(body, (key, state), (Phi, y, learning_rate, threshold), tol=tol,
+                      max_iter=max_iter, adjoint=adjoint)
+    s = res.state[1]
     return RVMResult(
         mean=s.mean, covariance=_covariance_from_factor(s.factor), alpha=s.alpha,
-        relevant=relevant_mask(s.alpha, threshold), elbo=res.trace.astype(Phi.dtype),
-        n_iter=res.n_iter, converged=res.converged, basis=basis, kernel=kernel)
+        relevant=relevant_mask(s.alpha, threshold), elbo=s.elbo_history[-1],
+        trace=res.trace.astype(Phi.dtype), n_iter=res.n_iter, converged=res.converged,
+        basis=basis, kernel=kernel)
 
 
 def fit(key, X, y, *, kernel=None, bias: bool = True, covariance: str = "diag",
         max_iter: int = 200, n_inner: int = 50, learning_rate=0.05, n_samples: int = 4,
         estimator: str = "local", tol=5e-4, window: int = 10, alpha_init=1.0, init_scale=1.0,
-        threshold=1e-3) -> RVMResult:
+        threshold=1e-3, adjoint: Adjoint | None = None) -> RVMResult:
     """Fit a (kernel) relevance vector machine by variational inference with ARD.
 
     Alternates ``n_inner`` Adam steps on q(w) = N(μ, Σ) (the ELBO's Σᵢ E log σ(uᵢ) estimated
     by local reparameterization, ``n_samples`` draws per point, or by Gauss–Hermite with
-    ``estimator="gh"``) with the closed-form update αⱼ = μⱼ² + Σⱼⱼ, for at most ``max_iter``
-    outer iterations.
+    ``estimator="gh"``) with the closed-form update αⱼ = 1/(μⱼ² + Σⱼⱼ), for at most
+    ``max_iter`` outer iterations: init + ``fixed_point`` + :func:`step`.
 
     Stopping rule: the ELBO after each α update is computed deterministically (Gauss–Hermite,
     so it is free of the q step's Monte Carlo noise, though q itself jitters). The fit stops,
@@ -446,33 +464,34 @@ def fit(key, X, y, *, kernel=None, bias: bool = True, covariance: str = "diag",
 
     Ē_old, Ē_new the mean ELBO over the older and the newer W (:func:`stopping_error`): the
     ELBO rises by at most a fraction ``tol`` per iteration on average and pruning has
-    stopped. The α of pruned weights keep shrinking towards 0 forever (≈ harmonically) but
-    add almost nothing to the ELBO, so they do not block convergence; a change of which
-    weights are relevant does. Fewer than 2W iterations can never report convergence.
+    stopped. The α of pruned weights keep growing forever (≈ linearly) but add almost
+    nothing to the ELBO, so they do not block convergence; a change of which weights are
+    relevant does. Fewer than 2W iterations can never report convergence.
 
     Args:
         key: PRNG key (Monte Carlo draws).
         X: (n, d) inputs (standardize them; the prior is isotropic in the basis).
         y: (n,) labels in {−1, +1}.
-        kernel: ``None`` (features as given) or a ``jaxml.svm`` kernel (``RBF(gamma)``, …):
-            basis functions k(·, xᵢ) on the n training points.
-        bias: append a constant basis function (its α is learnt like the others).
+        kernel: ``None`` (features as given) or a :class:`jaxml.kernels.Kernel`
+            (``RBF(gamma)``, …): basis functions k(·, xᵢ) on the n training points.
+        bias: prepend a constant basis function (its α is learnt like the others).
         covariance: ``"diag"`` (mean-field q) or ``"full"`` (Cholesky-parametrized q).
         tol: the stopping tolerance above (relative ELBO change per iteration).
         window: W above (static).
-        max_iter, n_inner, n_samples: static loop sizes. learning_rate, tol, alpha_init,
-        init_scale, threshold: traced numbers (a ``vmap`` over them does not recompile).
+        max_iter, n_inner, n_samples: static loop sizes. learning_rate, tol, alpha_init
+        (initial prior precision), init_scale, threshold: traced numbers (a ``vmap`` over
+        them does not recompile).
+        adjoint: how the outer loop is differentiated (``jaxml._core.Direct()`` by default).
 
     Returns:
-        :class:`RVMResult`; m = d (+1) without a kernel, n (+1) with one.
+        :class:`RVMResult`; m = (1 +) d without a kernel, (1 +) n with one, the bias first.
 
     Notes:
         Cost per Adam step is O(n m) for the diagonal q and O(n m²) for the full one. The EM
-        α update shrinks an irrelevant αⱼ harmonically (αⱼ ≈ 1/(k hⱼ) after k updates, hⱼ
-        its likelihood curvature), so the pruned α keep falling after the stop, which is
-        harmless: they are already below ``threshold``·max α. With a kernel, the relevance
-        vectors are ``model.basis[model.relevant[:-1]]`` (with ``bias``; the last weight is
-        the bias).
+        α update grows an irrelevant αⱼ about linearly (αⱼ ≈ k hⱼ after k updates, hⱼ its
+        likelihood curvature), so the pruned α keep growing after the stop, which is
+        harmless: they are already past the ``threshold``. With a kernel and a bias, the
+        relevance vectors are ``model.basis[model.relevant[1:]]``.
 
     Raises:
         ValueError: labels outside {−1, +1}, mismatched lengths, NaN/inf, bad options.
@@ -481,20 +500,19 @@ def fit(key, X, y, *, kernel=None, bias: bool = True, covariance: str = "diag",
     y = check_labels(y, "y", [-1, 1])
     check_same_length(X, "X", y, "y")
     _check_options(covariance=covariance, estimator=estimator)
-    for name, val in (("max_iter", max_iter), ("n_inner", n_inner), ("n_samples", n_samples),
-                      ("window", window)):
+    max_iter, tol = check_loop_options(max_iter, tol)
+    for name, val in (("n_inner", n_inner), ("n_samples", n_samples), ("window", window)):
         check_int_in_range(val, name, 1, 10 ** 9)
     for name, val in (("learning_rate", learning_rate), ("alpha_init", alpha_init),
                       ("init_scale", init_scale), ("threshold", threshold)):
         check_positive(val, name)
-    check_nonnegative(tol, "tol")
     dtype = float_dtype(X)
     cast = lambda v: jnp.asarray(v, dtype)  # noqa: E731
     return _fit(key, X, y, kernel, bias=bool(bias), covariance=covariance,
-                max_iter=int(max_iter), n_inner=int(n_inner), learning_rate=cast(learning_rate),
+                max_iter=max_iter, n_inner=int(n_inner), learning_rate=cast(learning_rate),
                 n_samples=int(n_samples), estimator=estimator, tol=cast(tol), window=int(window),
                 alpha_init=cast(alpha_init), init_scale=cast(init_scale),
-                threshold=cast(threshold))
+                threshold=cast(threshold), adjoint=adjoint)
 
 
 # ----------------------------------------------------------------------------- prediction
@@ -533,7 +551,7 @@ def predict_proba(model: RVMResult, X: jax.Array, *, method: str = "probit",
     if method == "probit":
         return jax.nn.sigmoid(m / jnp.sqrt(1.0 + jnp.pi * s2 / 8.0))
     if method == "gh":
-        return _gauss_hermite_sigmoid(m, s2, n_nodes)
+        return _gh_expect(jax.nn.sigmoid, m, s2, n_nodes)
     raise ValueError(f"method must be 'probit' or 'gh', got {method!r}")
 
 

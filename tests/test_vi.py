@@ -127,13 +127,21 @@ ESTIMATORS = {
 _DRAWS = {}
 
 
+def _elbo_and_grad(key, target, q, estimator, n_samples):
+    """The estimators holding the prior read the log-likelihood by its own keyword."""
+    if estimator.target == "log_likelihood":
+        return vi.elbo_and_grad(key, None, q, estimator=estimator, n_samples=n_samples,
+                                log_likelihood=target)
+    return vi.elbo_and_grad(key, target, q, estimator=estimator, n_samples=n_samples)
+
+
 def _draws(key, log_joint, q, estimator, n_samples, m):
     """m independent (elbo, grad) estimates; one compilation per (target, estimator, S)."""
     tag = (log_joint, type(estimator).__name__, n_samples)  # bound methods hash by (self, func)
     if tag not in _DRAWS:
         _DRAWS[tag] = jax.jit(jax.vmap(
-            lambda k, q: vi.elbo_and_grad(k, log_joint, q, estimator=estimator,
-                                          n_samples=n_samples), in_axes=(0, None)))
+            lambda k, q: _elbo_and_grad(k, log_joint, q, estimator, n_samples),
+            in_axes=(0, None)))
     return _DRAWS[tag](jax.random.split(key, m), q)
 
 
@@ -179,6 +187,45 @@ def test_analytic_kl_unbiased(blr, fam):
     out = _draws(jax.random.key(12), blr.log_lik, q, est, 3, 500)
     _assert_unbiased(out.grad, exact_grad)
     _assert_unbiased(out.elbo, exact_val)
+
+
+def test_analytic_kl_refuses_a_log_density(blr):
+    """The prior lives in AnalyticKL: passing the full log joint (which would count the prior
+    twice) is an error, and so is a log_likelihood for an estimator that reads the joint."""
+    q = _families(blr.d)["meanfield"]
+    est = vi.AnalyticKL(np.zeros(blr.d), np.eye(blr.d) / blr.alpha)
+    with pytest.raises(TypeError, match="log_likelihood"):
+        vi.elbo_and_grad(jax.random.key(0), blr.log_joint, q, estimator=est)
+    with pytest.raises(TypeError, match="log_likelihood"):
+        vi.fit_sgvi(jax.random.key(0), blr.log_joint, q, estimator=est, n_steps=2)
+    with pytest.raises(TypeError, match="log_density"):
+        vi.elbo_and_grad(jax.random.key(0), None, q, estimator=vi.Reparameterization(),
+                         log_likelihood=blr.log_lik)
+    with pytest.raises(TypeError, match="log_likelihood must be callable"):
+        vi.elbo_and_grad(jax.random.key(0), None, q, estimator=est)
+
+
+def test_local_reparameterization_unbiased(blr):
+    """The BLR likelihood reads z through u = Xz: local draws of u give the same ELBO and
+    gradient, in expectation, as the closed form."""
+    X, y = jnp.asarray(blr.X), jnp.asarray(blr.y)
+
+    def log_lik_u(u):
+        return (-0.5 * jnp.sum((y - u) ** 2) / blr.noise
+                - 0.5 * blr.n * jnp.log(2 * jnp.pi * blr.noise))
+
+    for fam in ("meanfield", "fullrank"):
+        q = _families(blr.d)[fam]
+        exact_val, exact_grad = _exact(blr)(q)
+        est = vi.LocalReparameterization(X, np.zeros(blr.d), np.eye(blr.d) / blr.alpha)
+        out = _draws(jax.random.key(14), log_lik_u, q, est, 3, 500)
+        _assert_unbiased(out.grad, exact_grad)
+        _assert_unbiased(out.elbo, exact_val)
+        # Gauss-Hermite with 3 nodes is exact for this quadratic likelihood
+        gh = vi.LocalReparameterization(X, np.zeros(blr.d), np.eye(blr.d) / blr.alpha,
+                                        n_nodes=3)
+        g = vi.elbo_and_grad(None, None, q, estimator=gh, log_likelihood=log_lik_u)
+        np.testing.assert_allclose(g.elbo, exact_val, rtol=1e-10)
 
 
 @pytest.mark.parametrize("est", list(ESTIMATORS))
@@ -323,11 +370,14 @@ def test_sgvi_fullrank_recovers_exact_posterior(blr, sgvi_fit):
     # vmap over the (traced) learning rate: one compiled call, two independent fits
     many = jax.vmap(sgvi_fit, in_axes=(None, 0))(jax.random.key(0), jnp.array([0.02, 0.03]))
     for i in range(2):
-        q = jax.tree_util.tree_map(lambda a: a[i], many.q)
+        q = jax.tree_util.tree_map(lambda a: a[i], many.params)
         np.testing.assert_allclose(q.loc, blr.post_mean, atol=1e-2)
         np.testing.assert_allclose(q.covariance(), blr.post_cov, atol=1e-2)
-        np.testing.assert_allclose(many.elbo[i, -100:].mean(), blr.log_evidence, atol=1e-3)
-    assert many.elbo.shape == (2, 3000) and np.all(np.asarray(many.n_iter) == 3000)
+        # the trace is the loss, -ELBO
+        np.testing.assert_allclose(-many.trace[i, -100:].mean(), blr.log_evidence, atol=1e-3)
+    assert many.trace.shape == (2, 3000) and np.all(np.asarray(many.n_iter) == 3000)
+    assert np.all(np.asarray(many.finite))
+    assert isinstance(many, vi.TrainResult)
 
 
 def test_sgvi_step_matches_fit(blr):
@@ -337,13 +387,13 @@ def test_sgvi_step_matches_fit(blr):
         jax.random.key(3))
     state = vi.sgvi.init(q0, optimizer=opt)
     keys = jax.random.split(jax.random.key(3), 5)
-    step = jax.jit(lambda s, k: vi.sgvi.step(s, k, blr.log_joint, optimizer=opt))
-    elbos = []
+    step = jax.jit(lambda k, s: vi.sgvi.step(k, s, blr.log_joint, optimizer=opt))
+    losses = []
     for k in keys:
-        state, e = step(state, k)
-        elbos.append(e)
-    np.testing.assert_allclose(res.q.loc, state.q.loc, rtol=1e-10)
-    np.testing.assert_allclose(res.elbo, elbos, rtol=1e-10)
+        state, info = step(k, state)
+        losses.append(info.value)
+    np.testing.assert_allclose(res.params.loc, state.params.loc, rtol=1e-10)
+    np.testing.assert_allclose(res.trace, losses, rtol=1e-10)
 
 
 def test_sgvi_float32_and_score_estimator(blr):
@@ -357,8 +407,8 @@ def test_sgvi_float32_and_score_estimator(blr):
     res = jax.jit(lambda k: vi.fit_sgvi(k, log_joint, q0, n_steps=800, learning_rate=0.05,
                                         n_samples=6, estimator=vi.ScoreFunctionLOO()))(
         jax.random.key(0))
-    assert res.q.loc.dtype == jnp.float32 and res.elbo.dtype == jnp.float32
-    np.testing.assert_allclose(res.q.loc, blr.post_mean, atol=0.1)
+    assert res.params.loc.dtype == jnp.float32 and res.trace.dtype == jnp.float32
+    np.testing.assert_allclose(res.params.loc, blr.post_mean, atol=0.1)
     g = vi.elbo_and_grad(jax.random.key(0), log_joint, q0, estimator=vi.AnalyticEntropy(),
                          n_samples=2)
     assert g.elbo.dtype == jnp.float32 and g.grad.loc.dtype == jnp.float32
@@ -392,7 +442,8 @@ def test_normal_gamma_reaches_bishop_fixed_point(ng_data):
     lam_n = (p["lambda0"] + n) * a_n / b_n
     # the ELBO is flat (quadratic) at its maximum, so an ELBO-change stop at ~1e-15 leaves the
     # parameters within ~sqrt(1e-15) of the fixed point
-    np.testing.assert_allclose([res.q.mu, res.q.lam, res.q.a, res.q.b], [mu_n, lam_n, a_n, b_n],
+    np.testing.assert_allclose([res.q.mu, res.q.mu_precision, res.q.a, res.q.b],
+                               [mu_n, lam_n, a_n, b_n],
                                rtol=1e-7)
     # the mean of q(mu) is the exact posterior mean of mu (scipy-free closed form)
     post = vi.normal_gamma_posterior(x, **p)
@@ -412,7 +463,7 @@ def test_normal_gamma_evidence_and_posterior_vs_scipy(ng_data):
     log_joint = (st.norm(mu, 1 / np.sqrt(tau)).logpdf(x).sum()
                  + st.norm(p["mu0"], 1 / np.sqrt(p["lambda0"] * tau)).logpdf(mu)
                  + st.gamma(p["a0"], scale=1 / p["b0"]).logpdf(tau))
-    log_post = (st.norm(float(post.mu), 1 / np.sqrt(float(post.lam) * tau)).logpdf(mu)
+    log_post = (st.norm(float(post.mu), 1 / np.sqrt(float(post.lambda_n) * tau)).logpdf(mu)
                 + st.gamma(float(post.a), scale=1 / float(post.b)).logpdf(tau))
     np.testing.assert_allclose(vi.normal_gamma_log_evidence(x, **p), log_joint - log_post,
                                rtol=1e-10)
@@ -439,7 +490,7 @@ def test_normal_gamma_elbo_vs_monte_carlo_and_stationarity(ng_data):
     grad = jax.jit(jax.grad(vi.normal_gamma_elbo))
     q1 = jax.jit(vi.normal_gamma_update_mu)(q, xj, prior)
     g = grad(q1, xj, prior)
-    np.testing.assert_allclose([g.mu, g.lam], 0.0, atol=1e-8)
+    np.testing.assert_allclose([g.mu, g.mu_precision], 0.0, atol=1e-8)
     q2 = jax.jit(vi.normal_gamma_update_tau)(q1, xj, prior)
     g = grad(q2, xj, prior)
     np.testing.assert_allclose([g.a, g.b], 0.0, atol=1e-8)
@@ -523,7 +574,12 @@ def test_mixture_recovers_clusters_vmap_float32():
         np.testing.assert_allclose(one.q.m[k], emp * nk / (nk + 0.1), atol=0.05)
     r32 = _mixture_fit(jax.random.key(0), jnp.asarray(x[:, 0], jnp.float32), n_components=2,
                        max_iter=20)
-    assert r32.q.m.dtype == jnp.float32 and r32.q.m.shape == (2,)
+    assert r32.q.m.dtype == jnp.float32 and r32.q.m.shape == (2, 1)   # 1-D x is (n, 1)
+    # with init, no key is needed; the fit continues from init
+    again = vi.mixture_cavi(None, x, 3, prior_var=10.0, init=one.q, max_iter=60)
+    np.testing.assert_allclose(again.q.m, one.q.m, atol=1e-6)
+    with pytest.raises(TypeError, match="key"):
+        vi.mixture_cavi(None, x, 3)
 
 
 # ------------------------------------------------------------------------ bad input
@@ -534,8 +590,8 @@ def test_bad_input(blr):
         vi.elbo_and_grad(jax.random.key(0), blr.log_joint, q, estimator=vi.ScoreFunctionLOO(),
                          n_samples=1)
     with pytest.raises(TypeError, match="Gaussian"):
-        vi.elbo_and_grad(jax.random.key(0), gamma_log_joint, vi.Exponential(jnp.zeros(2)),
-                         estimator=vi.AnalyticKL())
+        vi.elbo_and_grad(jax.random.key(0), None, vi.Exponential(jnp.zeros(2)),
+                         estimator=vi.AnalyticKL(), log_likelihood=gamma_log_joint)
     with pytest.raises(TypeError, match="estimator"):
         vi.elbo_and_grad(jax.random.key(0), blr.log_joint, q, estimator="reparam")
     with pytest.raises(ValueError, match="log_scale"):

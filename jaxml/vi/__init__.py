@@ -2,9 +2,13 @@
 
 - :mod:`jaxml.vi.families`: ``MeanFieldGaussian``, ``FullRankGaussian``, ``Exponential``,
   ``Logistic`` (reparameterized samplers, log densities, entropies).
-- :mod:`jaxml.vi.elbo`: the ELBO estimators as typed options and ``elbo_and_grad``.
+- :mod:`jaxml.vi.elbo`: the ELBO estimators as typed options and ``elbo_and_grad``. The
+  target is ``log_density`` (log p(x, z), prior included), or ``log_likelihood=`` for the
+  estimators that hold a Gaussian prior themselves (``AnalyticKL``,
+  ``LocalReparameterization``); the wrong one raises ``TypeError``.
 - :mod:`jaxml.vi.cavi`: the coordinate-ascent driver and two textbook models.
-- :mod:`jaxml.vi.sgvi`: ``fit_sgvi``, black-box VI with optax in one ``lax.scan``.
+- :mod:`jaxml.vi.sgvi`: ``fit_sgvi``, black-box VI with optax in one ``lax.scan``; it
+  returns the shared ``TrainResult`` (``params`` = the fitted q, ``trace`` = −ELBO).
 """
 
 from jaxml.vi.elbo import (
@@ -12,12 +16,15 @@ from jaxml.vi.elbo import (
     AnalyticKL,
     ElboEstimator,
     ElboGrad,
+    LocalReparameterization,
     Reparameterization,
     ScoreFunction,
     ScoreFunctionLOO,
     StickingTheLanding,
+    check_target,
     elbo_and_grad,
     elbo_surrogate,
+    gauss_hermite_nodes,
     monte_carlo_elbo,
 )
 from jaxml.vi.families import (
@@ -27,9 +34,11 @@ from jaxml.vi.families import (
     MeanFieldGaussian,
     VariationalFamily,
 )
-from jaxml.vi.sgvi import SGVIResult, SGVIState, fit_sgvi
+from jaxml.vi.sgvi import TrainResult, fit_sgvi
 from jaxml.vi.cavi import (
+    CAVIInfo,
     CAVIResult,
+    CAVIState,
     MixtureCAVIResult,
     MixtureQ,
     NormalGammaCAVIResult,
@@ -39,12 +48,14 @@ from jaxml.vi.cavi import (
     coordinate_ascent,
     mixture_cavi,
     mixture_elbo,
+    mixture_step,
     mixture_update_assignments,
     mixture_update_means,
     normal_gamma_cavi,
     normal_gamma_elbo,
     normal_gamma_log_evidence,
     normal_gamma_posterior,
+    normal_gamma_step,
     normal_gamma_update_mu,
     normal_gamma_update_tau,
 )
@@ -54,12 +65,14 @@ __all__ = [
     "VariationalFamily", "MeanFieldGaussian", "FullRankGaussian", "Exponential", "Logistic",
     # ELBO estimators
     "ElboEstimator", "Reparameterization", "AnalyticEntropy", "AnalyticKL",
-    "StickingTheLanding", "ScoreFunction", "ScoreFunctionLOO", "ElboGrad", "elbo_and_grad",
-    "elbo_surrogate", "monte_carlo_elbo",
+    "LocalReparameterization", "StickingTheLanding", "ScoreFunction", "ScoreFunctionLOO",
+    "ElboGrad", "check_target", "elbo_and_grad", "elbo_surrogate", "gauss_hermite_nodes",
+    "monte_carlo_elbo",
     # SGVI
-    "SGVIResult", "SGVIState", "fit_sgvi",
+    "TrainResult", "fit_sgvi",
     # CAVI
-    "CAVIResult", "coordinate_ascent", "NormalGammaPrior", "NormalGammaQ",
+    "CAVIState", "CAVIInfo", "CAVIResult", "coordinate_ascent", "normal_gamma_step",
+    "mixture_step", "NormalGammaPrior", "NormalGammaQ",
     "NormalGammaPosterior", "NormalGammaCAVIResult", "normal_gamma_update_mu",
     "normal_gamma_update_tau", "normal_gamma_elbo", "normal_gamma_cavi",
     "normal_gamma_posterior", "normal_gamma_log_evidence", "MixtureQ", "MixtureCAVIResult",

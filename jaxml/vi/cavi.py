@@ -32,29 +32,51 @@ Statisticians", JASA 112 (2017), §2.4 and §3.
 
 from __future__ import annotations
 
-import math
+from functools import partial
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma, gammaln, logsumexp, xlogy
 
-from jaxml._core.checks import as_float_array, check_int_in_range, check_positive, float_dtype
-from jaxml._core.loop import run_loop
+from jaxml._core import (
+    LOG_2PI,
+    Adjoint,
+    as_float_array,
+    check_int_in_range,
+    check_loop_options,
+    check_positive,
+    fixed_point,
+    float_dtype,
+)
 
 __all__ = [
-    "CAVIResult", "coordinate_ascent",
+    "CAVIState", "CAVIInfo", "CAVIResult", "coordinate_ascent",
     "NormalGammaPrior", "NormalGammaQ", "NormalGammaPosterior", "NormalGammaCAVIResult",
     "normal_gamma_update_mu", "normal_gamma_update_tau", "normal_gamma_elbo",
-    "normal_gamma_cavi", "normal_gamma_posterior", "normal_gamma_log_evidence",
-    "MixtureQ", "MixtureCAVIResult", "mixture_update_assignments", "mixture_update_means",
-    "mixture_elbo", "mixture_cavi",
+    "normal_gamma_step", "normal_gamma_cavi", "normal_gamma_posterior",
+    "normal_gamma_log_evidence", "MixtureQ", "MixtureCAVIResult", "mixture_update_assignments",
+    "mixture_update_means", "mixture_elbo", "mixture_step", "mixture_cavi",
 ]
-
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 # ------------------------------------------------------------------------ the driver
+
+class CAVIState(NamedTuple):
+    """State of a CAVI iteration: the variational parameters ``q`` (a pytree) and the
+    ELBO () at ``q`` (the stopping rule compares consecutive values)."""
+
+    q: Any
+    elbo: jax.Array
+
+
+class CAVIInfo(NamedTuple):
+    """What one CAVI sweep reports: ``error`` () the relative ELBO change
+    |𝓛ₜ − 𝓛ₜ₋₁| / (1 + |𝓛ₜ|), ``value`` () the ELBO 𝓛ₜ after the sweep."""
+
+    error: jax.Array
+    value: jax.Array
+
 
 class CAVIResult(NamedTuple):
     """Result of :func:`coordinate_ascent`.
@@ -73,42 +95,56 @@ class CAVIResult(NamedTuple):
     converged: jax.Array
 
 
+def _advance(state: CAVIState, q: Any, value: jax.Array) -> tuple[CAVIState, CAVIInfo]:
+    """The new state and the relative ELBO change the stopping rule reads."""
+    value = jnp.asarray(value, state.elbo.dtype)
+    err = jnp.abs(value - state.elbo) / (1.0 + jnp.abs(value))
+    return CAVIState(q, value), CAVIInfo(err, value)
+
+
+def _loop(step, q0, elbo0, args, tol, max_iter: int, adjoint):
+    """Run ``step`` on the shared loop from (q0, elbo0); tol floored at 8 eps of the ELBO."""
+    elbo0 = jnp.asarray(elbo0)
+    tol = jnp.maximum(jnp.asarray(tol, elbo0.dtype), 8 * jnp.finfo(elbo0.dtype).eps)
+    return fixed_point(step, CAVIState(q0, elbo0), args, tol=tol, max_iter=max_iter,
+                       adjoint=adjoint)
+
+
 def coordinate_ascent(updates: Sequence[Callable[[Any], Any]], elbo_fn: Callable[[Any], Any],
-                      state: Any, *, tol=1e-10, max_iter: int = 200) -> CAVIResult:
-    r"""Generic CAVI: apply ``updates`` in order each sweep until the ELBO stops changing.
+                      state: Any, *, tol=1e-10, max_iter: int = 200,
+                      adjoint: Adjoint | None = None) -> CAVIResult:
+    """Generic CAVI: apply ``updates`` in order each sweep until the ELBO stops changing.
 
     Args:
-        updates: coordinate updates, each ``state -> state`` (one factor :math:`q_j^*`).
+        updates: coordinate updates, each ``state -> state`` (one factor q*ⱼ).
         elbo_fn: ``state -> ()`` the ELBO.
         state: the initial variational parameters (a pytree of arrays).
-        tol: stop when :math:`|\mathcal L_t - \mathcal L_{t-1}| \le` ``tol`` ·
-            :math:`(1 + |\mathcal L_t|)` (may be traced). It is floored at 8 machine epsilons
-            of the ELBO's dtype, the change roundoff alone can produce (float32 fits stop).
+        tol: stop when |𝓛ₜ − 𝓛ₜ₋₁| ≤ ``tol`` · (1 + |𝓛ₜ|) (may be traced). It is floored at 8
+            machine epsilons of the ELBO's dtype, the change roundoff alone can produce
+            (float32 fits stop).
         max_iter: static bound on the number of sweeps.
+        adjoint: how the loop is differentiated (``jaxml._core.Direct()`` by default,
+            ``Unrolled()`` for reverse mode).
 
     Returns:
-        :class:`CAVIResult`.
+        :class:`CAVIResult`: ``state``, ``elbo`` (), ``trace`` (max_iter,), ``n_iter``,
+        ``converged``.
     """
     updates = tuple(updates)
     if not updates or not all(callable(u) for u in updates):
         raise TypeError("updates must be a non-empty sequence of callables state -> state")
     if not callable(elbo_fn):
         raise TypeError("elbo_fn must be callable")
-    check_int_in_range(max_iter, "max_iter", 1, 2**31 - 1)
+    max_iter, tol = check_loop_options(max_iter, tol)
 
-    def step(carry):
-        s, prev = carry
+    def step(s: CAVIState, _):
+        q = s.q
         for u in updates:
-            s = u(s)
-        value = elbo_fn(s)
-        err = jnp.abs(value - prev) / (1.0 + jnp.abs(value))
-        return (s, value), err, value
+            q = u(q)
+        return _advance(s, q, elbo_fn(q))
 
-    elbo0 = jnp.asarray(elbo_fn(state))
-    tol = jnp.maximum(jnp.asarray(tol, elbo0.dtype), 8 * jnp.finfo(elbo0.dtype).eps)
-    res = run_loop(step, (state, elbo0), tol=tol, max_iter=max_iter)
-    final_state, elbo = res.state
-    return CAVIResult(final_state, elbo, res.trace, res.n_iter, res.converged)
+    res = _loop(step, state, elbo_fn(state), (), tol, max_iter, adjoint)
+    return CAVIResult(res.state.q, res.state.elbo, res.trace, res.n_iter, res.converged)
 
 
 # ---------------------------------------------------------- Normal-Gamma (Bishop 10.1.3)
@@ -123,19 +159,30 @@ class NormalGammaPrior(NamedTuple):
 
 
 class NormalGammaQ(NamedTuple):
-    """q(μ) = N(mu, 1/lam), q(τ) = Gam(a, b) (shape a, rate b); all ()."""
+    """The mean-field factors q(μ) = N(mu, 1/mu_precision), q(τ) = Gam(a, b) (shape a,
+    rate b); all ().
+
+    ``mu_precision`` is the *absolute* precision of q(μ) (Bishop's λ_N in §10.1.3, which
+    includes E[τ]); compare :class:`NormalGammaPosterior`'s ``lambda_n``, a precision in
+    units of τ.
+    """
 
     mu: jax.Array
-    lam: jax.Array
+    mu_precision: jax.Array
     a: jax.Array
     b: jax.Array
 
 
 class NormalGammaPosterior(NamedTuple):
-    """The exact posterior p(μ, τ | x) = N(μ | mu, (lam τ)⁻¹) Gam(τ | a, b); all ()."""
+    """The exact posterior p(μ, τ | x) = N(μ | mu, (lambda_n τ)⁻¹) Gam(τ | a, b); all ().
+
+    ``lambda_n`` = lambda0 + N scales the precision τ (the posterior counterpart of the
+    prior's ``lambda0``); it is not the precision of μ itself (compare
+    :class:`NormalGammaQ`'s ``mu_precision``).
+    """
 
     mu: jax.Array
-    lam: jax.Array
+    lambda_n: jax.Array
     a: jax.Array
     b: jax.Array
 
@@ -164,12 +211,12 @@ def _ng_prior(x, mu0, lambda0, a0, b0):
 
 def normal_gamma_update_mu(q: NormalGammaQ, x: jax.Array, prior: NormalGammaPrior
                            ) -> NormalGammaQ:
-    r"""Bishop (10.26)–(10.27): :math:`\mu_N = \frac{\lambda_0\mu_0 + N\bar x}{\lambda_0 + N}`,
-    :math:`\lambda_N = (\lambda_0 + N)\,\mathbb{E}[\tau]`, :math:`\mathbb{E}[\tau] = a/b`."""
+    """Bishop (10.26)–(10.27): μ_N = (λ₀μ₀ + N x̄) / (λ₀ + N), mu_precision = (λ₀ + N) E[τ],
+    E[τ] = a/b. x: (N,)."""
     n = x.shape[0]
     mu = (prior.lambda0 * prior.mu0 + jnp.sum(x)) / (prior.lambda0 + n)
-    lam = (prior.lambda0 + n) * q.a / q.b
-    return q._replace(mu=mu, lam=lam)
+    prec = (prior.lambda0 + n) * q.a / q.b
+    return q._replace(mu=mu, mu_precision=prec)
 
 
 def normal_gamma_update_tau(q: NormalGammaQ, x: jax.Array, prior: NormalGammaPrior
@@ -177,7 +224,7 @@ def normal_gamma_update_tau(q: NormalGammaQ, x: jax.Array, prior: NormalGammaPri
     r"""Bishop (10.29)–(10.30): :math:`a_N = a_0 + \frac{N+1}2`,
     :math:`b_N = b_0 + \frac12\mathbb{E}_\mu\big[\sum_n (x_n-\mu)^2 + \lambda_0(\mu-\mu_0)^2\big]`."""
     n = x.shape[0]
-    var = 1.0 / q.lam
+    var = 1.0 / q.mu_precision
     e_sq = jnp.sum((x - q.mu) ** 2) + n * var
     e_prior = (q.mu - prior.mu0) ** 2 + var
     a = prior.a0 + 0.5 * (n + 1)
@@ -203,23 +250,54 @@ def normal_gamma_elbo(q: NormalGammaQ, x: jax.Array, prior: NormalGammaPrior) ->
     n = x.shape[0]
     e_tau = q.a / q.b
     e_log_tau = digamma(q.a) - jnp.log(q.b)
-    var = 1.0 / q.lam
+    var = 1.0 / q.mu_precision
     e_sq = jnp.sum((x - q.mu) ** 2) + n * var
     e_prior = (q.mu - prior.mu0) ** 2 + var
-    e_log_p = (0.5 * (n + 1) * (e_log_tau - _LOG_2PI) + 0.5 * jnp.log(prior.lambda0)
+    e_log_p = (0.5 * (n + 1) * (e_log_tau - LOG_2PI) + 0.5 * jnp.log(prior.lambda0)
                - 0.5 * e_tau * (e_sq + prior.lambda0 * e_prior)
                + prior.a0 * jnp.log(prior.b0) - gammaln(prior.a0)
                + (prior.a0 - 1.0) * e_log_tau - prior.b0 * e_tau)
-    h_mu = 0.5 * (1.0 + _LOG_2PI - jnp.log(q.lam))
+    h_mu = 0.5 * (1.0 + LOG_2PI - jnp.log(q.mu_precision))
     h_tau = q.a - jnp.log(q.b) + gammaln(q.a) + (1.0 - q.a) * digamma(q.a)
     return e_log_p + h_mu + h_tau
 
 
-def normal_gamma_cavi(x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0, init: NormalGammaQ | None = None,
-                      tol=1e-12, max_iter: int = 100) -> NormalGammaCAVIResult:
-    r"""CAVI for the univariate Gaussian with unknown mean and precision (Bishop §10.1.3).
+def normal_gamma_step(state: CAVIState, x: jax.Array, *, prior: NormalGammaPrior
+                      ) -> tuple[CAVIState, CAVIInfo]:
+    """One CAVI sweep for the Normal-Gamma model: q(μ) then q(τ), then the ELBO.
 
-    Each sweep updates q(μ) then q(τ). The prior hyperparameters are traced scalars.
+    Args:
+        state: :class:`CAVIState` with ``q`` a :class:`NormalGammaQ`.
+        x: (N,) observations. prior: :class:`NormalGammaPrior`.
+
+    Returns:
+        ``(state, info)``: the new state and :class:`CAVIInfo` (relative ELBO change, ELBO).
+    """
+    q = normal_gamma_update_mu(state.q, x, prior)
+    q = normal_gamma_update_tau(q, x, prior)
+    return _advance(state, q, normal_gamma_elbo(q, x, prior))
+
+
+def _ng_step(state, args):
+    x, prior = args
+    return normal_gamma_step(state, x, prior=prior)
+
+
+@partial(jax.jit, static_argnames=("max_iter", "adjoint"))
+def _normal_gamma_fit(x, prior, q0, tol, *, max_iter, adjoint):
+    res = _loop(_ng_step, q0, normal_gamma_elbo(q0, x, prior), (x, prior), tol, max_iter,
+                adjoint)
+    return NormalGammaCAVIResult(res.state.q, res.state.elbo, res.trace, res.n_iter,
+                                 res.converged)
+
+
+def normal_gamma_cavi(x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0, init: NormalGammaQ | None = None,
+                      tol=1e-12, max_iter: int = 100,
+                      adjoint: Adjoint | None = None) -> NormalGammaCAVIResult:
+    """CAVI for the univariate Gaussian with unknown mean and precision (Bishop §10.1.3).
+
+    Each sweep (:func:`normal_gamma_step`) updates q(μ) then q(τ); the fit is
+    init + ``fixed_point`` + step. The prior hyperparameters are traced scalars.
 
     Args:
         x: (N,) observations.
@@ -227,19 +305,18 @@ def normal_gamma_cavi(x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0, init: NormalGa
         init: starting :class:`NormalGammaQ`; default q(μ) = N(mu0, 1/lambda0), q(τ) = the
             prior Gam(a0, b0).
         tol, max_iter: stopping rule of :func:`coordinate_ascent`.
+        adjoint: how the loop is differentiated (default ``Direct()``).
 
     Returns:
-        :class:`NormalGammaCAVIResult`.
+        :class:`NormalGammaCAVIResult`: ``q``, ``elbo`` () final ELBO, ``trace`` (max_iter,),
+        ``n_iter``, ``converged``.
     """
     x, prior = _ng_prior(x, mu0, lambda0, a0, b0)
+    max_iter, tol = check_loop_options(max_iter, tol)
     if init is None:
         init = NormalGammaQ(prior.mu0, prior.lambda0, prior.a0, prior.b0)
     init = NormalGammaQ(*(jnp.asarray(v, x.dtype) for v in init))
-    res = coordinate_ascent(
-        [lambda q: normal_gamma_update_mu(q, x, prior),
-         lambda q: normal_gamma_update_tau(q, x, prior)],
-        lambda q: normal_gamma_elbo(q, x, prior), init, tol=tol, max_iter=max_iter)
-    return NormalGammaCAVIResult(res.state, res.elbo, res.trace, res.n_iter, res.converged)
+    return _normal_gamma_fit(x, prior, init, tol, max_iter=max_iter, adjoint=adjoint)
 
 
 def normal_gamma_posterior(x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0) -> NormalGammaPosterior:
@@ -257,12 +334,12 @@ def normal_gamma_posterior(x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0) -> Normal
     x, p = _ng_prior(x, mu0, lambda0, a0, b0)
     n = x.shape[0]
     xbar = jnp.mean(x)
-    lam = p.lambda0 + n
-    mu = (p.lambda0 * p.mu0 + n * xbar) / lam
+    lambda_n = p.lambda0 + n
+    mu = (p.lambda0 * p.mu0 + n * xbar) / lambda_n
     a = p.a0 + 0.5 * n
     b = (p.b0 + 0.5 * jnp.sum((x - xbar) ** 2)
-         + p.lambda0 * n * (xbar - p.mu0) ** 2 / (2.0 * lam))
-    return NormalGammaPosterior(mu, lam, a, b)
+         + p.lambda0 * n * (xbar - p.mu0) ** 2 / (2.0 * lambda_n))
+    return NormalGammaPosterior(mu, lambda_n, a, b)
 
 
 def normal_gamma_log_evidence(x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0) -> jax.Array:
@@ -272,7 +349,7 @@ def normal_gamma_log_evidence(x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0) -> jax
     post = normal_gamma_posterior(x, mu0=mu0, lambda0=lambda0, a0=a0, b0=b0)
     n = x.shape[0]
     return (gammaln(post.a) - gammaln(p.a0) + p.a0 * jnp.log(p.b0) - post.a * jnp.log(post.b)
-            + 0.5 * jnp.log(p.lambda0 / post.lam) - 0.5 * n * _LOG_2PI)
+            + 0.5 * jnp.log(p.lambda0 / post.lambda_n) - 0.5 * n * LOG_2PI)
 
 
 # ------------------------------------------------- mixture of unit-variance Gaussians
@@ -290,8 +367,9 @@ class MixtureQ(NamedTuple):
 
 
 class MixtureCAVIResult(NamedTuple):
-    """Result of :func:`mixture_cavi`: ``q`` (:class:`MixtureQ`; ``m`` is (K,) for 1-D data),
-    ``elbo`` (), ``trace`` (max_iter,), ``n_iter``, ``converged``."""
+    """Result of :func:`mixture_cavi`: ``q`` (:class:`MixtureQ`; ``m`` is always (K, d), with
+    d = 1 for 1-D data), ``elbo`` () the final ELBO, ``trace`` (max_iter,), ``n_iter``,
+    ``converged``."""
 
     q: MixtureQ
     elbo: jax.Array
@@ -335,53 +413,86 @@ def mixture_elbo(q: MixtureQ, x: jax.Array, prior_var) -> jax.Array:
     n, d = x.shape
     k = q.m.shape[0]
     e_mu_sq = jnp.sum(q.m ** 2, axis=1) + d * q.s2                       # (K,)
-    e_log_p_mu = jnp.sum(-0.5 * d * (_LOG_2PI + jnp.log(prior_var)) - 0.5 * e_mu_sq / prior_var)
+    e_log_p_mu = jnp.sum(-0.5 * d * (LOG_2PI + jnp.log(prior_var)) - 0.5 * e_mu_sq / prior_var)
     sq = (jnp.sum(x ** 2, axis=1)[:, None] - 2.0 * x @ q.m.T + e_mu_sq[None, :])  # (n, K)
-    e_log_lik = jnp.sum(q.phi * (-0.5 * d * _LOG_2PI - 0.5 * sq))
+    e_log_lik = jnp.sum(q.phi * (-0.5 * d * LOG_2PI - 0.5 * sq))
     e_log_p_c = -n * jnp.log(jnp.asarray(k, x.dtype))
     h_c = -jnp.sum(xlogy(q.phi, q.phi))
-    h_mu = jnp.sum(0.5 * d * (1.0 + _LOG_2PI + jnp.log(q.s2)))
+    h_mu = jnp.sum(0.5 * d * (1.0 + LOG_2PI + jnp.log(q.s2)))
     return e_log_p_mu + e_log_lik + e_log_p_c + h_c + h_mu
 
 
-def mixture_cavi(key, x, n_components: int, *, prior_var=1.0, init: MixtureQ | None = None,
-                 tol=1e-10, max_iter: int = 200) -> MixtureCAVIResult:
-    r"""CAVI for the Bayesian mixture of unit-variance Gaussians (Blei et al. 2017, Alg. 2).
-
-    Each sweep updates every :math:`q(c_i)` then every :math:`q(\mu_k)`; the ELBO never
-    decreases.
+def mixture_step(state: CAVIState, x: jax.Array, *, prior_var) -> tuple[CAVIState, CAVIInfo]:
+    """One CAVI sweep for the Bayesian mixture: every q(cᵢ), then every q(μₖ), then the ELBO.
 
     Args:
-        key: PRNG key for the default initialization (m_k at K distinct random data points,
-            s2_k = 1, phi uniform).
-        x: (n,) or (n, d) observations.
-        n_components: K (static, 1 <= K <= n).
-        prior_var: σ², the prior variance of the component means (traced, > 0).
-        init: a :class:`MixtureQ` to start from instead (``m`` (K, d) or (K,) for 1-D x).
-        tol, max_iter: stopping rule of :func:`coordinate_ascent`.
+        state: :class:`CAVIState` with ``q`` a :class:`MixtureQ`.
+        x: (n, d) observations. prior_var: () σ².
 
     Returns:
-        :class:`MixtureCAVIResult`.
+        ``(state, info)``: the new state and :class:`CAVIInfo` (relative ELBO change, ELBO).
+    """
+    q = mixture_update_assignments(state.q, x)
+    q = mixture_update_means(q, x, prior_var)
+    return _advance(state, q, mixture_elbo(q, x, prior_var))
+
+
+def _mixture_step(state, args):
+    x, prior_var = args
+    return mixture_step(state, x, prior_var=prior_var)
+
+
+@partial(jax.jit, static_argnames=("n_components", "max_iter", "adjoint"))
+def _mixture_fit(key, x, q0, prior_var, tol, *, n_components, max_iter, adjoint):
+    n = x.shape[0]
+    if q0 is None:
+        k = n_components
+        idx = jax.random.choice(key, n, (k,), replace=False)
+        q0 = MixtureQ(x[idx], jnp.ones(k, x.dtype), jnp.full((n, k), 1.0 / k, x.dtype))
+    res = _loop(_mixture_step, q0, mixture_elbo(q0, x, prior_var), (x, prior_var), tol,
+                max_iter, adjoint)
+    return MixtureCAVIResult(res.state.q, res.state.elbo, res.trace, res.n_iter, res.converged)
+
+
+def mixture_cavi(key, x, n_components: int, *, prior_var=1.0, init: MixtureQ | None = None,
+                 tol=1e-10, max_iter: int = 200,
+                 adjoint: Adjoint | None = None) -> MixtureCAVIResult:
+    """CAVI for the Bayesian mixture of unit-variance Gaussians (Blei et al. 2017, Alg. 2).
+
+    Each sweep (:func:`mixture_step`) updates every q(cᵢ) then every q(μₖ); the ELBO never
+    decreases. The fit is init + ``fixed_point`` + step.
+
+    Args:
+        key: PRNG key for the default initialization (mₖ at K distinct random data points,
+            s2ₖ = 1, phi uniform); only needed without ``init`` (pass ``None`` then).
+        x: (n, d) observations, or (n,) for scalar data, treated as (n, 1).
+        n_components: K (static, 1 <= K <= n).
+        prior_var: σ², the prior variance of the component means (traced, > 0).
+        init: a :class:`MixtureQ` to start from instead (``m`` (K, d); (K,) accepted for 1-D
+            x).
+        tol, max_iter: stopping rule of :func:`coordinate_ascent`.
+        adjoint: how the loop is differentiated (default ``Direct()``).
+
+    Returns:
+        :class:`MixtureCAVIResult`; ``q.m`` is (K, d) (d = 1 for 1-D x), ``q.s2`` (K,),
+        ``q.phi`` (n, K).
     """
     x = as_float_array(x, "x", ndim=(1, 2))
-    one_d = x.ndim == 1
-    x2 = x[:, None] if one_d else x
+    x2 = x[:, None] if x.ndim == 1 else x
     n, d = x2.shape
     check_int_in_range(n_components, "n_components", 1, n)
     check_positive(prior_var, "prior_var")
+    max_iter, tol = check_loop_options(max_iter, tol)
     prior_var = jnp.asarray(prior_var, x.dtype)
     k = int(n_components)
     if init is None:
-        idx = jax.random.choice(key, n, (k,), replace=False)
-        init = MixtureQ(x2[idx], jnp.ones(k, x.dtype), jnp.full((n, k), 1.0 / k, x.dtype))
+        if key is None:
+            raise TypeError("mixture_cavi needs a key for its random initialization when no "
+                            "init is given")
     else:
         m = jnp.asarray(init.m, x.dtype).reshape(k, d)
-        init = MixtureQ(m, jnp.asarray(init.s2, x.dtype), jnp.asarray(init.phi, x.dtype))
-    res = coordinate_ascent(
-        [lambda q: mixture_update_assignments(q, x2),
-         lambda q: mixture_update_means(q, x2, prior_var)],
-        lambda q: mixture_elbo(q, x2, prior_var), init, tol=tol, max_iter=max_iter)
-    q = res.state
-    if one_d:
-        q = q._replace(m=q.m[:, 0])
-    return MixtureCAVIResult(q, res.elbo, res.trace, res.n_iter, res.converged)
+        init = MixtureQ(m, jnp.asarray(init.s2, x.dtype).reshape(k),
+                        jnp.asarray(init.phi, x.dtype).reshape(n, k))
+        key = None
+    return _mixture_fit(key, x2, init, prior_var, tol, n_components=k, max_iter=max_iter,
+                        adjoint=adjoint)

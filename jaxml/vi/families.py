@@ -44,13 +44,16 @@ from jax.scipy.linalg import solve_triangular
 
 from jaxml import gaussian
 from jaxml._core.checks import as_float_array, check_int_in_range, check_positive, float_dtype, is_concrete
+from jaxml._core.numerics import (
+    LOG_2PI,
+    diag_gaussian_log_prob,
+    log_cholesky_from_tril,
+    tril_from_log_cholesky,
+)
 
 __all__ = [
     "VariationalFamily", "MeanFieldGaussian", "FullRankGaussian", "Exponential", "Logistic",
 ]
-
-_LOG_2PI = math.log(2.0 * math.pi)
-
 
 def _open_uniform(key, shape, dtype):
     """u ~ U(0, 1) strictly inside the interval, so log u and log(1 - u) are finite."""
@@ -186,11 +189,10 @@ class MeanFieldGaussian(_LocationScale):
 
     def log_prob(self, z):
         z = _check_z(z, self.dim, self.dtype)
-        r = (z - self.loc) * jnp.exp(-self.log_scale)
-        return jnp.sum(-0.5 * r * r - self.log_scale, axis=-1) - 0.5 * self.dim * _LOG_2PI
+        return diag_gaussian_log_prob(z, self.loc, 2.0 * self.log_scale)
 
     def entropy(self):
-        return jnp.sum(self.log_scale) + 0.5 * self.dim * (1.0 + _LOG_2PI)
+        return jnp.sum(self.log_scale) + 0.5 * self.dim * (1.0 + LOG_2PI)
 
     def mean(self):
         return self.loc
@@ -209,10 +211,6 @@ class MeanFieldGaussian(_LocationScale):
         return gaussian.kl_divergence(self.loc, self.covariance(),
                                       jnp.asarray(prior_mean, self.dtype),
                                       jnp.asarray(prior_cov, self.dtype))
-
-
-def _scale_tril_from_raw(raw: jax.Array) -> jax.Array:
-    return jnp.tril(raw, -1) + jnp.diag(jnp.exp(jnp.diagonal(raw)))
 
 
 class FullRankGaussian(_LocationScale):
@@ -252,8 +250,7 @@ class FullRankGaussian(_LocationScale):
         """From a mean (d,) and a lower Cholesky factor (d, d) with a positive diagonal."""
         L = jnp.tril(as_float_array(scale_tril, "scale_tril", ndim=2))
         check_positive(jnp.diagonal(L), "diagonal of scale_tril")
-        raw = jnp.tril(L, -1) + jnp.diag(jnp.log(jnp.diagonal(L)))
-        return cls(loc, raw)
+        return cls(loc, log_cholesky_from_tril(L))
 
     @classmethod
     def from_mean_cov(cls, mean, cov) -> "FullRankGaussian":
@@ -272,7 +269,7 @@ class FullRankGaussian(_LocationScale):
     @property
     def scale_tril(self) -> jax.Array:
         """(d, d) lower Cholesky factor L with a positive diagonal."""
-        return _scale_tril_from_raw(self.raw_scale_tril)
+        return tril_from_log_cholesky(self.raw_scale_tril)
 
     def transform(self, eps):
         return self.loc + eps @ self.scale_tril.T
@@ -284,11 +281,11 @@ class FullRankGaussian(_LocationScale):
         r = (z - self.loc).reshape(-1, self.dim)
         w = solve_triangular(L, r.T, lower=True)                    # (d, m)
         half_logdet = jnp.sum(jnp.diagonal(self.raw_scale_tril))
-        lp = -0.5 * jnp.sum(w * w, axis=0) - half_logdet - 0.5 * self.dim * _LOG_2PI
+        lp = -0.5 * jnp.sum(w * w, axis=0) - half_logdet - 0.5 * self.dim * LOG_2PI
         return lp.reshape(batch)
 
     def entropy(self):
-        return jnp.sum(jnp.diagonal(self.raw_scale_tril)) + 0.5 * self.dim * (1.0 + _LOG_2PI)
+        return jnp.sum(jnp.diagonal(self.raw_scale_tril)) + 0.5 * self.dim * (1.0 + LOG_2PI)
 
     def mean(self):
         return self.loc
