@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import BenchRow, time_fn, write_report  # noqa: E402
 
 from jaxml import rvm  # noqa: E402
-from jaxml.svm import RBF  # noqa: E402
+from jaxml.kernels import RBF  # noqa: E402
 
 
 def _datasets():
@@ -55,7 +55,7 @@ def run(out_dir: Path, quick: bool = False) -> list[BenchRow]:
         t_rvm, model = time_fn(lambda: rvm.fit(key, Xtr, ytr, kernel=RBF(gamma), **sizes),
                                repeats=repeats)
         acc = float(np.mean(np.asarray(rvm.predict(model, Xte)) == yte))
-        n_rv = int(model.relevant[:-1].sum())
+        n_rv = int(model.relevant[1:].sum())   # relevant[0] is the bias
         t_svc, svc = time_fn(lambda: SVC(kernel="rbf", gamma=gamma).fit(Xtr, ytr), repeats=repeats)
         t_lr, lr = time_fn(lambda: LogisticRegression(max_iter=1000).fit(Xtr, ytr),
                            repeats=repeats)

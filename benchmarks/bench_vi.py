@@ -39,20 +39,20 @@ def _data(n, d, seed=0):
     return jnp.asarray(X), jnp.asarray(y)
 
 
-def _log_joint(X, y):
+def _log_density(X, y):
     d = X.shape[1]
 
-    def log_joint(w):
+    def log_density(w):
         logits = X @ w
         return (jnp.sum(y * logits - jax.nn.softplus(logits)) - 0.5 * jnp.dot(w, w)
                 - 0.5 * d * jnp.log(2 * jnp.pi).astype(X.dtype))
 
-    return log_joint
+    return log_density
 
 
-def _elbo_with_se(log_joint, q, n_draws=4000, chunk=500):
+def _elbo_with_se(log_density, q, n_draws=4000, chunk=500):
     """ELBO of q by Monte Carlo (fixed key: common random numbers) and its standard error."""
-    f = jax.jit(lambda k: jax.vmap(log_joint)(q.sample(k, chunk)) - q.log_prob(q.sample(k, chunk)))
+    f = jax.jit(lambda k: jax.vmap(log_density)(q.sample(k, chunk)) - q.log_prob(q.sample(k, chunk)))
     vals = np.concatenate([np.asarray(f(k), np.float64)
                            for k in jax.random.split(jax.random.key(123), n_draws // chunk)])
     return vals.mean(), vals.std(ddof=1) / np.sqrt(vals.size)
@@ -73,7 +73,7 @@ def run(out_dir: Path, quick: bool = False) -> list[BenchRow]:
 
     @jax.jit
     def jaxml_fit(key, X, y):
-        return vi.fit_sgvi(key, _log_joint(X, y), q0, n_steps=steps,
+        return vi.fit_sgvi(key, _log_density(X, y), q0, n_steps=steps,
                            optimizer=optax.adam(lr), n_samples=1)
 
     t_jaxml, res = time_fn(jaxml_fit, jax.random.key(0), X, y, repeats=repeats)
@@ -102,26 +102,26 @@ def run(out_dir: Path, quick: bool = False) -> list[BenchRow]:
     t_np_scan, (np_params2, np_losses2) = time_fn(np_scan, jax.random.key(0), X, y,
                                                   repeats=repeats)
 
-    log_joint = _log_joint(X, y)
+    log_density = _log_density(X, y)
     q_np = vi.MeanFieldGaussian.from_mean_std(np_params2["w_auto_loc"], np_params2["w_auto_scale"])
-    e_jaxml, se_jaxml = _elbo_with_se(log_joint, res.q)
-    e_np, se_np = _elbo_with_se(log_joint, q_np)
+    e_jaxml, se_jaxml = _elbo_with_se(log_density, res.params)
+    e_np, se_np = _elbo_with_se(log_density, q_np)
     quality = (f"final ELBO (4000 draws, same key) jaxml {e_jaxml:.2f}±{se_jaxml:.2f}, "
                f"numpyro {e_np:.2f}±{se_np:.2f}; max |Δ mean| "
-               f"{float(jnp.max(jnp.abs(res.q.loc - q_np.loc))):.3f}")
+               f"{float(jnp.max(jnp.abs(res.params.loc - q_np.loc))):.3f}")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     k = max(1, steps // 40)
     sm = lambda v: np.convolve(np.asarray(v, np.float64), np.ones(k) / k, mode="valid")  # noqa
-    axes[0].plot(sm(res.elbo), label="jaxml fit_sgvi")
+    axes[0].plot(sm(-np.asarray(res.trace)), label="jaxml fit_sgvi (−loss)")
     axes[0].plot(sm(-np.asarray(np_losses2)), label="numpyro SVI (−loss)", alpha=0.8)
     axes[0].set(xlabel="step", ylabel="ELBO estimate (running mean)",
                 title=f"Bayesian logistic regression n={n}, d={d}")
     lo = min(e_jaxml, e_np)
     axes[0].set_ylim(lo - 0.2 * abs(lo), None)
     axes[0].legend()
-    axes[1].plot(np.asarray(q_np.loc), np.asarray(res.q.loc), "o", ms=4)
-    lim = float(jnp.max(jnp.abs(res.q.loc))) * 1.1
+    axes[1].plot(np.asarray(q_np.loc), np.asarray(res.params.loc), "o", ms=4)
+    lim = float(jnp.max(jnp.abs(res.params.loc))) * 1.1
     axes[1].plot([-lim, lim], [-lim, lim], "k:")
     axes[1].set(xlabel="numpyro AutoNormal loc", ylabel="jaxml MeanFieldGaussian loc",
                 title="fitted posterior means")

@@ -60,26 +60,27 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
     y = jnp.asarray(y_tr)
     d = A_tr.shape[1]
 
-    def log_joint(w):
+    def log_density(w):
         logits = A_tr @ w
         return (jnp.sum(y * logits - jax.nn.softplus(logits)) - 0.5 * jnp.sum(w * w)
                 - 0.5 * d * jnp.log(2 * jnp.pi))
 
     n_steps = 400 if quick else 5000
     fits = {
-        "mean-field": vi.fit_sgvi(jax.random.key(0), log_joint, vi.MeanFieldGaussian.init(
+        "mean-field": vi.fit_sgvi(jax.random.key(0), log_density, vi.MeanFieldGaussian.init(
             d, scale=0.1, dtype=A_tr.dtype), n_steps=n_steps, learning_rate=0.02, n_samples=4),
-        "full-rank": vi.fit_sgvi(jax.random.key(1), log_joint, vi.FullRankGaussian.init(
+        "full-rank": vi.fit_sgvi(jax.random.key(1), log_density, vi.FullRankGaussian.init(
             d, scale=0.1, dtype=A_tr.dtype), n_steps=n_steps, learning_rate=0.02, n_samples=4),
     }
     n_pred = 200 if quick else 2000
     results = {}
     for name, fit in fits.items():
-        w = fit.q.sample(jax.random.key(7), n_pred)                       # (S, d)
+        w = fit.params.sample(jax.random.key(7), n_pred)                       # (S, d)
         p = np.asarray(jnp.mean(jax.nn.sigmoid(A_te @ w.T), axis=1), np.float64)
-        elbo = float(vi.monte_carlo_elbo(jax.random.key(8), log_joint, fit.q, n_samples=n_pred))
+        elbo = float(vi.monte_carlo_elbo(jax.random.key(8), log_density, fit.params, n_samples=n_pred))
         results[name] = dict(p=p, acc=accuracy_score(y_te, p > 0.5), nll=log_loss(y_te, p),
-                             ece=_ece(p, y_te), elbo=elbo, q=fit.q, trace=np.asarray(fit.elbo))
+                             ece=_ece(p, y_te), elbo=elbo, q=fit.params,
+                             trace=-np.asarray(fit.trace))   # the trace is the loss, -ELBO
     sk = LogisticRegression(C=1.0, max_iter=5000).fit(X_tr, y_tr)
     p_sk = sk.predict_proba(X_te)[:, 1]
     sk_res = dict(acc=accuracy_score(y_te, p_sk > 0.5), nll=log_loss(y_te, p_sk),

@@ -44,7 +44,7 @@ def _problem():
     X, y = jnp.asarray(X), jnp.asarray(y)
     d = X.shape[1]
 
-    def log_joint(w):
+    def log_density(w):
         r = y - X @ w
         return -0.5 * jnp.sum(r * r) / NOISE - 0.5 * ALPHA * jnp.sum(w * w)
 
@@ -57,7 +57,7 @@ def _problem():
     A = X.T @ X / NOISE + ALPHA * jnp.eye(d)
     post_cov = jnp.linalg.inv(A)
     post_mean = post_cov @ (X.T @ y / NOISE)
-    return d, log_joint, exact_elbo, post_mean, post_cov
+    return d, log_density, exact_elbo, post_mean, post_cov
 
 
 def _flat(tree):
@@ -67,7 +67,7 @@ def _flat(tree):
 def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
     import matplotlib.pyplot as plt
 
-    d, log_joint, exact_elbo, post_mean, post_cov = _problem()
+    d, log_density, exact_elbo, post_mean, post_cov = _problem()
     sizes = [8] if quick else [2, 4, 8, 16, 32, 64]
     m = 200 if quick else 1000
     places = {
@@ -78,7 +78,7 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
     # one compiled function per (estimator, S), reused for both places of q
     draws = {(name, s): jax.jit(jax.vmap(
         lambda k, q, est=est, s=s: _flat(
-            vi.elbo_and_grad(k, log_joint, q, estimator=est, n_samples=s).grad),
+            vi.elbo_and_grad(k, log_density, q, estimator=est, n_samples=s).grad),
         in_axes=(0, None))) for name, est in ESTIMATORS.items() for s in sizes}
     variances = {p: {e: [] for e in ESTIMATORS} for p in places}
     zs = []

@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from jaxml import rvm
-from jaxml.svm import RBF
+from jaxml.kernels import RBF
 
 
 def _breast_cancer(quick: bool):
@@ -45,7 +45,7 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
     gamma = 1.0 / Xtr.shape[1]
     model = rvm.fit(jax.random.key(0), Xtr, ytr, kernel=RBF(gamma), **sizes)
     acc = float(np.mean(np.asarray(rvm.predict(model, Xte)) == yte))
-    n_rv = int(model.relevant[:-1].sum())
+    n_rv = int(model.relevant[1:].sum())   # relevant[0] is the bias
     lr = LogisticRegression(max_iter=1000).fit(Xtr, ytr)
     svc = SVC(kernel="rbf", gamma=gamma).fit(Xtr, ytr)
     p = np.asarray(rvm.predict_proba(model, Xte))
@@ -66,7 +66,7 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
     g0, g1 = np.meshgrid(np.linspace(-1.8, 2.8, 120), np.linspace(-1.3, 1.8, 100))
     grid = np.c_[g0.ravel(), g1.ravel()]
     prob = np.asarray(rvm.predict_proba(m2, grid)).reshape(g0.shape)
-    rv = np.asarray(m2.relevant[:-1])
+    rv = np.asarray(m2.relevant[1:])            # the bias comes first
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     ax = axes[0]
@@ -90,11 +90,11 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
     ax.legend(loc="lower left")
 
     ax = axes[2]
-    tr = np.asarray(model.elbo)[: int(model.n_iter)]
+    tr = np.asarray(model.trace)[: int(model.n_iter)]
     ax.plot(np.arange(1, len(tr) + 1), tr, label="breast cancer")
-    tr2 = np.asarray(m2.elbo)[: int(m2.n_iter)]
+    tr2 = np.asarray(m2.trace)[: int(m2.n_iter)]
     ax.plot(np.arange(1, len(tr2) + 1), tr2, label="moons")
-    ax.set_xlabel("outer iteration (Adam steps on q, then α = μ² + diag Σ)")
+    ax.set_xlabel("outer iteration (Adam steps on q, then 1/α = μ² + diag Σ)")
     ax.set_ylabel("ELBO")
     ax.set_title("ELBO trace")
     ax.legend()
@@ -109,12 +109,12 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
 
     # ---- the α spectrum on breast cancer
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    a = np.sort(np.asarray(model.alpha))[::-1]
+    a = np.sort(1.0 / np.asarray(model.alpha))[::-1]   # prior variances 1/α (α: precisions)
     ax.semilogy(a, ".-")
-    ax.axhline(1e-3 * a[0], color="r", ls="--", label="pruning threshold (10⁻³ · max α)")
+    ax.axhline(1e-3 * a[0], color="r", ls="--", label="pruning threshold (10⁻³ · max 1/α)")
     ax.set_xlabel("basis function (sorted)")
-    ax.set_ylabel("prior variance α")
-    ax.set_title("ARD: most prior variances collapse to 0")
+    ax.set_ylabel("prior variance 1/α")
+    ax.set_title("ARD: most prior variances collapse to 0 (α → ∞)")
     ax.legend()
     rows.append(SummaryRow("RVM prior variances, breast cancer",
                            f"{n_rv} of {len(a) - 1} basis functions kept",
