@@ -1,0 +1,109 @@
+"""The kernel interface every sampler of :mod:`jaxml.mcmc` implements, and the boundary
+checks they share.
+
+A kernel is a structural choice (an ``eqx.Module``): it holds the target (``log_density``,
+static) and its numbers (traced), and tells :func:`jaxml.mcmc.sample` how to start a chain,
+how to move it, and how to tune itself during warm-up. Users add their own kernels by
+subclassing :class:`MCMCKernel`.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Callable, NamedTuple
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from jaxml._core import as_float_array, is_concrete
+
+__all__ = ["MCMCKernel", "NoParams", "check_log_density", "check_position", "concrete_positive",
+           "check_target_accept"]
+
+LogDensity = Callable[[jax.Array], jax.Array]
+
+
+class NoParams(NamedTuple):
+    """The tunable parameters of a kernel that has none (Gibbs samplers)."""
+
+
+class MCMCKernel(eqx.Module):
+    """A Markov kernel: ``init`` a state from a position, ``step`` it, tune it in warm-up.
+
+    Subclasses implement :meth:`init` and :meth:`step`; kernels with tunable parameters
+    (a proposal scale, a step size) also override :meth:`init_params` and the three warm-up
+    hooks. Every method is pure and is called inside ``jit``/``vmap`` by
+    :func:`jaxml.mcmc.sample` (one chain at a time; ``sample`` vmaps over chains).
+    """
+
+    @property
+    def position_ndim(self) -> int:
+        """The rank of one chain's position (1: a (d,) vector)."""
+        return 1
+
+    def check(self, position: jax.Array) -> None:
+        """Boundary checks on one chain's concrete starting position (Python, before jit)."""
+
+    @abc.abstractmethod
+    def init(self, position: jax.Array) -> Any:
+        """The chain's state at ``position``."""
+
+    @abc.abstractmethod
+    def step(self, key: jax.Array, state: Any, params: Any) -> tuple[Any, Any]:
+        """One transition: ``(state, info)``."""
+
+    def init_params(self, state: Any) -> Any:
+        """The tunable parameters before warm-up (a NamedTuple of arrays)."""
+        return NoParams()
+
+    def warmup_init(self, state: Any, params: Any, n_warmup: int) -> Any:
+        """The adaptation state at the start of warm-up."""
+        return ()
+
+    def warmup_update(self, adapt: Any, i: jax.Array, state: Any, info: Any, params: Any,
+                      n_warmup: int) -> tuple[Any, Any]:
+        """After warm-up step ``i``: the new adaptation state and the parameters to use next."""
+        return adapt, params
+
+    def warmup_final(self, adapt: Any, params: Any, n_warmup: int) -> Any:
+        """The parameters used for sampling, once warm-up is over."""
+        return params
+
+
+def check_position(position, name: str = "position") -> jax.Array:
+    """A finite, floating (d,) position."""
+    return as_float_array(position, name, ndim=1)
+
+
+def check_log_density(log_density, position: jax.Array) -> None:
+    """``log_density`` is callable, returns a scalar at ``position``, finite there (when
+    ``position`` is concrete)."""
+    if not callable(log_density):
+        raise TypeError(f"log_density must be callable, got {type(log_density).__name__}")
+    out = jax.eval_shape(log_density, position)
+    if getattr(out, "shape", None) != ():
+        raise ValueError(f"log_density must return a scalar, got shape {getattr(out, 'shape', None)}")
+    if is_concrete(position):
+        value = np.asarray(log_density(position))
+        if not np.isfinite(value):
+            raise ValueError(
+                f"log_density is not finite at the initial position (got {value}); "
+                "start the chain inside the support of the target")
+
+
+def concrete_positive(x, name: str) -> None:
+    """Raise unless a concrete ``x`` is positive and finite (names the argument)."""
+    if is_concrete(x):
+        v = np.asarray(x)
+        if v.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be a real number, got {x!r}")
+        if np.any(~np.isfinite(v)) or np.any(v <= 0):
+            raise ValueError(f"{name} must be positive and finite, got {x}")
+
+
+def check_target_accept(target_accept) -> None:
+    """Raise unless a concrete ``target_accept`` lies in (0, 1)."""
+    concrete_positive(target_accept, "target_accept")
+    if is_concrete(target_accept) and np.any(np.asarray(target_accept) >= 1):
+        raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
