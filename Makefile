@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 OUT    := out
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(VENV)/.stamp-test
 
 bench: $(VENV)/.stamp-bench
 	MPLBACKEND=Agg $(PY) benchmarks/run_all.py --out $(OUT)/bench
+
+# The API reference (mkdocs-material + mkdocstrings), strict: a broken reference fails.
+docs: $(VENV)/.stamp-docs
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir $(OUT)/docs
+	@echo "API reference in $(OUT)/docs/index.html"
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis

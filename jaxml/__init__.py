@@ -13,11 +13,19 @@ __version__ = "0.1.0"
 
 __all__ = [
     "convex", "optim", "linear", "svm", "naive_bayes", "pca", "kmeans", "gaussian", "gmm",
-    "lda", "vi", "rvm", "bayes_layers", "flows", "vae", "kernels",
+    "lda", "vi", "rvm", "bayes_layers", "flows", "vae", "kernels", "io",
 ]
 
 
+# Functions exported at the top level, imported from their module on first use.
+_FUNCTIONS = {"save": "io", "load": "io"}
+
+
 def __getattr__(name):
+    if name in _FUNCTIONS:
+        value = getattr(importlib.import_module(f"jaxml.{_FUNCTIONS[name]}"), name)
+        globals()[name] = value
+        return value
     if name in __all__:
         module = importlib.import_module(f"jaxml.{name}")
         globals()[name] = module
@@ -26,4 +34,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(list(globals()) + __all__)
+    return sorted(set(globals()) | set(__all__) | set(_FUNCTIONS))
