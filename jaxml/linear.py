@@ -23,6 +23,7 @@ References:
 
 from __future__ import annotations
 
+from functools import lru_cache, partial
 from typing import NamedTuple
 
 import jax
@@ -31,16 +32,26 @@ from jax import lax
 
 from jaxml import convex, optim
 from jaxml._core import (
+    HIGHEST,
+    Adjoint,
+    Direct,
+    StepInfo,
     as_float_array,
     check_int_in_range,
+    check_loop_options,
     check_matrix,
     check_nonnegative,
+    check_positive,
     check_same_length,
     check_vector,
+    fixed_point,
     float_dtype,
-    run_loop,
+    max_eigenvalue,
+    safe_norm,
 )
+from jaxml._core.batched import batched_solver
 from jaxml._core.linalg import blocked_gram, cholesky_solve, symmetrize
+from jaxml._core.prox import ProxState, extrapolate, is_uphill, momentum, restart_momentum
 
 __all__ = [
     "squared_loss", "squared_loss_grad", "least_squares", "least_squares_gd", "ridge",
@@ -65,11 +76,9 @@ def _nonneg_scalar(v, name, dtype):
     return v
 
 
-def _check_loop(tol, max_iter):
-    if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
-    tol_arr = jnp.asarray(tol)
-    check_nonnegative(tol_arr, "tol")
+def _tol(tol, dtype):
+    """``tol`` as a traced scalar of the data's dtype (one compilation for every value)."""
+    return jnp.asarray(tol, dtype)
 
 
 # ----------------------------------------------------------------------------- loss
@@ -115,11 +124,16 @@ def least_squares(X, y) -> jax.Array:
         (d,) the weights, dtype of ``X``/``y``.
     """
     X, y = _data(X, y)
+    return _least_squares(X, y)
+
+
+@jax.jit
+def _least_squares(X, y):
     return jnp.linalg.lstsq(X, y)[0]
 
 
 def least_squares_gd(X, y, *, learning_rate=None, tol=1e-6, max_iter: int = 1000,
-                     unroll: bool = False) -> optim.OptResult:
+                     adjoint: Adjoint | None = None) -> optim.OptResult:
     r"""Least squares :math:`\min_w \tfrac12\|y - Xw\|^2` by gradient descent.
 
     Uses :func:`jaxml.optim.gradient_descent` from :math:`w_0 = 0` (Armijo backtracking when
@@ -127,16 +141,29 @@ def least_squares_gd(X, y, *, learning_rate=None, tol=1e-6, max_iter: int = 1000
     Stops when :math:`\|X^\top(Xw - y)\|_2 \le` ``tol``.
 
     Args:
-        X: (n, d) design. y: (n,) targets.
+        X: (n, d) design. y: (n,) targets. learning_rate: () fixed step or ``None``.
+        tol: gradient-norm tolerance. max_iter: static bound.
+        adjoint: ``Direct()`` (default) or ``Unrolled()`` (reverse-mode differentiable).
 
     Returns:
-        :class:`jaxml.optim.OptResult` with ``x`` (d,) and ``trace`` the loss per iteration.
+        :class:`jaxml.optim.OptResult` with ``x`` (d,), ``n_iter``, ``converged`` and
+        ``trace`` (max_iter,) the loss per iteration.
     """
     X, y = _data(X, y)
-    _check_loop(tol, max_iter)
+    max_iter, tol = check_loop_options(max_iter, tol, allow_zero_tol=False)
+    line_search = learning_rate is None
+    if not line_search:
+        learning_rate = as_float_array(learning_rate, "learning_rate", ndim=0, dtype=X.dtype)
+        check_positive(learning_rate, "learning_rate")
+    return _least_squares_gd(X, y, learning_rate, _tol(tol, X.dtype), max_iter=max_iter,
+                             adjoint=adjoint)
+
+
+@partial(jax.jit, static_argnames=("max_iter", "adjoint"))
+def _least_squares_gd(X, y, learning_rate, tol, *, max_iter, adjoint):
     return optim.gradient_descent(lambda w: squared_loss(w, X, y), jnp.zeros(X.shape[1], X.dtype),
                                   learning_rate=learning_rate, tol=tol, max_iter=max_iter,
-                                  unroll=unroll)
+                                  adjoint=adjoint)
 
 
 # ----------------------------------------------------------------------------- ridge
@@ -264,9 +291,12 @@ def ridge(X, y, alpha) -> jax.Array:
     """
     X, y = _data(X, y)
     alpha = _nonneg_scalar(alpha, "alpha", X.dtype)
-    if _refines(X):
-        return _ridge_refined(X, y, alpha)
-    return _ridge_direct(X, y, alpha)
+    return _ridge(X, y, alpha, refine=_refines(X))
+
+
+@partial(jax.jit, static_argnames=("refine",))
+def _ridge(X, y, alpha, *, refine: bool):
+    return _ridge_refined(X, y, alpha) if refine else _ridge_direct(X, y, alpha)
 
 
 # ----------------------------------------------------------------------------- constrained
@@ -291,30 +321,52 @@ class ConstrainedResult(NamedTuple):
     trace: jax.Array
 
 
-def _constrained_ls(X, y, radius, project, multiplier, *, tol, max_iter,
-                    unroll) -> ConstrainedResult:
-    """Accelerated projected gradient on f(w) = ||y - Xw||^2 s.t. w in the ball of ``radius``,
-    in Gram form with step 1/L exactly; ``project(v, r)`` is the ball's projection and
-    ``multiplier(w, grad, r)`` the constraint's KKT multiplier at the solution."""
+def _constrained_ls(X, y, radius, ball, *, tol, max_iter, adjoint) -> ConstrainedResult:
+    """Check, then the jitted core for the ``ball`` ("l1" or "l2")."""
     X, y = _data(X, y)
     r = _nonneg_scalar(radius, "radius", X.dtype)
-    _check_loop(tol, max_iter)
+    max_iter, tol = check_loop_options(max_iter, tol)
+    return _constrained_core(X, y, r, _tol(tol, X.dtype), ball=ball, max_iter=max_iter,
+                             adjoint=adjoint)
+
+
+def _l2_multiplier(w, grad, r):
+    ww = jnp.dot(w, w)
+    return jnp.where(ww > 0, jnp.maximum(-jnp.dot(w, grad) / (2 * jnp.where(ww > 0, ww, 1.0)),
+                                         0.0), 0.0)
+
+
+def _l1_multiplier(w, grad, r):
+    on_boundary = jnp.sum(jnp.abs(w)) >= r * (1 - 1e3 * jnp.finfo(w.dtype).eps)
+    return jnp.where(on_boundary, jnp.max(jnp.abs(grad)), 0.0)
+
+
+_BALLS = {"l2": (convex.project_l2_ball, _l2_multiplier),
+          "l1": (convex.project_l1_ball, _l1_multiplier)}
+
+
+@partial(jax.jit, static_argnames=("ball", "max_iter", "adjoint"))
+def _constrained_core(X, y, r, tol, *, ball, max_iter, adjoint) -> ConstrainedResult:
+    """Accelerated projected gradient (:func:`jaxml.optim.proximal_gradient`, the shared
+    FISTA) on f(w) = ‖y − Xw‖² s.t. w in the ball of radius r, in Gram form with step 1/L
+    exactly; the ball's projection and the constraint's KKT multiplier come from ``ball``."""
+    project, multiplier = _BALLS[ball]
     G = _gram(X)
     b = y @ X
     yy = jnp.dot(y, y)
     L = 2.0 * jnp.linalg.eigvalsh(G)[-1]
-    scale = 2.0 * jnp.maximum(jnp.linalg.norm(b), jnp.finfo(X.dtype).tiny)  # |grad f(0)|
+    scale = 2.0 * jnp.maximum(safe_norm(b), jnp.finfo(X.dtype).tiny)  # |grad f(0)|
     f = lambda w: (w @ (G @ w) - 2.0 * (b @ w) + yy) / scale  # noqa: E731
     res = optim.proximal_gradient(f, lambda v, t: project(v, r), jnp.zeros(X.shape[1], X.dtype),
                                   learning_rate=scale / L, tol=tol, max_iter=max_iter,
-                                  unroll=unroll)
+                                  adjoint=adjoint)
     grad = 2.0 * (G @ res.x - b)
     return ConstrainedResult(res.x, multiplier(res.x, grad, r), res.value * scale, res.n_iter,
                              res.converged, res.error, res.trace * scale)
 
 
 def ridge_constrained(X, y, radius, *, tol=1e-8, max_iter: int = 5000,
-                      unroll: bool = False) -> ConstrainedResult:
+                      adjoint: Adjoint | None = None) -> ConstrainedResult:
     r"""Constrained ridge :math:`\min_w \|y - Xw\|^2` s.t. :math:`\|w\|_2 \le r`.
 
     Accelerated projected gradient (FISTA with projection onto the L2 ball, step
@@ -328,21 +380,16 @@ def ridge_constrained(X, y, radius, *, tol=1e-8, max_iter: int = 5000,
 
     Args:
         X: (n, d) design. y: (n,) targets. radius: () ``r >= 0``.
+        tol, max_iter: stopping rule and static bound. adjoint: ``Direct()`` / ``Unrolled()``.
 
     Returns:
         :class:`ConstrainedResult`.
     """
-    def multiplier(w, grad, r):
-        ww = jnp.dot(w, w)
-        return jnp.where(ww > 0, jnp.maximum(-jnp.dot(w, grad) / (2 * jnp.where(ww > 0, ww, 1.0)),
-                                             0.0), 0.0)
-
-    return _constrained_ls(X, y, radius, convex.project_l2_ball, multiplier, tol=tol,
-                           max_iter=max_iter, unroll=unroll)
+    return _constrained_ls(X, y, radius, "l2", tol=tol, max_iter=max_iter, adjoint=adjoint)
 
 
 def lasso_constrained(X, y, radius, *, tol=1e-8, max_iter: int = 5000,
-                      unroll: bool = False) -> ConstrainedResult:
+                      adjoint: Adjoint | None = None) -> ConstrainedResult:
     r"""Constrained lasso :math:`\min_w \|y - Xw\|^2` s.t. :math:`\|w\|_1 \le r`.
 
     Accelerated projected gradient with the exact sort-based projection onto the L1 ball
@@ -355,16 +402,12 @@ def lasso_constrained(X, y, radius, *, tol=1e-8, max_iter: int = 5000,
 
     Args:
         X: (n, d) design. y: (n,) targets. radius: () ``r >= 0``.
+        tol, max_iter: stopping rule and static bound. adjoint: ``Direct()`` / ``Unrolled()``.
 
     Returns:
         :class:`ConstrainedResult` (``multiplier`` = :math:`\lambda`).
     """
-    def multiplier(w, grad, r):
-        on_boundary = jnp.sum(jnp.abs(w)) >= r * (1 - 1e3 * jnp.finfo(w.dtype).eps)
-        return jnp.where(on_boundary, jnp.max(jnp.abs(grad)), 0.0)
-
-    return _constrained_ls(X, y, radius, convex.project_l1_ball, multiplier, tol=tol,
-                           max_iter=max_iter, unroll=unroll)
+    return _constrained_ls(X, y, radius, "l1", tol=tol, max_iter=max_iter, adjoint=adjoint)
 
 
 # ----------------------------------------------------------------------------- lasso
@@ -392,21 +435,16 @@ class LassoPathResult(NamedTuple):
 
     Attributes:
         coefs: (k, d). duality_gap: (k,). n_iter: (k,). converged: (k,) bool.
+        trace: (k, max_iter) the objective of each fit per iteration, NaN past its
+            ``n_iter`` (on the refined path: the float32 model's objective, round after
+            round).
     """
 
     coefs: jax.Array
     duality_gap: jax.Array
     n_iter: jax.Array
     converged: jax.Array
-
-
-class _LassoState(NamedTuple):
-    w: jax.Array        # (d,) current iterate
-    w_prev: jax.Array   # (d,) previous iterate
-    Gw: jax.Array       # (d,) G w
-    Gw_prev: jax.Array  # (d,) G w_prev
-    theta: jax.Array    # () FISTA momentum
-    L: jax.Array        # () step 1/L; doubled if the quadratic upper bound ever fails
+    trace: jax.Array
 
 
 class _LassoProblem(NamedTuple):
@@ -418,24 +456,26 @@ class _LassoProblem(NamedTuple):
 
 
 def _gram_operator(X):
-    """v ↦ XᵀXv/n: the d×d Gram matrix when n ≥ d, else two products with X."""
+    """The operator v ↦ XᵀXv/n as (kind, data): the d×d Gram matrix when n ≥ d, else X
+    itself (two products with X per application)."""
     n, d = X.shape
     if n >= d:
-        G = _gram(X) / n
-        return lambda v: G @ v
-    return lambda v: (X @ v) @ X / n
+        return "gram", _gram(X) / n
+    return "data", X
 
 
-def _max_eig(mv, d, dtype, n_iter: int = 60):
-    """λ_max of a PSD operator by power iteration (a lower estimate; the solver guards it)."""
-    v0 = jnp.ones((d,), dtype) + jnp.linspace(0.0, 1.0, d, dtype=dtype)
-
-    def body(_, v):
-        u = mv(v)
-        return u / jnp.maximum(jnp.linalg.norm(u), jnp.finfo(dtype).tiny)
-
-    v = lax.fori_loop(0, n_iter, body, v0 / jnp.linalg.norm(v0))
-    return jnp.dot(v, mv(v))
+def _apply(kind: str, op, v):
+    """Apply the Gram-form operator ``(kind, op)`` to v (d,)."""
+    if kind == "gram":
+        return op @ v
+    if kind == "data":
+        return (op @ v) @ op / op.shape[0]
+    if kind == "f32":      # G̃v: float32 products with the float32 Gram matrix
+        return jnp.matmul(op, v.astype(jnp.float32), precision=HIGHEST).astype(v.dtype)
+    if kind == "model":    # v ↦ G w_a + G̃(v − w_a), the refined path's model
+        Gw_a, w_a, G32 = op
+        return Gw_a + _apply("f32", G32, v - w_a)
+    raise ValueError(kind)
 
 
 def _lasso_gap(w, Gw, b, yy, alpha):
@@ -453,64 +493,93 @@ def _lasso_gap(w, Gw, b, yy, alpha):
     return jnp.maximum(gap, 0.0), primal
 
 
-def _lasso_solve(mv, prob: _LassoProblem, alpha, w0, *, tol, max_iter, unroll):
-    """FISTA with adaptive restart in Gram form: one operator product per iteration.
+def _lasso_step(mv, state: ProxState, args) -> tuple[ProxState, StepInfo]:
+    """One FISTA step (the shared :mod:`jaxml._core.prox` momentum and restart) on the
+    lasso in Gram form: one operator product per iteration.
 
-    Because the extrapolation is linear, G y_k = G w_k + β (G w_k − G w_{k−1}); the objective
-    and duality gap at the new iterate are then O(d) from G w_{k+1}. ``mv`` may be affine,
-    v ↦ G w_a + G̃(v − w_a) (the refined path's model): everything here reads only
-    differences of its values or the value itself.
+    ``state.x`` is the pair (w, Gw): the extrapolation is linear, so
+    G y_k = G w_k + β (G w_k − G w_{k−1}) comes with y_k, and the objective and duality gap
+    at the new iterate are O(d) from G w_{k+1}. ``state.step`` is 1/L, halved whenever the
+    quadratic upper bound fails (the power-iteration L is a lower estimate). ``mv`` may be
+    affine, v ↦ G w_a + G̃(v − w_a) (the refined path's model): everything here reads only
+    differences of its values or the value itself. ``args`` = (problem, alpha).
     """
+    prob, alpha = args
     b, yy = prob.b, prob.yy
     eps = jnp.finfo(b.dtype).eps
     scale = jnp.maximum(yy, jnp.finfo(b.dtype).tiny)
+    (w, Gw), t = state.x, state.step
+    theta_new, beta = momentum(state.theta)
+    v, Gv = extrapolate(state.x, state.x_prev, beta)
+    w_new = convex.soft_threshold(v - t * (Gv - b), t * alpha)
+    Gw_new = mv(w_new)
+    dv = w_new - v
+    # f(w_new) − f(v) − gᵀdv = ½ dvᵀG dv = ½ dvᵀ(G w_new − G v): the upper bound holds iff
+    # that curvature is at most L|dv|² (no difference of large f values is taken)
+    curvature = jnp.dot(dv, Gw_new - Gv)
+    bound_fails = 0.5 * curvature > 0.5 * jnp.dot(dv, dv) / t + 100 * eps * scale
+    t_new = jnp.where(bound_fails, 0.5 * t, t)
+    theta_new = restart_momentum(theta_new, is_uphill(v, w_new, w) | bound_fails)
+    gap, primal = _lasso_gap(w_new, Gw_new, b, yy, alpha)
+    return ProxState((w_new, Gw_new), state.x, theta_new, t_new), StepInfo(gap / scale, primal)
 
-    def step(s: _LassoState):
-        theta_new = 0.5 * (1 + jnp.sqrt(1 + 4 * s.theta ** 2))
-        beta = (s.theta - 1) / theta_new
-        v = s.w + beta * (s.w - s.w_prev)
-        Gv = s.Gw + beta * (s.Gw - s.Gw_prev)
-        g = Gv - b
-        t = 1.0 / s.L
-        w_new = convex.soft_threshold(v - t * g, t * alpha)
-        Gw_new = mv(w_new)
-        dv = w_new - v
-        # f(w_new) − f(v) − gᵀdv = ½ dvᵀG dv = ½ dvᵀ(G w_new − G v): the upper bound holds iff
-        # that curvature is at most L|dv|² (no difference of large f values is taken)
-        curvature = jnp.dot(dv, Gw_new - Gv)
-        bound_fails = 0.5 * curvature > 0.5 * s.L * jnp.dot(dv, dv) + 100 * eps * scale
-        L_new = jnp.where(bound_fails, 2.0 * s.L, s.L)
-        uphill = jnp.dot(v - w_new, w_new - s.w) > 0
-        theta_new = jnp.where(uphill | bound_fails, jnp.ones_like(theta_new), theta_new)
-        gap, primal = _lasso_gap(w_new, Gw_new, b, yy, alpha)
-        return _LassoState(w_new, s.w, Gw_new, s.Gw, theta_new, L_new), gap / scale, primal
 
-    Gw0 = mv(w0)
-    state = _LassoState(w0, w0, Gw0, Gw0, jnp.ones((), b.dtype), prob.L0)
-    res = run_loop(step, state, tol=tol, max_iter=max_iter, unroll=unroll)
-    gap, primal = _lasso_gap(res.state.w, res.state.Gw, b, yy, alpha)
+@lru_cache(maxsize=None)
+def _lasso_loop(kind: str):
+    """(init, step) of the lasso for the operator ``kind``, on the loop's convention
+    ``step(state, problem)`` with problem = (op, prob, alpha, w0): module-level and cached,
+    so :func:`jaxml._core.batched.batched_solver` reuses one solver per kind."""
+
+    def init(problem):
+        op, prob, _, w0 = problem
+        Gw0 = _apply(kind, op, w0)
+        return ProxState((w0, Gw0), (w0, Gw0), jnp.ones((), prob.b.dtype), 1.0 / prob.L0)
+
+    def step(state, problem):
+        op, prob, alpha, _ = problem
+        return _lasso_step(partial(_apply, kind, op), state, (prob, alpha))
+
+    return init, step
+
+
+def _lasso_solve(kind: str, op, prob: _LassoProblem, alpha, w0, *, tol, max_iter,
+                 adjoint=None):
+    """The shared loop over :func:`_lasso_step` from w0; returns (LoopResult, gap, primal).
+
+    With the default adjoint it runs :func:`jaxml._core.batched.batched_solver`, so a
+    vmapped path (many alphas) shares one loop and writes its traces without copies."""
+    init, step = _lasso_loop(kind)
+    problem = (op, prob, alpha, w0)
+    if adjoint is None or isinstance(adjoint, Direct):
+        res = batched_solver(init, step, max_iter)(problem, tol)
+    else:
+        res = fixed_point(step, init(problem), problem, tol=tol, max_iter=max_iter,
+                          adjoint=adjoint)
+    w, Gw = res.state.x
+    gap, primal = _lasso_gap(w, Gw, prob.b, prob.yy, alpha)
     return res, gap, primal
 
 
-def _lasso_setup(X, y, mv=None):
+def _lasso_setup(X, y, kind=None, op=None):
     n, d = X.shape
-    mv = _gram_operator(X) if mv is None else mv
+    if kind is None:
+        kind, op = _gram_operator(X)
     b = y @ X / n
     yy = jnp.dot(y, y) / n
-    L0 = 1.05 * _max_eig(mv, d, X.dtype)
+    L0 = 1.05 * max_eigenvalue(partial(_apply, kind, op), d, X.dtype)
     L0 = jnp.maximum(L0, jnp.finfo(X.dtype).tiny)
-    return mv, _LassoProblem(b, yy, L0)
+    return kind, op, _LassoProblem(b, yy, L0)
 
 
 _ROUND_REDUCTION = 1e-5   # each refinement round asks its model for this factor of gap
 
 
-def _lasso_solve_refined(exact_mv, prob: _LassoProblem, approx_mv, alpha, w0, Gw0, *, tol,
+def _lasso_solve_refined(exact_mv, prob: _LassoProblem, G32, alpha, w0, Gw0, *, tol,
                          max_iter, round_iter: int = 100):
     r"""The lasso solved with float32 products of the Gram matrix, refined to float64.
 
-    ``exact_mv`` is :math:`v \mapsto Gv` in float64, ``approx_mv`` the same product in
-    float32, :math:`\tilde G v` (relative error ~1e-7, about half the time on CPUs).
+    ``exact_mv`` is :math:`v \mapsto Gv` in float64, ``G32`` the Gram matrix in float32 for
+    the same product in float32, :math:`\tilde G v` (relative error ~1e-7, about half the time on CPUs).
     Round j solves the lasso for the model :math:`f(w_j) + \nabla f(w_j)^\top(w - w_j) +
     \tfrac12 (w - w_j)^\top\tilde G(w - w_j)` by :func:`_lasso_solve` from the anchor
     :math:`w_j`, its operator :math:`v \mapsto Gw_j + \tilde G(v - w_j)`: the model's
@@ -522,7 +591,8 @@ def _lasso_solve_refined(exact_mv, prob: _LassoProblem, approx_mv, alpha, w0, Gw
     float32 rounding can keep its model gap above the target: the next anchor then
     resumes), and there are ``max_iter // round_iter`` rounds at most, so at most
     ``max_iter`` FISTA iterations in all. It stops once the exact gap is at most
-    ``tol``·yy. ``Gw0`` is the exact :math:`Gw_0`. Returns (w, Gw, gap, n_iter, converged).
+    ``tol``·yy. ``Gw0`` is the exact :math:`Gw_0`. Returns (w, Gw, gap, n_iter, converged,
+    trace), the trace (max_iter,) holding each round's model objectives one after another.
     """
     round_iter = min(int(round_iter), int(max_iter))
     max_rounds = int(max_iter) // round_iter
@@ -533,29 +603,29 @@ def _lasso_solve_refined(exact_mv, prob: _LassoProblem, approx_mv, alpha, w0, Gw
         return _lasso_gap(w, Gw, b, yy, alpha)[0] / scale
 
     def cond(c):
-        w, Gw, gap, n_iter, rounds = c
+        w, Gw, gap, n_iter, rounds, trace = c
         return (rounds < max_rounds) & ~(gap <= tol)
 
     def body(c):
-        w_a, Gw_a, gap_a, n_iter, rounds = c
-
-        def model_mv(v):
-            return Gw_a + approx_mv(v - w_a)
+        w_a, Gw_a, gap_a, n_iter, rounds, trace = c
 
         round_tol = jnp.maximum(tol, _ROUND_REDUCTION * gap_a)
-        res, _, _ = _lasso_solve(model_mv, prob, alpha, w_a, tol=round_tol,
-                                 max_iter=round_iter, unroll=False)
-        w = res.state.w
+        res, _, _ = _lasso_solve("model", (Gw_a, w_a, G32), prob, alpha, w_a, tol=round_tol,
+                                 max_iter=round_iter)
+        w = res.state.x[0]
         Gw = exact_mv(w)
-        return w, Gw, exact_gap(w, Gw), n_iter + res.n_iter, rounds + 1
+        # rounds start at n_iter ≤ (max_rounds − 1)·round_iter: the slice always fits
+        trace = lax.dynamic_update_slice(trace, res.trace.astype(trace.dtype), (n_iter,))
+        return w, Gw, exact_gap(w, Gw), n_iter + res.n_iter, rounds + 1, trace
 
-    w, Gw, gap, n_iter, _ = lax.while_loop(
-        cond, body, (w0, Gw0, exact_gap(w0, Gw0), jnp.int32(0), jnp.int32(0)))
-    return w, Gw, gap * scale, n_iter, gap <= tol
+    trace0 = jnp.full((int(max_iter),), jnp.nan, b.dtype)
+    w, Gw, gap, n_iter, _, trace = lax.while_loop(
+        cond, body, (w0, Gw0, exact_gap(w0, Gw0), jnp.int32(0), jnp.int32(0), trace0))
+    return w, Gw, gap * scale, n_iter, gap <= tol, trace
 
 
 def lasso(X, y, alpha, *, tol=1e-4, max_iter: int = 5000, w0=None,
-          unroll: bool = False) -> LassoResult:
+          adjoint: Adjoint | None = None) -> LassoResult:
     r"""Lasso :math:`\min_w \frac{1}{2n}\|y - Xw\|^2 + \alpha\|w\|_1` by FISTA (scikit-learn's
     ``Lasso(fit_intercept=False)``).
 
@@ -569,20 +639,26 @@ def lasso(X, y, alpha, *, tol=1e-4, max_iter: int = 5000, w0=None,
         X: (n, d) design. y: (n,) targets. alpha: () penalty ``>= 0`` (traced: vmap over it).
         tol: relative duality-gap tolerance (scikit-learn's ``tol``, default ``1e-4``).
         max_iter: static bound on iterations. w0: (d,) warm start (default zeros).
-        unroll: differentiable ``lax.scan`` loop.
+        adjoint: ``Direct()`` (default) or ``Unrolled()`` (reverse-mode differentiable).
 
     Returns:
         :class:`LassoResult`.
     """
     X, y = _data(X, y)
     alpha = _nonneg_scalar(alpha, "alpha", X.dtype)
-    _check_loop(tol, max_iter)
+    max_iter, tol = check_loop_options(max_iter, tol)
     w0 = jnp.zeros(X.shape[1], X.dtype) if w0 is None else check_vector(w0, "w0", dtype=X.dtype)
     if w0.shape != (X.shape[1],):
         raise ValueError(f"w0 must have shape ({X.shape[1]},), got {w0.shape}")
-    mv, prob = _lasso_setup(X, y)
-    res, gap, primal = _lasso_solve(mv, prob, alpha, w0, tol=tol, max_iter=max_iter, unroll=unroll)
-    return LassoResult(res.state.w, primal, gap, res.n_iter, res.converged, res.trace)
+    return _lasso(X, y, alpha, w0, _tol(tol, X.dtype), max_iter=max_iter, adjoint=adjoint)
+
+
+@partial(jax.jit, static_argnames=("max_iter", "adjoint"))
+def _lasso(X, y, alpha, w0, tol, *, max_iter, adjoint) -> LassoResult:
+    kind, op, prob = _lasso_setup(X, y)
+    res, gap, primal = _lasso_solve(kind, op, prob, alpha, w0, tol=tol, max_iter=max_iter,
+                                    adjoint=adjoint)
+    return LassoResult(res.state.x[0], primal, gap, res.n_iter, res.converged, res.trace)
 
 
 def lasso_path(X, y, alphas, *, tol=1e-4, max_iter: int = 5000,
@@ -608,40 +684,48 @@ def lasso_path(X, y, alphas, *, tol=1e-4, max_iter: int = 5000,
 
     Returns:
         :class:`LassoPathResult` with ``coefs`` (k, d) in the order of ``alphas`` (note:
-        scikit-learn's ``lasso_path`` returns the transpose).
+        scikit-learn's ``lasso_path`` returns the transpose), ``n_iter``, ``converged`` (k,)
+        and ``trace`` (k, max_iter).
     """
     X, y = _data(X, y)
     alphas = as_float_array(alphas, "alphas", ndim=1, dtype=X.dtype)
     check_nonnegative(alphas, "alphas")
-    _check_loop(tol, max_iter)
+    max_iter, tol = check_loop_options(max_iter, tol)
     check_int_in_range(warm_block, "warm_block", 1, 10**9)
+    return _lasso_path(X, y, alphas, _tol(tol, X.dtype), max_iter=max_iter,
+                       warm_start=bool(warm_start), warm_block=int(warm_block),
+                       refine=_refines(X))
+
+
+@partial(jax.jit, static_argnames=("max_iter", "warm_start", "warm_block", "refine"))
+def _lasso_path(X, y, alphas, tol, *, max_iter, warm_start, warm_block,
+                refine) -> LassoPathResult:
     d = X.shape[1]
     zeros = jnp.zeros(d, X.dtype)
-    if _refines(X):   # float32 model products, refined against exact ones (G w carried)
+    if refine:   # float32 model products, refined against exact ones (G w carried)
         n = X.shape[0]
         G32 = (blocked_gram(X, compute_dtype=jnp.float32) / n).astype(jnp.float32)
 
         def exact_mv(v):   # this orientation batches into the fastest GEMMs under vmap
             return (v @ X.T) @ X / n
 
-        approx_mv, prob = _lasso_setup(X, y, lambda v: jnp.matmul(
-            G32, v.astype(jnp.float32), precision=lax.Precision.HIGHEST).astype(X.dtype))
+        _, _, prob = _lasso_setup(X, y, "f32", G32)
 
         def solve(alpha, start):
-            w, Gw, gap, n_iter, conv = _lasso_solve_refined(
-                exact_mv, prob, approx_mv, alpha, *start, tol=tol, max_iter=max_iter)
-            return (w, Gw), (w, gap, n_iter, conv)
+            w, Gw, gap, n_iter, conv, trace = _lasso_solve_refined(
+                exact_mv, prob, G32, alpha, *start, tol=tol, max_iter=max_iter)
+            return (w, Gw), (w, gap, n_iter, conv, trace)
     else:
-        mv, prob = _lasso_setup(X, y)
+        kind, op, prob = _lasso_setup(X, y)
 
         def solve(alpha, start):
-            res, gap, _ = _lasso_solve(mv, prob, alpha, start[0], tol=tol,
-                                       max_iter=max_iter, unroll=False)
-            return (res.state.w, res.state.Gw), (res.state.w, gap, res.n_iter, res.converged)
+            res, gap, _ = _lasso_solve(kind, op, prob, alpha, start[0], tol=tol,
+                                       max_iter=max_iter)
+            w, Gw = res.state.x
+            return (w, Gw), (w, gap, res.n_iter, res.converged, res.trace)
 
     if not warm_start:
-        W, gap, n_iter, conv = jax.vmap(lambda a: solve(a, (zeros, zeros))[1])(alphas)
-        return LassoPathResult(W, gap, n_iter, conv)
+        return LassoPathResult(*jax.vmap(lambda a: solve(a, (zeros, zeros))[1])(alphas))
 
     # largest alpha first, in blocks of `block` fits vmapped together (matrix-matrix
     # products), each block started from the previous block's last (smallest-alpha) fit
@@ -656,10 +740,9 @@ def lasso_path(X, y, alphas, *, tol=1e-4, max_iter: int = 5000,
         return jax.tree_util.tree_map(lambda a: a[-1], ends), out
 
     _, out = lax.scan(one_block, (zeros, zeros), padded.reshape(n_blocks, block))
-    W, gap, n_iter, conv = jax.tree_util.tree_map(
-        lambda a: a.reshape((n_blocks * block,) + a.shape[2:])[:k], out)
+    out = jax.tree_util.tree_map(lambda a: a.reshape((n_blocks * block,) + a.shape[2:])[:k], out)
     inv = jnp.argsort(order)
-    return LassoPathResult(W[inv], gap[inv], n_iter[inv], conv[inv])
+    return LassoPathResult(*(a[inv] for a in out))
 
 
 # ----------------------------------------------------------------------------- surface
@@ -682,6 +765,11 @@ def loss_surface(X, y, w1, w2) -> jax.Array:
         raise ValueError(f"X must have exactly 2 columns for a two-weight surface, got {X.shape[1]}")
     w1 = as_float_array(w1, "w1", ndim=1, dtype=X.dtype)
     w2 = as_float_array(w2, "w2", ndim=1, dtype=X.dtype)
+    return _loss_surface(X, y, w1, w2)
+
+
+@jax.jit
+def _loss_surface(X, y, w1, w2):
     G = X.T @ X
     b = y @ X
     A, B = jnp.meshgrid(w1, w2)

@@ -10,6 +10,7 @@ from sklearn.linear_model import Lasso, LinearRegression, Ridge
 from sklearn.linear_model import lasso_path as sk_lasso_path
 
 from jaxml import linear as lin
+from jaxml._core import Unrolled
 
 X, Y = load_diabetes(return_X_y=True)
 N, D = X.shape
@@ -228,7 +229,7 @@ def test_grad_through_fits():
     Xs, ys = X[:60], Y[:60]
     w = lin.lasso(Xs, ys, 1.0, tol=1e-14, max_iter=20000).w
     S = np.abs(np.asarray(w)) > 0
-    g = jax.grad(lambda yy: lin.lasso(Xs, yy, 1.0, tol=1e-14, max_iter=3000, unroll=True).w.sum())(ys)
+    g = jax.grad(lambda yy: lin.lasso(Xs, yy, 1.0, tol=1e-14, max_iter=3000, adjoint=Unrolled()).w.sum())(ys)
     XS = Xs[:, S]
     expect = XS @ np.linalg.solve(XS.T @ XS, np.ones(S.sum()))
     np.testing.assert_allclose(g, expect, atol=1e-6 * np.abs(expect).max())
