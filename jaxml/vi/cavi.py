@@ -1,29 +1,27 @@
-r"""Coordinate-ascent variational inference (CAVI) and two textbook models.
+"""Coordinate-ascent variational inference (CAVI) and two textbook models.
 
-Mean-field VI posits :math:`q(z) = \prod_j q_j(z_j)`; holding the other factors fixed, the
-ELBO is maximized in :math:`q_j` by
+Mean-field VI posits q(z) = Πⱼ qⱼ(zⱼ); holding the other factors fixed, the ELBO is
+maximized in qⱼ by
 
-.. math::
-
-    \log q_j^*(z_j) = \mathbb{E}_{-j}[\log p(x, z)] + \text{const},
+    log q*ⱼ(zⱼ) = E₋ⱼ[log p(x, z)] + const,
 
 so cycling through the factors never decreases the ELBO. :func:`coordinate_ascent` is the
 generic driver: a sequence of coordinate updates ``state -> state`` and an ELBO function,
-iterated on the shared bounded loop until the relative ELBO change
-:math:`|\mathcal L_t - \mathcal L_{t-1}| / (1 + |\mathcal L_t|)` is at most ``tol``.
+iterated on the shared bounded loop (``jaxml._core.fixed_point``) until the relative ELBO
+change |𝓛ₜ − 𝓛ₜ₋₁| / (1 + |𝓛ₜ|) is at most ``tol``. Each model has a public sweep,
+``step(state, x, *, prior) -> (CAVIState, CAVIInfo)``, and its fit is init + loop + step.
+Results hold the final ELBO in ``elbo`` () and its history in ``trace``.
 
 Models:
 
-- :func:`normal_gamma_cavi` — :math:`x_n \sim \mathcal N(\mu, \tau^{-1})`,
-  :math:`\mu\mid\tau \sim \mathcal N(\mu_0, (\lambda_0\tau)^{-1})`,
-  :math:`\tau \sim \mathrm{Gam}(a_0, b_0)` with :math:`q(\mu)q(\tau)`
-  (Bishop, PRML §10.1.3, eqs. 10.26–10.30); the exact posterior and log evidence are
-  :func:`normal_gamma_posterior` and :func:`normal_gamma_log_evidence`.
-- :func:`mixture_cavi` — Bayesian mixture of unit-variance Gaussians,
-  :math:`\mu_k \sim \mathcal N(0, \sigma^2 I)`, :math:`c_i \sim \mathrm{Cat}(1/K)`,
-  :math:`x_i \mid c_i, \mu \sim \mathcal N(\mu_{c_i}, I)`, with
-  :math:`q(\mu_k) = \mathcal N(m_k, s_k^2 I)`, :math:`q(c_i) = \mathrm{Cat}(\varphi_i)`
+- :func:`normal_gamma_cavi` — xₙ ~ N(μ, τ⁻¹), μ | τ ~ N(μ₀, (λ₀τ)⁻¹), τ ~ Gam(a₀, b₀)
+  with q(μ)q(τ) (Bishop, PRML §10.1.3, eqs. 10.26–10.30); the exact posterior and log
+  evidence are :func:`normal_gamma_posterior` and :func:`normal_gamma_log_evidence`.
+- :func:`mixture_cavi` — Bayesian mixture of unit-variance Gaussians, μₖ ~ N(0, σ²I),
+  cᵢ ~ Cat(1/K), xᵢ | cᵢ, μ ~ N(μ_cᵢ, I), with q(μₖ) = N(mₖ, sₖ²I), q(cᵢ) = Cat(φᵢ)
   (Blei, Kucukelbir & McAuliffe 2017, §3).
+
+Cost per sweep: O(N) for the Normal-Gamma model, O(n K d) for the mixture.
 
 Reference: C. M. Bishop, *Pattern Recognition and Machine Learning* (2006), §10.1;
 D. M. Blei, A. Kucukelbir, J. D. McAuliffe, "Variational Inference: A Review for
@@ -63,8 +61,12 @@ __all__ = [
 # ------------------------------------------------------------------------ the driver
 
 class CAVIState(NamedTuple):
-    """State of a CAVI iteration: the variational parameters ``q`` (a pytree) and the
-    ELBO () at ``q`` (the stopping rule compares consecutive values)."""
+    """State of a CAVI iteration.
+
+    Attributes:
+        q: the variational parameters (a pytree).
+        elbo: () the ELBO at ``q`` (the stopping rule compares consecutive values).
+    """
 
     q: Any
     elbo: jax.Array
@@ -188,8 +190,14 @@ class NormalGammaPosterior(NamedTuple):
 
 
 class NormalGammaCAVIResult(NamedTuple):
-    """Result of :func:`normal_gamma_cavi`: ``q`` (:class:`NormalGammaQ`), ``elbo`` (),
-    ``trace`` (max_iter,), ``n_iter``, ``converged``."""
+    """Result of :func:`normal_gamma_cavi`.
+
+    Attributes:
+        q: the fitted :class:`NormalGammaQ`.
+        elbo: () the ELBO at ``q``.
+        trace: (max_iter,) the ELBO after every sweep (NaN past ``n_iter``).
+        n_iter: () sweeps taken. converged: () relative ELBO change <= tol.
+    """
 
     q: NormalGammaQ
     elbo: jax.Array
@@ -221,8 +229,8 @@ def normal_gamma_update_mu(q: NormalGammaQ, x: jax.Array, prior: NormalGammaPrio
 
 def normal_gamma_update_tau(q: NormalGammaQ, x: jax.Array, prior: NormalGammaPrior
                             ) -> NormalGammaQ:
-    r"""Bishop (10.29)–(10.30): :math:`a_N = a_0 + \frac{N+1}2`,
-    :math:`b_N = b_0 + \frac12\mathbb{E}_\mu\big[\sum_n (x_n-\mu)^2 + \lambda_0(\mu-\mu_0)^2\big]`."""
+    """Bishop (10.29)–(10.30): a_N = a₀ + (N+1)/2,
+    b_N = b₀ + ½ E_μ[Σₙ (xₙ − μ)² + λ₀(μ − μ₀)²]. x: (N,)."""
     n = x.shape[0]
     var = 1.0 / q.mu_precision
     e_sq = jnp.sum((x - q.mu) ** 2) + n * var
@@ -233,19 +241,16 @@ def normal_gamma_update_tau(q: NormalGammaQ, x: jax.Array, prior: NormalGammaPri
 
 
 def normal_gamma_elbo(q: NormalGammaQ, x: jax.Array, prior: NormalGammaPrior) -> jax.Array:
-    r"""The exact ELBO :math:`\mathbb{E}_q[\log p(x,\mu,\tau)] + \mathbb{H}[q(\mu)] + \mathbb{H}[q(\tau)]`.
+    """The exact ELBO E_q[log p(x, μ, τ)] + H[q(μ)] + H[q(τ)], x: (N,); returns ().
 
-    With :math:`\mathbb{E}\tau = a/b`, :math:`\mathbb{E}\log\tau = \psi(a) - \log b`,
-    :math:`\mathbb{E}(x_n - \mu)^2 = (x_n - \mu_N)^2 + 1/\lambda_N`:
+    With E τ = a/b, E log τ = ψ(a) − log b, E(xₙ − μ)² = (xₙ − μ_N)² + 1/λ_N
+    (λ_N = ``mu_precision``):
 
-    .. math::
-
-        \tfrac{N+1}2(\mathbb{E}\log\tau - \log 2\pi) + \tfrac12\log\lambda_0
-        - \tfrac{\mathbb{E}\tau}2\Big[\sum_n\mathbb{E}(x_n-\mu)^2
-            + \lambda_0\mathbb{E}(\mu-\mu_0)^2\Big]
-        + a_0\log b_0 - \log\Gamma(a_0) + (a_0-1)\mathbb{E}\log\tau - b_0\mathbb{E}\tau
-        + \tfrac12(1 + \log 2\pi - \log\lambda_N)
-        + a - \log b + \log\Gamma(a) + (1-a)\psi(a).
+        (N+1)/2 · (E log τ − log 2π) + ½ log λ₀
+        − (E τ)/2 · [Σₙ E(xₙ − μ)² + λ₀ E(μ − μ₀)²]
+        + a₀ log b₀ − log Γ(a₀) + (a₀ − 1) E log τ − b₀ E τ
+        + ½ (1 + log 2π − log λ_N)
+        + a − log b + log Γ(a) + (1 − a) ψ(a).
     """
     n = x.shape[0]
     e_tau = q.a / q.b
@@ -320,14 +325,11 @@ def normal_gamma_cavi(x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0, init: NormalGa
 
 
 def normal_gamma_posterior(x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0) -> NormalGammaPosterior:
-    r"""The exact conjugate posterior (Bishop §2.3.6; Murphy 2007, "Conjugate Bayesian analysis
-    of the Gaussian distribution", §3):
+    """The exact conjugate posterior (Bishop §2.3.6; Murphy 2007, "Conjugate Bayesian analysis
+    of the Gaussian distribution", §3), x: (N,):
 
-    .. math::
-
-        \lambda_N = \lambda_0 + N,\ \mu_N = \frac{\lambda_0\mu_0 + N\bar x}{\lambda_N},\
-        a_N = a_0 + \tfrac N2,\ b_N = b_0 + \tfrac12\sum_n(x_n-\bar x)^2
-            + \frac{\lambda_0 N(\bar x-\mu_0)^2}{2\lambda_N}.
+        λ_N = λ₀ + N,  μ_N = (λ₀μ₀ + N x̄) / λ_N,  a_N = a₀ + N/2,
+        b_N = b₀ + ½ Σₙ (xₙ − x̄)² + λ₀ N (x̄ − μ₀)² / (2λ_N).
 
     The posterior mean of μ is ``mu``, of τ is ``a / b``.
     """
@@ -343,8 +345,8 @@ def normal_gamma_posterior(x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0) -> Normal
 
 
 def normal_gamma_log_evidence(x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0) -> jax.Array:
-    r"""() :math:`\log p(x) = \log\Gamma(a_N) - \log\Gamma(a_0) + a_0\log b_0 - a_N\log b_N
-    + \tfrac12\log(\lambda_0/\lambda_N) - \tfrac N2\log 2\pi`."""
+    """() log p(x) = log Γ(a_N) − log Γ(a₀) + a₀ log b₀ − a_N log b_N + ½ log(λ₀/λ_N)
+    − (N/2) log 2π, x: (N,)."""
     x, p = _ng_prior(x, mu0, lambda0, a0, b0)
     post = normal_gamma_posterior(x, mu0=mu0, lambda0=lambda0, a0=a0, b0=b0)
     n = x.shape[0]
@@ -355,7 +357,7 @@ def normal_gamma_log_evidence(x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0) -> jax
 # ------------------------------------------------- mixture of unit-variance Gaussians
 
 class MixtureQ(NamedTuple):
-    """q(μ_k) = N(m_k, s2_k I), q(c_i) = Cat(phi_i).
+    """q(μₖ) = N(mₖ, s2ₖ I), q(cᵢ) = Cat(phiᵢ).
 
     Attributes:
         m: (K, d) means. s2: (K,) variances. phi: (n, K) assignment probabilities.
@@ -367,9 +369,14 @@ class MixtureQ(NamedTuple):
 
 
 class MixtureCAVIResult(NamedTuple):
-    """Result of :func:`mixture_cavi`: ``q`` (:class:`MixtureQ`; ``m`` is always (K, d), with
-    d = 1 for 1-D data), ``elbo`` () the final ELBO, ``trace`` (max_iter,), ``n_iter``,
-    ``converged``."""
+    """Result of :func:`mixture_cavi`.
+
+    Attributes:
+        q: the fitted :class:`MixtureQ`; ``m`` is always (K, d), with d = 1 for 1-D data.
+        elbo: () the ELBO at ``q``.
+        trace: (max_iter,) the ELBO after every sweep (NaN past ``n_iter``).
+        n_iter: () sweeps taken. converged: () relative ELBO change <= tol.
+    """
 
     q: MixtureQ
     elbo: jax.Array
@@ -379,36 +386,30 @@ class MixtureCAVIResult(NamedTuple):
 
 
 def mixture_update_assignments(q: MixtureQ, x: jax.Array) -> MixtureQ:
-    r"""Blei et al. (2017) eq. (17): :math:`\varphi_{ik} \propto
-    \exp\{\mathbb{E}[\mu_k]^\top x_i - \tfrac12\mathbb{E}[\lVert\mu_k\rVert^2]\}`,
-    :math:`\mathbb{E}\lVert\mu_k\rVert^2 = \lVert m_k\rVert^2 + d\,s_k^2`. x: (n, d)."""
+    """Blei et al. (2017) eq. (17): φᵢₖ ∝ exp{E[μₖ]ᵀxᵢ − ½ E‖μₖ‖²},
+    E‖μₖ‖² = ‖mₖ‖² + d sₖ². x: (n, d)."""
     d = x.shape[1]
     logits = x @ q.m.T - 0.5 * (jnp.sum(q.m ** 2, axis=1) + d * q.s2)
     return q._replace(phi=jnp.exp(logits - logsumexp(logits, axis=1, keepdims=True)))
 
 
 def mixture_update_means(q: MixtureQ, x: jax.Array, prior_var) -> MixtureQ:
-    r"""Blei et al. (2017) eq. (18): :math:`m_k = \frac{\sum_i\varphi_{ik}x_i}{1/\sigma^2 +
-    \sum_i\varphi_{ik}}`, :math:`s_k^2 = \frac{1}{1/\sigma^2 + \sum_i\varphi_{ik}}`."""
+    """Blei et al. (2017) eq. (18): mₖ = Σᵢ φᵢₖ xᵢ / (1/σ² + Σᵢ φᵢₖ),
+    sₖ² = 1 / (1/σ² + Σᵢ φᵢₖ). x: (n, d)."""
     nk = jnp.sum(q.phi, axis=0)
     s2 = 1.0 / (1.0 / prior_var + nk)
     return q._replace(m=(q.phi.T @ x) * s2[:, None], s2=s2)
 
 
 def mixture_elbo(q: MixtureQ, x: jax.Array, prior_var) -> jax.Array:
-    r"""The exact ELBO of the Bayesian mixture (Blei et al. 2017, eq. 21), x: (n, d):
+    """The exact ELBO of the Bayesian mixture (Blei et al. 2017, eq. 21), x: (n, d); returns ():
 
-    .. math::
+        Σₖ E log p(μₖ) + Σᵢ [E log p(cᵢ) + E log p(xᵢ | cᵢ, μ)] − Σᵢ E log q(cᵢ)
+        − Σₖ E log q(μₖ),
 
-        \sum_k \mathbb{E}\log p(\mu_k) + \sum_i\big[\mathbb{E}\log p(c_i)
-            + \mathbb{E}\log p(x_i\mid c_i,\mu)\big] - \sum_i\mathbb{E}\log q(c_i)
-            - \sum_k\mathbb{E}\log q(\mu_k),
-
-    with :math:`\mathbb{E}\log p(\mu_k) = -\tfrac d2\log 2\pi\sigma^2 - \frac{\lVert m_k\rVert^2
-    + d s_k^2}{2\sigma^2}`, :math:`\mathbb{E}\log p(c_i) = -\log K`,
-    :math:`\mathbb{E}\log p(x_i\mid c_i,\mu) = \sum_k\varphi_{ik}\big(-\tfrac d2\log 2\pi
-    - \tfrac12(\lVert x_i - m_k\rVert^2 + d s_k^2)\big)`, :math:`-\mathbb{E}\log q(\mu_k) =
-    \tfrac d2(1 + \log 2\pi s_k^2)`.
+    with E log p(μₖ) = −(d/2) log 2πσ² − (‖mₖ‖² + d sₖ²)/(2σ²), E log p(cᵢ) = −log K,
+    E log p(xᵢ | cᵢ, μ) = Σₖ φᵢₖ (−(d/2) log 2π − ½(‖xᵢ − mₖ‖² + d sₖ²)),
+    −E log q(μₖ) = (d/2)(1 + log 2π sₖ²).
     """
     n, d = x.shape
     k = q.m.shape[0]

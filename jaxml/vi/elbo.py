@@ -1,4 +1,4 @@
-r"""The evidence lower bound, its Monte Carlo estimates and their gradients.
+"""The evidence lower bound, its Monte Carlo estimates and their gradients.
 
 For a model p(x, z) and a variational family q_λ(z),
 

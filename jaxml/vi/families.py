@@ -1,30 +1,27 @@
-r"""Variational families: pytrees of unconstrained parameters with a reparameterized sampler.
+"""Variational families: pytrees of unconstrained parameters with a reparameterized sampler.
 
-Each family :math:`q_\lambda(z)` over :math:`z \in \mathbb{R}^d` is an ``eqx.Module`` whose
-array fields are *unconstrained* parameters :math:`\lambda` (so any optax optimizer can
-step them) and which offers
+Each family q_λ(z) over z ∈ ℝᵈ is an ``eqx.Module`` whose array fields are *unconstrained*
+parameters λ (so any optax optimizer can step them) and which offers
 
-- ``noise(key, n)``: base draws :math:`\varepsilon` that do not depend on :math:`\lambda`;
-- ``transform(eps)``: the differentiable map :math:`z = g_\lambda(\varepsilon)`;
+- ``noise(key, n)``: base draws ε that do not depend on λ;
+- ``transform(eps)``: the differentiable map z = g_λ(ε);
 - ``sample(key, n) = transform(noise(key, n))``: the reparameterized sampler, so
-  :math:`\nabla_\lambda \mathbb{E}_q[f(z)] = \mathbb{E}_\varepsilon[\nabla_\lambda f(g_\lambda(\varepsilon))]`;
+  ∇_λ E_q[f(z)] = E_ε[∇_λ f(g_λ(ε))];
 - ``log_prob(z)``, ``entropy()`` (closed form), ``mean()``, ``variance()``.
 
 Families:
 
-- :class:`MeanFieldGaussian` — :math:`z = \mu + \sigma\odot\varepsilon`,
-  :math:`\varepsilon\sim\mathcal N(0, I)`, parameters :math:`(\mu, \log\sigma)`.
-- :class:`FullRankGaussian` — :math:`z = \mu + L\varepsilon`, :math:`\Sigma = LL^\top`, with
-  the Cholesky factor built from an unconstrained lower-triangular ``raw_scale_tril``:
-  strict lower part as is, diagonal :math:`L_{ii} = \exp(\text{raw}_{ii}) > 0`
-  (the log-Cholesky parametrization).
+- :class:`MeanFieldGaussian` — z = μ + σ ⊙ ε, ε ~ N(0, I), parameters (μ, log σ).
+- :class:`FullRankGaussian` — z = μ + Lε, Σ = LLᵀ, with the Cholesky factor built from an
+  unconstrained lower-triangular ``raw_scale_tril``: strict lower part as is, diagonal
+  Lᵢᵢ = exp(rawᵢᵢ) > 0 (the log-Cholesky parametrization of ``jaxml._core``).
 - :class:`Exponential` and :class:`Logistic` — factorized one-dimensional families sampled by
-  the inverse CDF, :math:`z = F_\lambda^{-1}(u)`, :math:`u \sim \mathcal U(0, 1)`:
-  :math:`F^{-1}(u) = -\log(1-u)/\text{rate}` and
-  :math:`F^{-1}(u) = \mu + s\,\log\tfrac{u}{1-u}`.
+  the inverse CDF, z = F_λ⁻¹(u), u ~ U(0, 1): F⁻¹(u) = −log(1 − u)/rate and
+  F⁻¹(u) = μ + s log(u/(1 − u)).
 
 Gaussian families also give the closed-form KL to a Gaussian prior (through
-:mod:`jaxml.gaussian`), used by the analytic-KL ELBO estimator.
+:mod:`jaxml.gaussian`), used by the analytic-KL ELBO estimators. A new family subclasses
+:class:`VariationalFamily` and implements its abstract methods.
 
 Reference: D. M. Blei, A. Kucukelbir, J. D. McAuliffe, "Variational Inference: A Review for
 Statisticians", JASA (2017); D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes"
@@ -148,14 +145,13 @@ class _InverseCDF(VariationalFamily):
 # --------------------------------------------------------------------------- Gaussians
 
 class MeanFieldGaussian(_LocationScale):
-    r"""Fully factorized Gaussian :math:`q(z) = \prod_j \mathcal N(z_j \mid \mu_j, \sigma_j^2)`.
+    """Fully factorized Gaussian q(z) = Πⱼ N(zⱼ | μⱼ, σⱼ²).
 
     Attributes:
-        loc: (d,) means :math:`\mu`.
-        log_scale: (d,) :math:`\log\sigma` (unconstrained).
+        loc: (d,) means μ.
+        log_scale: (d,) log σ (unconstrained).
 
-    Sampler :math:`z = \mu + \sigma\odot\varepsilon`; entropy
-    :math:`\sum_j \log\sigma_j + \tfrac d2(1 + \log 2\pi)`.
+    Sampler z = μ + σ ⊙ ε; entropy Σⱼ log σⱼ + (d/2)(1 + log 2π).
     """
 
     loc: jax.Array
@@ -214,15 +210,14 @@ class MeanFieldGaussian(_LocationScale):
 
 
 class FullRankGaussian(_LocationScale):
-    r"""Full-covariance Gaussian :math:`q(z) = \mathcal N(\mu, LL^\top)`.
+    """Full-covariance Gaussian q(z) = N(μ, LLᵀ).
 
     Attributes:
-        loc: (d,) mean :math:`\mu`.
-        raw_scale_tril: (d, d) unconstrained; its strict lower triangle is that of
-            :math:`L`, its diagonal is :math:`\log L_{ii}`, its upper triangle is ignored.
+        loc: (d,) mean μ.
+        raw_scale_tril: (d, d) unconstrained; its strict lower triangle is that of L, its
+            diagonal is log Lᵢᵢ, its upper triangle is ignored.
 
-    Sampler :math:`z = \mu + L\varepsilon`; entropy
-    :math:`\sum_i \log L_{ii} + \tfrac d2(1 + \log 2\pi)`.
+    Sampler z = μ + Lε; entropy Σᵢ log Lᵢᵢ + (d/2)(1 + log 2π).
     """
 
     loc: jax.Array
@@ -311,14 +306,13 @@ class FullRankGaussian(_LocationScale):
 # --------------------------------------------------------------- inverse-CDF families
 
 class Exponential(_InverseCDF):
-    r"""Factorized exponential :math:`q(z) = \prod_j \lambda_j e^{-\lambda_j z_j}`, :math:`z_j \ge 0`.
+    """Factorized exponential q(z) = Πⱼ λⱼ exp(−λⱼ zⱼ), zⱼ ≥ 0.
 
     Attributes:
-        log_rate: (d,) :math:`\log\lambda` (unconstrained).
+        log_rate: (d,) log λ (unconstrained).
 
-    Inverse-CDF sampler :math:`z = -\log(1-u)/\lambda`, :math:`u\sim\mathcal U(0,1)`;
-    mean :math:`1/\lambda`, variance :math:`1/\lambda^2`, entropy
-    :math:`\sum_j (1 - \log\lambda_j)`. ``log_prob`` is :math:`-\infty` for :math:`z_j < 0`.
+    Inverse-CDF sampler z = −log(1 − u)/λ, u ~ U(0, 1); mean 1/λ, variance 1/λ², entropy
+    Σⱼ (1 − log λⱼ). ``log_prob`` is −∞ for zⱼ < 0.
     """
 
     log_rate: jax.Array
@@ -355,18 +349,16 @@ class Exponential(_InverseCDF):
 
 
 class Logistic(_InverseCDF):
-    r"""Factorized logistic distribution with location :math:`\mu` and scale :math:`s`.
+    """Factorized logistic distribution with location μ and scale s:
 
-    .. math::
-
-        \log q(z) = \sum_j -x_j - \log s_j - 2\log(1 + e^{-x_j}),\quad x_j = (z_j-\mu_j)/s_j .
+        log q(z) = Σⱼ −xⱼ − log sⱼ − 2 log(1 + e^(−xⱼ)),  xⱼ = (zⱼ − μⱼ)/sⱼ.
 
     Attributes:
-        loc: (d,) :math:`\mu`.
-        log_scale: (d,) :math:`\log s` (unconstrained).
+        loc: (d,) μ.
+        log_scale: (d,) log s (unconstrained).
 
-    Inverse-CDF sampler :math:`z = \mu + s\log\frac{u}{1-u}`; mean :math:`\mu`, variance
-    :math:`s^2\pi^2/3`, entropy :math:`\sum_j(\log s_j + 2)`.
+    Inverse-CDF sampler z = μ + s log(u/(1 − u)); mean μ, variance s²π²/3, entropy
+    Σⱼ (log sⱼ + 2).
     """
 
     loc: jax.Array
