@@ -3,7 +3,7 @@
 Flows (issue 8): a planar flow of 16 layers on R², reverse KL to exp(−U1) (Rezende & Mohamed
 2015), 256 Monte Carlo samples per step, 2 000 Adam steps, learning rates 1e-2 and 1e-3.
 
-- jaxml: ``flows.fit(key, flows.planar_flow(key, 2, 16), log_target=-U1, n_samples=256,
+- jaxml: ``flows.fit(key, flows.planar_flow(key, 2, 16), log_density=-U1, n_samples=256,
   n_steps=2000, learning_rate=lr)`` — one jit-compiled ``lax.scan`` over the steps, the 16
   layers applied by a ``lax.scan`` too.
 - flowjax 19.1.2: ``planar_flow(key, base_dist=StandardNormal((2,)), flow_layers=16,
@@ -45,7 +45,7 @@ from jaxml import flows, vae  # noqa: E402
 N_LAYERS, N_SAMPLES = 16, 256
 
 
-def log_target(x):
+def log_density(x):
     return -flows.U1(x)
 
 
@@ -59,7 +59,7 @@ def _log_z_u1(n=801, lim=4.0):
 
 def _jaxml_fit(seed, steps, lr):
     flow = flows.planar_flow(jax.random.key(seed), 2, N_LAYERS, dtype=jnp.float32)
-    return flows.fit(jax.random.key(seed + 1000), flow, log_target=log_target,
+    return flows.fit(jax.random.key(seed + 1000), flow, log_density=log_density,
                      n_samples=N_SAMPLES, n_steps=steps, learning_rate=lr)
 
 
@@ -71,7 +71,7 @@ def _flowjax_fit(seed, steps, lr):
 
     flow = planar_flow(jax.random.key(seed), base_dist=StandardNormal((2,)),
                        flow_layers=N_LAYERS, invert=False)
-    loss = ElboLoss(log_target, num_samples=N_SAMPLES)
+    loss = ElboLoss(log_density, num_samples=N_SAMPLES)
     return fit_to_key_based_loss(jax.random.key(seed + 1000), flow, loss_fn=loss, steps=steps,
                                  learning_rate=lr, show_progress=False)
 
@@ -79,7 +79,7 @@ def _flowjax_fit(seed, steps, lr):
 @eqx.filter_jit
 def _fresh_loss(sample_and_log_prob, key):
     x, lq = sample_and_log_prob(key)
-    return jnp.mean(lq - jax.vmap(log_target)(x))
+    return jnp.mean(lq - jax.vmap(log_density)(x))
 
 
 def _eval_jaxml(flow):
@@ -102,15 +102,15 @@ def bench_flows(out_dir: Path, quick: bool):
     for lr in (1e-2, 1e-3):
         t_j, res = time_fn(_jaxml_fit, 0, steps, lr, repeats=repeats)
         t_f, (dist, losses_f) = time_fn(_flowjax_fit, 0, steps, lr, repeats=1)
-        curves[lr] = (np.asarray(res.losses), np.asarray(losses_f), res.flow, dist)
+        curves[lr] = (np.asarray(res.trace), np.asarray(losses_f), res.params, dist)
         fj, ff = [], []
         nan_j = nan_f = 0
         for s in seeds:
             r = res if s == 0 else _jaxml_fit(s, steps, lr)
             d, lf = (dist, losses_f) if s == 0 else _flowjax_fit(s, steps, lr)
-            nan_j += int(not np.all(np.isfinite(np.asarray(r.losses))))
+            nan_j += int(not np.all(np.isfinite(np.asarray(r.trace))))
             nan_f += int(not np.all(np.isfinite(np.asarray(lf))))
-            fj.append(_eval_jaxml(r.flow))
+            fj.append(_eval_jaxml(r.params))
             ff.append(_eval_flowjax(d))
         fmt = lambda v: ", ".join(f"{x:.3f}" for x in v)  # noqa: E731
         quality = (f"loss (20k fresh draws) per seed: jaxml [{fmt(fj)}], flowjax [{fmt(ff)}]; "
@@ -203,18 +203,18 @@ def bench_vae(out_dir: Path, quick: bool):
     t_r, (ref_model, ref_losses) = time_fn(ref_fit, repeats=repeats)
 
     def evaluate(m):
-        e = float(jnp.mean(vae.elbo(m, jax.random.key(5), X, n_samples=10)))
-        iw = float(jnp.mean(vae.iwae_bound(m, jax.random.key(6), X, n_samples=100)))
+        e = float(jnp.mean(vae.elbo(jax.random.key(5), m, X, n_samples=10)))
+        iw = float(jnp.mean(vae.iwae_bound(jax.random.key(6), m, X, n_samples=100)))
         return e, iw
 
-    (ej, ij), (er, ir) = evaluate(res.model), evaluate(ref_model)
+    (ej, ij), (er, ir) = evaluate(res.params), evaluate(ref_model)
     quality = (f"ELBO / IWAE-100 on all digits: jaxml {ej:.2f} / {ij:.2f}, reference {er:.2f} / "
                f"{ir:.2f}; steps/s jaxml {n_steps / t_j.median_s:.0f}, reference "
                f"{n_steps / t_r.median_s:.0f}")
     fig, ax = plt.subplots(figsize=(6.5, 4))
     k = max(1, n_steps // 50)
     sm = lambda v: np.convolve(np.asarray(v), np.ones(k) / k, mode="valid")  # noqa: E731
-    ax.plot(sm(-np.asarray(res.losses)), label="jaxml vae.fit")
+    ax.plot(sm(-np.asarray(res.trace)), label="jaxml vae.fit")
     ax.plot(sm(-np.asarray(ref_losses)), label="equinox/optax Python loop", alpha=0.8)
     ax.axhline(ej, color="C0", ls="--", lw=0.8, label=f"jaxml final ELBO {ej:.2f}")
     ax.axhline(er, color="C1", ls=":", lw=0.8, label=f"reference final ELBO {er:.2f}")

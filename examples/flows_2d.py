@@ -65,7 +65,7 @@ def _fit_all_energies(n_layers, n_steps, key):
 
     def fit_one(k, which):
         target = lambda x: -jax.lax.switch(which, ENERGIES, x)  # noqa: E731
-        return flows.fit(k, flow0, log_target=target, n_samples=256, n_steps=n_steps,
+        return flows.fit(k, flow0, log_density=target, n_samples=256, n_steps=n_steps,
                          optimizer=opt)
     return jax.vmap(fit_one)(jax.random.split(key, 4), jnp.arange(4))
 
@@ -82,11 +82,11 @@ def reverse_kl(out_dir: Path, quick: bool) -> list[SummaryRow]:
     for j, K in enumerate(lengths):
         res = _fit_all_energies(K, n_steps, jax.random.key(K))
         for i in range(4):
-            flow = jax.tree_util.tree_map(lambda a: a[i], res.flow)
+            flow = jax.tree_util.tree_map(lambda a: a[i], res.params)
             dens = np.exp(np.asarray(flow.log_prob(jnp.asarray(pts)))).reshape(n_grid, n_grid)
             axes[i, j + 1].imshow(dens, origin="lower", extent=(-LIM, LIM, -LIM, LIM),
                                   cmap="viridis")
-            tail = np.asarray(res.losses[i, -max(n_steps // 10, 10):])
+            tail = np.asarray(res.trace[i, -max(n_steps // 10, 10):])
             finals[(i, K)] = float(np.nanmean(tail))
             axes[i, j + 1].set_title(f"K = {K}: loss {finals[(i, K)]:.2f}", fontsize=8)
     for i, energy in enumerate(ENERGIES):
@@ -125,7 +125,7 @@ def forward_kl(out_dir: Path, quick: bool) -> list[SummaryRow]:
     opt = optax.adam(optax.cosine_decay_schedule(1e-2, n_steps, alpha=0.05))
     res = flows.fit(jax.random.key(2), flow0, data=X, batch_size=X.shape[0], n_steps=n_steps,
                     optimizer=opt)
-    ll_flow = float(-flows.forward_kl_loss(res.flow, X))
+    ll_flow = float(-flows.forward_kl_loss(res.params, X))
     ll_gmm = {k: GaussianMixture(k, n_init=5, random_state=0).fit(X).score(X) for k in (1, 2)}
 
     n_grid = 40 if quick else 150
@@ -133,8 +133,8 @@ def forward_kl(out_dir: Path, quick: bool) -> list[SummaryRow]:
     g = np.linspace(-lim, lim, n_grid)
     xx, yy = np.meshgrid(g, g)
     pts = np.stack([xx.ravel(), yy.ravel()], axis=1)
-    dens = np.exp(np.asarray(res.flow.log_prob(pts))).reshape(n_grid, n_grid)
-    samples = np.asarray(res.flow.sample(jax.random.key(3), X.shape[0]))   # numerical inverse
+    dens = np.exp(np.asarray(res.params.log_prob(pts))).reshape(n_grid, n_grid)
+    samples = np.asarray(res.params.sample(jax.random.key(3), X.shape[0]))   # numerical inverse
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     axes[0].pcolormesh(xx, yy, np.sqrt(dens), cmap="viridis", shading="auto")
@@ -146,7 +146,7 @@ def forward_kl(out_dir: Path, quick: bool) -> list[SummaryRow]:
     axes[1].set(title="samples (through the numerical inverse)", xlim=(-lim, lim),
                 ylim=(-lim, lim))
     axes[1].legend(fontsize=8)
-    axes[2].plot(np.asarray(res.losses), lw=0.8, label="jaxml flow: −mean log-lik")
+    axes[2].plot(np.asarray(res.trace), lw=0.8, label="jaxml flow: −mean log-lik")
     for k, ll in ll_gmm.items():
         axes[2].axhline(-ll, ls="--", color=f"C{k}", label=f"scikit-learn GMM, {k} comp.")
     axes[2].set(title="forward KL training", xlabel="step", ylabel="negative log-likelihood",

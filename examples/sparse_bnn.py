@@ -33,7 +33,7 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
     model = bl.BayesianMLP((64, 100, 10), key=jax.random.key(0), dtype=jnp.float32)
     res = bl.fit(jax.random.key(1), model, Xtr, ytr, likelihood="categorical", n_steps=n_steps,
                  learning_rate=3e-3, warmup_steps=n_steps // 3)
-    params, losses = res.model, np.asarray(res.losses)
+    params, losses = res.params, np.asarray(res.trace)
 
     def accuracy(m):
         return float(np.mean(np.argmax(np.asarray(m(jnp.asarray(Xte, jnp.float32),
@@ -58,7 +58,8 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
     axes[1].set_xlabel("Adam step")
     axes[1].set_ylabel("−ELBO with KL weight β")
     twin = axes[1].twinx()
-    twin.plot(np.asarray(res.kl_weights), color="gray", ls=":")
+    twin.plot(np.asarray(bl.kl_schedule(n_steps, warmup_steps=n_steps // 3)), color="gray",
+              ls=":")
     twin.set_ylabel("β (warm-up)", color="gray")
     axes[1].set_title("training")
     keep = np.asarray(params.layers[0].keep_mask()).reshape(100, 8, 8).any(axis=0)

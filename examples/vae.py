@@ -80,11 +80,11 @@ def _compare(out_dir: Path, quick: bool, X, y, side: int, tag: str) -> list[Summ
                  learning_rate=1e-3)
     ra = vae.fit(jax.random.key(1), ae, Xtr, n_steps=n_steps, batch_size=128,
                  learning_rate=1e-3)
-    m, a = rv.model, ra.model
+    m, a = rv.params, ra.params
 
     # held-out figures
-    test_elbo = float(jnp.mean(vae.elbo(m, jax.random.key(2), Xte, n_samples=10)))
-    test_iwae = float(jnp.mean(vae.iwae_bound(m, jax.random.key(3), Xte, n_samples=100)))
+    test_elbo = float(jnp.mean(vae.elbo(jax.random.key(2), m, Xte, n_samples=10)))
+    test_iwae = float(jnp.mean(vae.iwae_bound(jax.random.key(3), m, Xte, n_samples=100)))
     p = np.clip(Xtr.mean(0), 1e-3, 1 - 1e-3)            # independent-pixel Bernoulli baseline
     base_ll = float(np.mean(Xte @ np.log(p) + (1 - Xte) @ np.log(1 - p)))
     ae_err = float(vae.reconstruction_loss(a, Xte))
@@ -147,14 +147,14 @@ def _compare(out_dir: Path, quick: bool, X, y, side: int, tag: str) -> list[Summ
     # training curves
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     w = max(1, n_steps // 100)
-    axes[0].plot(_smooth(-np.asarray(rv.losses), w), label="VAE minibatch ELBO (train)")
+    axes[0].plot(_smooth(-np.asarray(rv.trace), w), label="VAE minibatch ELBO (train)")
     axes[0].axhline(test_elbo, ls="--", color="C1", label=f"held-out ELBO {test_elbo:.2f}")
     axes[0].axhline(test_iwae, ls=":", color="C2", label=f"held-out IWAE K=100 {test_iwae:.2f}")
     axes[0].axhline(base_ll, ls="-.", color="gray",
                     label=f"independent pixels {base_ll:.2f}")
     axes[0].set(xlabel="step", ylabel="nats per image", title=f"{tag}: ELBO")
     axes[0].legend(fontsize=8)
-    axes[1].plot(_smooth(np.asarray(ra.losses), w), label="autoencoder Σ‖x − g(f(x))‖² (train)")
+    axes[1].plot(_smooth(np.asarray(ra.trace), w), label="autoencoder Σ‖x − g(f(x))‖² (train)")
     axes[1].axhline(ae_err, ls="--", color="C1", label=f"autoencoder held out {ae_err:.2f}")
     axes[1].axhline(vae_err, ls=":", color="C2", label=f"VAE (mean) held out {vae_err:.2f}")
     axes[1].axhline(pca_err, ls="-.", color="gray", label=f"PCA, 2 comp. {pca_err:.2f}")

@@ -31,7 +31,9 @@ ARD) variance τ² = θ² + σ², at which the Gaussian KL is in closed form
 
 Training: :func:`fit` maximizes the ELBO Σᵢ E_q log p(yᵢ | f_W(xᵢ)) − β KL of any pytree of
 these layers (categorical, Bernoulli or Gaussian likelihood, minibatches, a linear KL warm-up
-of β to 1) with optax in one compiled ``lax.scan``.
+of β to 1) with the shared optax loop of ``jaxml._core`` in one compiled ``lax.scan``, and
+returns its :class:`TrainResult`. The Bernoulli and Gaussian log-likelihoods are
+``jaxml._core``'s (shared with ``vae``).
 
 References:
     D. P. Kingma, T. Salimans & M. Welling, "Variational dropout and the local
@@ -44,8 +46,8 @@ References:
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, NamedTuple
+from functools import partial
+from typing import Callable, NamedTuple
 
 import equinox as eqx
 import jax
@@ -53,19 +55,14 @@ import jax.numpy as jnp
 import optax
 
 from jaxml._core import (
-    as_float_array,
-    check_class_labels,
-    check_int_in_range,
-    check_labels,
-    check_nonnegative,
-    check_positive,
-    check_same_length,
+    TrainResult, as_float_array, bernoulli_log_prob, check_class_labels, check_int_in_range,
+    check_labels, check_nonnegative, check_positive, check_same_length, diag_gaussian_log_prob,
     train,
 )
 
 __all__ = [
     "BayesianLinear", "BayesianMLP", "kl_log_uniform", "kl_ard", "kl_divergence",
-    "SparsityReport", "sparsity", "prune", "PRUNE_THRESHOLD", "FitResult", "kl_schedule",
+    "SparsityReport", "sparsity", "prune", "PRUNE_THRESHOLD", "TrainResult", "kl_schedule",
     "negative_log_likelihood", "fit",
 ]
 
@@ -248,25 +245,6 @@ def prune(model, threshold=PRUNE_THRESHOLD):
 _LIKELIHOODS = ("categorical", "bernoulli", "gaussian")
 
 
-class FitResult(NamedTuple):
-    """Result of :func:`fit`.
-
-    Attributes:
-        model: the trained model (same structure as given).
-        losses: (n_steps,) the minibatch estimate of −ELBO_β at every step, before that step's
-            update: (n / B) Σ_batch NLL + β_t · KL, with the step's own KL weight β_t.
-        kl_weights: (n_steps,) the KL weight β_t used at each step (the warm-up schedule).
-        n_iter: () number of steps taken (= n_steps).
-        finite: () True when every loss in the trace is finite (training did not diverge).
-    """
-
-    model: Any
-    losses: jax.Array
-    kl_weights: jax.Array
-    n_iter: jax.Array
-    finite: jax.Array
-
-
 def kl_schedule(n_steps: int, *, kl_weight=1.0, warmup_steps=0, dtype=None) -> jax.Array:
     """(n_steps,) KL weights β_t = kl_weight · min(1, (t + 1) / warmup_steps), t = 0, 1, …
     (a linear warm-up; constant ``kl_weight`` when ``warmup_steps`` is 0). Traced numbers."""
@@ -289,11 +267,11 @@ def negative_log_likelihood(outputs: jax.Array, y: jax.Array, *, likelihood: str
         return optax.softmax_cross_entropy_with_integer_labels(outputs, y)
     if likelihood == "bernoulli":
         f = outputs.reshape(y.shape)
-        return optax.sigmoid_binary_cross_entropy(f, y.astype(f.dtype))
+        return -bernoulli_log_prob(y.astype(f.dtype)[..., None], f[..., None])
     if likelihood == "gaussian":
         f = outputs.reshape(outputs.shape[0], -1)
-        r = (y.reshape(f.shape).astype(f.dtype) - f) / noise_std
-        return jnp.sum(0.5 * r * r + jnp.log(noise_std) + 0.5 * math.log(2 * math.pi), axis=1)
+        log_var = 2.0 * jnp.log(jnp.asarray(noise_std, f.dtype))
+        return -diag_gaussian_log_prob(y.reshape(f.shape).astype(f.dtype), f, log_var)
     raise ValueError(f"likelihood must be one of {_LIKELIHOODS}, got {likelihood!r}")
 
 
@@ -310,20 +288,22 @@ def _minibatch_neg_elbo(model, key, X, y, beta, *, likelihood, batch_size, noise
     return (n / X.shape[0]) * jnp.sum(nll) + beta * kl_divergence(model)
 
 
-@eqx.filter_jit
-def _fit(model, key, X, y, betas, learning_rate, noise_std, *, likelihood, batch_size, optimizer,
-         progress):
+@partial(jax.jit, static_argnames=("static", "likelihood", "n_steps", "batch_size", "optimizer",
+                                   "progress"))
+def _fit_core(key, dynamic, X, y, *, learning_rate, kl_weight, warmup_steps, noise_std, static,
+              likelihood, n_steps, batch_size, optimizer, progress):
+    model = eqx.combine(dynamic, static)
     if optimizer is None:
         optimizer = optax.adam(learning_rate)
+    betas = kl_schedule(n_steps, kl_weight=kl_weight, warmup_steps=warmup_steps, dtype=X.dtype)
 
     def loss(m, k, beta):
         return _minibatch_neg_elbo(m, k, X, y, beta, likelihood=likelihood,
                                    batch_size=batch_size, noise_std=noise_std)
 
-    res = train(loss, model, key, optimizer=optimizer, n_steps=betas.shape[0], xs=betas,
+    res = train(key, loss, model, optimizer=optimizer, n_steps=n_steps, xs=betas,
                 progress=progress, desc="bayes_layers fit")
-    return FitResult(res.params, res.losses, betas,
-                     jnp.asarray(betas.shape[0], jnp.int32), jnp.all(jnp.isfinite(res.losses)))
+    return res._replace(params=eqx.filter(res.params, eqx.is_array))
 
 
 def _model_dtype(model):
@@ -336,7 +316,7 @@ def _model_dtype(model):
 def fit(key, model, X, y, *, likelihood: str = "categorical", n_steps: int = 1000,
         batch_size: int | None = None, learning_rate=1e-3,
         optimizer: optax.GradientTransformation | None = None, kl_weight=1.0,
-        warmup_steps=0, noise_std=1.0, progress: bool = False) -> FitResult:
+        warmup_steps=0, noise_std=1.0, progress: bool = False) -> TrainResult:
     r"""Train a model with Bayesian layers by maximizing its (KL-weighted) ELBO.
 
     Minimizes, by Adam (or ``optimizer``) in one jit-compiled ``lax.scan`` of ``n_steps``,
@@ -363,7 +343,12 @@ def fit(key, model, X, y, *, likelihood: str = "categorical", n_steps: int = 100
             traced (a sweep does not recompile). progress: show a tqdm bar.
 
     Returns:
-        :class:`FitResult` (the trained model, the loss trace, the β schedule).
+        :class:`TrainResult`: ``params`` the trained model (same structure as given),
+        ``trace`` (n_steps,) the minibatch estimate of −ELBO_β at every step, before that
+        step's update ((n / B) Σ_batch NLL + β_t · KL with the step's own β_t), ``n_iter`` ()
+        the finite steps, ``finite`` () every loss and gradient finite, ``opt_state`` the
+        optimizer state. The β_t used at step t is
+        ``kl_schedule(n_steps, kl_weight=kl_weight, warmup_steps=warmup_steps)[t]``.
 
     Raises:
         ValueError / TypeError: bad shapes, labels, options; a model without Bayesian layers.
@@ -391,7 +376,10 @@ def fit(key, model, X, y, *, likelihood: str = "categorical", n_steps: int = 100
         y = as_float_array(y, "y", ndim=(1, 2), dtype=dtype)
     check_same_length(X, "X", y, "y")
     cast = lambda v: jnp.asarray(v, dtype)  # noqa: E731
-    betas = kl_schedule(n_steps, kl_weight=kl_weight, warmup_steps=warmup_steps, dtype=dtype)
-    return _fit(model, key, X, y, betas, cast(learning_rate), cast(noise_std),
-                likelihood=likelihood, batch_size=min(int(batch_size), X.shape[0]),
-                optimizer=optimizer, progress=bool(progress))
+    dynamic, static = eqx.partition(model, eqx.is_array)
+    res = _fit_core(key, dynamic, X, y, learning_rate=cast(learning_rate),
+                    kl_weight=cast(kl_weight), warmup_steps=cast(warmup_steps),
+                    noise_std=cast(noise_std), static=static, likelihood=likelihood,
+                    n_steps=int(n_steps), batch_size=min(int(batch_size), X.shape[0]),
+                    optimizer=optimizer, progress=bool(progress))
+    return res._replace(params=eqx.combine(res.params, static))

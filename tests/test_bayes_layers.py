@@ -143,18 +143,19 @@ def test_fit_prunes_irrelevant_inputs():
     layer = bl.BayesianLinear(d, 1, key=jax.random.key(1))
     res = bl.fit(jax.random.key(2), layer, X, y, likelihood="bernoulli", n_steps=3000,
                  learning_rate=0.05, warmup_steps=50)
-    la = np.asarray(res.model.log_alpha())[0]
+    la = np.asarray(res.params.log_alpha())[0]
     assert np.all(la[:3] < 0), la
     assert np.all(la[3:] > bl.PRUNE_THRESHOLD), la
     assert bool(res.finite) and int(res.n_iter) == 3000
-    assert res.losses[-100:].mean() < res.losses[100:200].mean() < res.losses[:10].mean()
-    np.testing.assert_allclose(bl.sparsity(res.model).fraction, 5 / 8)
-    np.testing.assert_allclose(res.kl_weights, np.minimum(1.0, np.arange(1, 3001) / 50))
+    assert res.trace[-100:].mean() < res.trace[100:200].mean() < res.trace[:10].mean()
+    np.testing.assert_allclose(bl.sparsity(res.params).fraction, 5 / 8)
+    np.testing.assert_allclose(bl.kl_schedule(3000, warmup_steps=50),
+                               np.minimum(1.0, np.arange(1, 3001) / 50))
     # step 0: full-batch Bernoulli NLL with the first key's noise, + β₀ KL of the initial layer
     k0 = jax.random.split(jax.random.key(2), 3000)[0]
     f = np.asarray(layer(jnp.asarray(X), key=k0))[:, 0]
     nll = np.sum(np.logaddexp(0, f) - y * f)
-    np.testing.assert_allclose(res.losses[0], nll + 0.02 * float(layer.kl()), rtol=1e-10)
+    np.testing.assert_allclose(res.trace[0], nll + 0.02 * float(layer.kl()), rtol=1e-10)
 
 
 def test_negative_log_likelihoods_against_scipy():
@@ -200,16 +201,16 @@ def test_mlp_composition_kl_jit_vmap_float32():
     ref = bl.fit(jax.random.key(2), mlp, x, y7, n_steps=5, learning_rate=1e-2)
     jitted = jax.jit(lambda X: bl.fit(jax.random.key(2), mlp, X, y7, n_steps=5,
                                       learning_rate=1e-2))(x)
-    np.testing.assert_allclose(jitted.losses, ref.losses, rtol=1e-12)
+    np.testing.assert_allclose(jitted.trace, ref.trace, rtol=1e-12)
     lrs = jnp.asarray([1e-3, 1e-2])
     swept = jax.vmap(lambda lr: bl.fit(jax.random.key(2), mlp, x, y7, n_steps=5,
                                        learning_rate=lr))(lrs)
-    np.testing.assert_allclose(swept.losses[1], ref.losses, rtol=1e-10)
-    np.testing.assert_allclose(swept.model.layers[0].weight_mean[1],
-                               ref.model.layers[0].weight_mean, rtol=1e-10)
+    np.testing.assert_allclose(swept.trace[1], ref.trace, rtol=1e-10)
+    np.testing.assert_allclose(swept.params.layers[0].weight_mean[1],
+                               ref.params.layers[0].weight_mean, rtol=1e-10)
     f32 = bl.fit(jax.random.key(2), m32, x32, y7, n_steps=5, learning_rate=1e-2)
-    assert f32.losses.dtype == jnp.float32
-    assert f32.model.layers[0].weight_mean.dtype == jnp.float32
+    assert f32.trace.dtype == jnp.float32
+    assert f32.params.layers[0].weight_mean.dtype == jnp.float32
 
 
 def test_bad_arguments():

@@ -40,7 +40,7 @@ def test_planar_constraint_holds_for_any_raw_parameters(w, u):
     wu_hat = float(np.dot(w, np.asarray(layer.u_hat)))
     scale = 1.0 + abs(np.dot(w, u)) + np.linalg.norm(w) * np.linalg.norm(u)
     assert wu_hat >= -1.0 - 1e-12 * scale
-    assert float(layer.wu_hat()) >= -1.0
+    assert float(layer.wu_hat) >= -1.0
     # the projection's w-component is exactly m(wᵀu) = -1 + softplus(wᵀu)
     if np.dot(w, w) > 0:
         m = -1.0 + np.logaddexp(0.0, np.dot(w, u))
@@ -118,8 +118,8 @@ def test_affine_layer_log_det_and_inverse():
 def flow_pair():
     """A generative and a normalizing 2-D planar flow with non-trivial layers (+ affine)."""
     key = jax.random.key(11)
-    planar = flows.stack_layers(flows.Planar, key, 2, 6, scale=0.5)
-    radial = flows.stack_layers(flows.Radial, jax.random.key(5), 2, 2, scale=0.5)
+    planar = flows.stack_layers(key, flows.Planar, 2, 6, scale=0.5)
+    radial = flows.stack_layers(jax.random.key(5), flows.Radial, 2, 2, scale=0.5)
     layers = (_perturbed_affine(2, 2), planar, radial)
     return flows.Flow(layers, 2, "generative"), flows.Flow(layers, 2, "normalizing")
 
@@ -165,11 +165,12 @@ def test_reverse_kl_loss_estimates_kl_minus_log_z():
     flow = flows.Flow(flows.Affine.init(None, 2), 2)
     m, s, log_c = jnp.array([1.0, -0.5]), 1.5, 0.7
 
-    def log_target(x):
+    def log_density(x):
         return jnp.sum(-0.5 * ((x - m) / s) ** 2) + log_c   # Z_N = 2π s²
 
     keys = jax.random.split(jax.random.key(0), 400)
-    vals = np.asarray(jax.vmap(lambda k: flows.reverse_kl_loss(flow, k, log_target, 16))(keys))
+    vals = np.asarray(jax.vmap(lambda k: flows.reverse_kl_loss(k, flow, log_density,
+                                                               n_samples=16))(keys))
     kl = 0.5 * (2 / s**2 + float(m @ m) / s**2 - 2 + 2 * 2 * math.log(s))
     exact = kl - log_c - math.log(2 * math.pi * s**2)
     assert abs(vals.mean() - exact) < 4 * vals.std(ddof=1) / math.sqrt(len(vals))
@@ -181,10 +182,11 @@ def test_log_prob_gradient_through_numerical_inverse():
     x = jnp.array([[0.4, -1.2], [2.0, 0.5]])
 
     def f(b):
-        layers = flow.layers
-        return jnp.sum(flows.Flow(flows.Planar(layers.w, layers.u, b), 2).log_prob(x))
+        layers = flow.layers.layer                       # the Stack's (L, d) parameters
+        return jnp.sum(flows.Flow(flows.Stack(flows.Planar(layers.w, layers.u, b)), 2)
+                       .log_prob(x))
 
-    b0 = flow.layers.b
+    b0 = flow.layers.layer.b
     grad = jax.grad(f)(b0)
     eps = 1e-6
     fd = jnp.stack([(f(b0.at[i].add(eps)) - f(b0.at[i].add(-eps))) / (2 * eps)
@@ -200,22 +202,22 @@ def test_reverse_kl_recovers_gaussian_target(capsys):
     cov = jnp.array([[1.0, 0.6], [0.6, 0.8]])
     prec = jnp.linalg.inv(cov)
 
-    def log_target(x):
+    def log_density(x):
         d = x - mean
         return -0.5 * d @ prec @ d
 
     flow = flows.planar_flow(jax.random.key(0), 2, 2, affine=True)
-    res = flows.fit(jax.random.key(1), flow, log_target=log_target, n_samples=128,
+    res = flows.fit(jax.random.key(1), flow, log_density=log_density, n_samples=128,
                     n_steps=1000, optimizer=optax.adam(optax.cosine_decay_schedule(3e-2, 1000)),
                     progress=True)
     assert "flow fit" in capsys.readouterr().err          # the optional tqdm bar ran
     assert bool(res.finite) and int(res.n_iter) == 1000
-    x = res.flow.sample(jax.random.key(2), 40_000)
+    x = res.params.sample(jax.random.key(2), 40_000)
     np.testing.assert_allclose(x.mean(0), mean, atol=0.03)
     np.testing.assert_allclose(jnp.cov(x.T), cov, atol=0.04)
     # the loss → KL − log Z = −log Z, with Z = 2π |Σ|^{1/2}
     log_z = math.log(2 * math.pi) + 0.5 * math.log(float(jnp.linalg.det(cov)))
-    assert abs(float(res.losses[-100:].mean()) + log_z) < 0.02
+    assert abs(float(res.trace[-100:].mean()) + log_z) < 0.02
 
 
 def test_forward_kl_fit_improves_likelihood_and_matches_sampled_data():
@@ -226,7 +228,7 @@ def test_forward_kl_fit_improves_likelihood_and_matches_sampled_data():
     res = flows.fit(jax.random.key(6), flow, data=data, batch_size=128, n_steps=300,
                     learning_rate=1e-2)
     before = flows.forward_kl_loss(flow, data)
-    after = flows.forward_kl_loss(res.flow, data)
+    after = flows.forward_kl_loss(res.params, data)
     assert bool(res.finite)
     # better than the best Gaussian fit (a flow with only the affine layer can do that)
     gauss_nll = -stats.multivariate_normal(np.mean(data, 0), np.cov(data.T, bias=True)).logpdf(
@@ -240,8 +242,8 @@ def test_training_never_nan_across_seeds_and_energies():
     energies = [flows.U1, flows.U2, flows.U3, flows.U4]
 
     def run(key, which):
-        return flows.fit(key, flow, log_target=lambda x: -jax.lax.switch(which, energies, x),
-                         n_samples=64, n_steps=200, learning_rate=1e-2).losses
+        return flows.fit(key, flow, log_density=lambda x: -jax.lax.switch(which, energies, x),
+                         n_samples=64, n_steps=200, learning_rate=1e-2).trace
     keys = jax.random.split(jax.random.key(1), 8)
     which = jnp.repeat(jnp.arange(4), 2)
     losses = np.asarray(jax.jit(jax.vmap(run))(keys, which))
@@ -254,16 +256,64 @@ def test_fit_vmaps_over_learning_rate_and_keeps_float32():
     target = lambda x: -flows.U2(x)  # noqa: E731
 
     def run(lr):
-        return flows.fit(jax.random.key(1), flow, log_target=target, n_samples=32, n_steps=50,
+        return flows.fit(jax.random.key(1), flow, log_density=target, n_samples=32, n_steps=50,
                          learning_rate=lr)
     lrs = jnp.array([1e-3, 1e-2], jnp.float32)
     res = jax.jit(jax.vmap(run))(lrs)
-    assert res.losses.shape == (2, 50) and res.losses.dtype == jnp.float32
+    assert res.trace.shape == (2, 50) and res.trace.dtype == jnp.float32
     single = run(lrs[1])
-    np.testing.assert_allclose(res.losses[1], single.losses, rtol=1e-4, atol=1e-4)
-    x, lq = single.flow.sample_and_log_prob(jax.random.key(0), 5)
+    np.testing.assert_allclose(res.trace[1], single.trace, rtol=1e-4, atol=1e-4)
+    x, lq = single.params.sample_and_log_prob(jax.random.key(0), 5)
     assert x.dtype == jnp.float32 and lq.dtype == jnp.float32
-    assert single.flow.log_prob(x).dtype == jnp.float32
+    assert single.params.log_prob(x).dtype == jnp.float32
+
+
+class _Scale(flows.Bijection):
+    """A user-defined layer: f(z) = eˢ ⊙ z + t (elementwise), log|det J| = Σ s."""
+
+    log_scale: jax.Array
+    shift: jax.Array
+
+    @classmethod
+    def init(cls, key, dim, *, scale=0.01, dtype=None):
+        return cls(scale * jax.random.normal(key, (dim,), dtype or jnp.float64),
+                   jnp.zeros((dim,), dtype or jnp.float64))
+
+    def forward_and_log_det(self, z):
+        return jnp.exp(self.log_scale) * z + self.shift, jnp.sum(self.log_scale)
+
+    def inverse_and_log_det(self, x):
+        return (x - self.shift) * jnp.exp(-self.log_scale), -jnp.sum(self.log_scale)
+
+
+def test_user_defined_layer_in_a_flow_and_in_fit():
+    """A Bijection subclass needs no registration: alone, stacked and next to planar layers
+    its log-density is the change of variables, and forward-KL fit of the layer alone reaches
+    the closed-form maximum likelihood (the sample mean and standard deviation)."""
+    with pytest.raises(TypeError):
+        flows.Bijection()                                         # abstract
+    with pytest.raises(TypeError, match="Bijection"):
+        flows.Flow((flows.Affine.init(None, 2), "planar"), 2)
+    layer = _Scale(jnp.array([0.3, -0.2]), jnp.array([0.5, 1.0]))
+    stack = flows.stack_layers(jax.random.key(1), _Scale, 2, 3, scale=0.5)
+    assert isinstance(stack, flows.Stack) and stack.n_layers == 3
+    planar = flows.stack_layers(jax.random.key(2), flows.Planar, 2, 2, scale=0.5)
+    flow = flows.Flow((layer, stack, planar), 2, "normalizing")
+    assert flow.n_layers == 6
+    x = jnp.array([[0.4, -1.2], [2.0, 0.5]])
+    ld = jax.vmap(lambda v: _jacobian_log_det(lambda t: flow._to_base(t)[0], v))(x)
+    expected = stats.norm.logpdf(np.asarray(flow.to_base(x))).sum(1) + np.asarray(ld)
+    np.testing.assert_allclose(flow.log_prob(x), expected, rtol=1e-10)
+    np.testing.assert_allclose(flow.to_data(flow.to_base(x)), x, atol=1e-9)
+
+    data = jnp.asarray(np.random.default_rng(0).normal([1.0, -2.0], [0.5, 2.0], (400, 2)))
+    res = flows.fit(jax.random.key(3), flows.Flow(layer, 2, "normalizing"), data=data,
+                    batch_size=400, n_steps=2000, learning_rate=3e-2)
+    assert isinstance(res, flows.TrainResult) and bool(res.finite)
+    fitted = res.params.layers
+    np.testing.assert_allclose(-fitted.shift / jnp.exp(fitted.log_scale), data.mean(0),
+                               atol=1e-3)
+    np.testing.assert_allclose(jnp.exp(-fitted.log_scale), data.std(0), rtol=1e-3)
 
 
 # ----------------------------------------------------------------------------- energies
@@ -309,5 +359,5 @@ def test_bad_input():
     with pytest.raises(ValueError, match="last dimension"):
         flow.log_prob(jnp.ones((4, 3)))
     with pytest.raises(ValueError, match="learning_rate"):
-        flows.fit(jax.random.key(0), flow, log_target=flows.U1, learning_rate=-1.0)
+        flows.fit(jax.random.key(0), flow, log_density=flows.U1, learning_rate=-1.0)
 

@@ -53,9 +53,9 @@ def test_decoder_log_probs_match_scipy(digits):
 
 
 def test_analytic_kl_matches_monte_carlo(trained, digits):
-    model = trained.model
+    model = trained.params
     x = digits[:4]
-    terms = vae.elbo_terms(model, jax.random.key(0), x)
+    terms = vae.elbo_terms(jax.random.key(0), model, x)
     mean, log_var = vae.encode(model, x)
     sd = np.exp(0.5 * np.asarray(log_var))
     eps = np.random.default_rng(0).standard_normal((20_000,) + mean.shape)
@@ -72,8 +72,8 @@ def test_analytic_kl_matches_monte_carlo(trained, digits):
 def _bound_estimates(model, key, x):
     """One draw of (ELBO, IWAE_1, IWAE_5, IWAE_50), each averaged over the rows of x."""
     ks = jax.random.split(key, 4)
-    return jnp.stack([jnp.mean(vae.elbo(model, ks[0], x))] + [
-        jnp.mean(vae.iwae_bound(model, k, x, n_samples=K)) for k, K in zip(ks[1:], (1, 5, 50))])
+    return jnp.stack([jnp.mean(vae.elbo(ks[0], model, x))] + [
+        jnp.mean(vae.iwae_bound(k, model, x, n_samples=K)) for k, K in zip(ks[1:], (1, 5, 50))])
 
 
 @pytest.mark.parametrize("encoder", ["trained", "mismatched"])
@@ -82,7 +82,7 @@ def test_elbo_le_iwae_le_exact_log_likelihood(trained, digits, encoder):
     oracle. E[IWAE_1] = ELBO, and E[ELBO] ≤ E[IWAE_5] ≤ E[IWAE_50] ≤ log p(x) for any encoder;
     with a poor (mismatched) encoder the inequalities are strict and K = 50 closes most of the
     gap."""
-    model = trained.model
+    model = trained.params
     if encoder == "mismatched":
         model = eqx.tree_at(lambda m: m.encoder, model,
                             vae.VAE(jax.random.key(9), 64, 1, width=32).encoder)
@@ -109,7 +109,7 @@ def test_elbo_le_iwae_le_exact_log_likelihood(trained, digits, encoder):
 
 def test_training_improves_elbo_without_nan(trained, digits):
     assert bool(trained.finite) and int(trained.n_iter) == 300
-    losses = np.asarray(trained.losses)
+    losses = np.asarray(trained.trace)
     assert np.all(np.isfinite(losses))
     assert losses[-50:].mean() < losses[:10].mean() - 5.0
 
@@ -123,17 +123,17 @@ def test_gaussian_vae_fit_jit_vmap_float32(digits):
         return vae.fit(jax.random.key(1), model, X, n_steps=30, batch_size=32, learning_rate=lr)
     lrs = jnp.array([1e-3, 1e-2], jnp.float32)
     res = eqx.filter_jit(eqx.filter_vmap(run))(lrs)     # the model holds activation functions
-    assert res.losses.shape == (2, 30) and res.losses.dtype == jnp.float32
-    assert np.all(np.isfinite(np.asarray(res.losses)))
-    assert float(res.losses[1, -5:].mean()) < float(res.losses[0, -5:].mean())  # lr matters
-    one = jax.tree_util.tree_map(lambda a: a[1] if eqx.is_array(a) else a, res.model)
-    assert vae.elbo(one, jax.random.key(0), X[:3]).dtype == jnp.float32
+    assert res.trace.shape == (2, 30) and res.trace.dtype == jnp.float32
+    assert np.all(np.isfinite(np.asarray(res.trace)))
+    assert float(res.trace[1, -5:].mean()) < float(res.trace[0, -5:].mean())  # lr matters
+    one = jax.tree_util.tree_map(lambda a: a[1] if eqx.is_array(a) else a, res.params)
+    assert vae.elbo(jax.random.key(0), one, X[:3]).dtype == jnp.float32
     s = vae.sample(jax.random.key(0), one, 5, mean=False)
     assert s.shape == (5, 64) and s.dtype == jnp.float32
 
 
 def test_sample_and_reconstruct_bernoulli(trained, digits):
-    m = trained.model
+    m = trained.params
     probs = vae.sample(jax.random.key(0), m, 7)
     assert probs.shape == (7, 64) and float(probs.min()) >= 0 and float(probs.max()) <= 1
     bits = vae.sample(jax.random.key(0), m, 7, mean=False)
@@ -142,7 +142,7 @@ def test_sample_and_reconstruct_bernoulli(trained, digits):
     mean, _ = vae.encode(m, digits[:3])
     np.testing.assert_allclose(rec, jax.nn.sigmoid(vae.decode(m, mean)), rtol=1e-12)
     # single-row inputs give unbatched outputs
-    assert vae.elbo(m, jax.random.key(0), digits[0]).shape == ()
+    assert vae.elbo(jax.random.key(0), m, digits[0]).shape == ()
 
 
 def test_linear_autoencoder_reaches_pca_error(digits):
@@ -155,9 +155,9 @@ def test_linear_autoencoder_reaches_pca_error(digits):
         np.asarray(X)))) ** 2, axis=1))
     ae = vae.Autoencoder(jax.random.key(0), 32, k, width=1, depth=0)   # two affine maps
     res = vae.fit(jax.random.key(1), ae, X, n_steps=2000, batch_size=240, learning_rate=1e-2)
-    err = float(vae.reconstruction_loss(res.model, X))
+    err = float(vae.reconstruction_loss(res.params, X))
     direct = np.mean(np.sum((np.asarray(X) - np.asarray(jax.vmap(
-        lambda v: res.model.decoder(res.model.encoder(v)))(X))) ** 2, axis=1))
+        lambda v: res.params.decoder(res.params.encoder(v)))(X))) ** 2, axis=1))
     assert err == pytest.approx(direct, rel=1e-10)
     assert err >= pca_err * (1 - 1e-8)
     assert err <= 1.05 * pca_err
@@ -168,7 +168,7 @@ def test_bad_input(digits):
     with pytest.raises(ValueError, match="likelihood"):
         vae.VAE(jax.random.key(0), 64, 2, likelihood="poisson")
     with pytest.raises(ValueError, match="last dimension"):
-        vae.elbo(m, jax.random.key(0), jnp.ones((3, 10)))
+        vae.elbo(jax.random.key(0), m, jnp.ones((3, 10)))
     with pytest.raises(ValueError, match="NaN"):
         vae.fit(jax.random.key(0), m, jnp.full((4, 64), jnp.nan))
     with pytest.raises(TypeError, match="VAE or an Autoencoder"):
