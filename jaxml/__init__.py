@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "convex", "optim", "linear", "svm", "naive_bayes", "pca", "kmeans", "gaussian", "gmm",
-    "lda", "vi", "rvm", "bayes_layers", "flows", "vae", "kernels", "io",
+    "lda", "vi", "rvm", "bayes_layers", "flows", "vae", "kernels", "io", "testing",
 ]
 
 
