@@ -27,13 +27,14 @@ References:
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxml._core import as_float_array, check_nonnegative, is_concrete
+from jaxml._core import as_float_array, check_nonnegative, is_concrete, safe_norm
 
 __all__ = [
     "lp_norm", "project_halfspace", "project_hyperplane", "project_l1_ball", "project_l2_ball",
@@ -58,13 +59,6 @@ def _scalar_like(v, name: str, dtype, *, nonnegative: bool = False) -> jax.Array
     return v
 
 
-def _safe_norm2(x: jax.Array, axis=-1, keepdims=False) -> jax.Array:
-    """Euclidean norm with a finite (zero) gradient at x = 0 (double-``where`` trick)."""
-    sq = jnp.sum(x * x, axis=axis, keepdims=keepdims)
-    pos = sq > 0
-    return jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0)
-
-
 # ----------------------------------------------------------------------------- norms
 def lp_norm(x, p) -> jax.Array:
     r"""The :math:`\ell_p` norm over the last axis, :math:`\|x\|_p = (\sum_i |x_i|^p)^{1/p}`.
@@ -83,20 +77,26 @@ def lp_norm(x, p) -> jax.Array:
         (...,) the norms, in the floating dtype of ``x``.
     """
     x = _vec(x, "x")
+    kind = "general"
     if isinstance(p, (int, float)) and not isinstance(p, bool):
         if not p >= 1:
             raise ValueError(f"p must be >= 1 (or inf), got {p}")
-        if p == 1:
-            return jnp.sum(jnp.abs(x), axis=-1)
-        if p == 2:
-            return _safe_norm2(x)
-        if math.isinf(p):
-            return jnp.max(jnp.abs(x), axis=-1)
+        kind = {1: "l1", 2: "l2"}.get(p, "linf" if math.isinf(p) else "general")
     else:
         p_arr = jnp.asarray(p)
         if is_concrete(p_arr) and not bool(jnp.all(p_arr >= 1)):
             raise ValueError(f"p must be >= 1 (or inf), got {p}")
-    p = jnp.asarray(p, x.dtype)
+    return _lp_norm(x, jnp.asarray(p, x.dtype), kind=kind)
+
+
+@partial(jax.jit, static_argnames=("kind",))
+def _lp_norm(x, p, *, kind: str):
+    if kind == "l1":
+        return jnp.sum(jnp.abs(x), axis=-1)
+    if kind == "l2":
+        return safe_norm(x, axis=-1)
+    if kind == "linf":
+        return jnp.max(jnp.abs(x), axis=-1)
     ax = jnp.abs(x)
     m = jnp.max(ax, axis=-1, keepdims=True)
     safe_m = jnp.where(m > 0, m, 1.0)
@@ -117,6 +117,11 @@ def soft_threshold(x, t) -> jax.Array:
     """
     x = as_float_array(x, "x", finite=False)
     t = _scalar_like(t, "t", x.dtype, nonnegative=True)
+    return _soft_threshold(x, t)
+
+
+@jax.jit
+def _soft_threshold(x, t):
     return jnp.sign(x) * jnp.maximum(jnp.abs(x) - t, 0.0)
 
 
@@ -132,6 +137,11 @@ def project_halfspace(x, p, a) -> jax.Array:
     x = _vec(x, "x")
     p = _scalar_like(p, "p", x.dtype)
     a = _scalar_like(a, "a", x.dtype)
+    return _project_halfspace(x, p, a)
+
+
+@jax.jit
+def _project_halfspace(x, p, a):
     viol = jnp.maximum(x @ p - a, 0.0)
     return x - (viol / jnp.dot(p, p))[..., None] * p
 
@@ -146,6 +156,11 @@ def project_hyperplane(x, p, a) -> jax.Array:
     x = _vec(x, "x")
     p = _scalar_like(p, "p", x.dtype)
     a = _scalar_like(a, "a", x.dtype)
+    return _project_hyperplane(x, p, a)
+
+
+@jax.jit
+def _project_hyperplane(x, p, a):
     return x - ((x @ p - a) / jnp.dot(p, p))[..., None] * p
 
 
@@ -157,7 +172,12 @@ def project_l2_ball(x, radius) -> jax.Array:
     """
     x = _vec(x, "x")
     r = _scalar_like(radius, "radius", x.dtype, nonnegative=True)
-    nrm = _safe_norm2(x, keepdims=True)
+    return _project_l2_ball(x, r)
+
+
+@jax.jit
+def _project_l2_ball(x, r):
+    nrm = safe_norm(x, axis=-1, keepdims=True)
     scale = jnp.where(nrm > r, r / jnp.where(nrm > r, nrm, 1.0), 1.0)
     return x * scale
 
@@ -170,7 +190,7 @@ def project_linf_ball(x, radius) -> jax.Array:
     """
     x = _vec(x, "x")
     r = _scalar_like(radius, "radius", x.dtype, nonnegative=True)
-    return jnp.clip(x, -r, r)
+    return _clip(x, -r, r)
 
 
 def project_box(x, lower, upper) -> jax.Array:
@@ -184,6 +204,11 @@ def project_box(x, lower, upper) -> jax.Array:
     lo = _scalar_like(lower, "lower", x.dtype)
     hi = _scalar_like(upper, "upper", x.dtype)
     _check_box(lo, hi)
+    return _clip(x, lo, hi)
+
+
+@jax.jit
+def _clip(x, lo, hi):
     return jnp.clip(x, lo, hi)
 
 
@@ -218,6 +243,11 @@ def project_simplex(x, total=1.0) -> jax.Array:
     """
     x = _vec(x, "x")
     s = _scalar_like(total, "total", x.dtype, nonnegative=True)
+    return _project_simplex(x, s)
+
+
+@jax.jit
+def _project_simplex(x, s):
     theta = _sorted_threshold(x, s)
     return jnp.maximum(x - theta[..., None], 0.0)
 
@@ -235,6 +265,11 @@ def project_l1_ball(x, radius) -> jax.Array:
     """
     x = _vec(x, "x")
     r = _scalar_like(radius, "radius", x.dtype, nonnegative=True)
+    return _project_l1_ball(x, r)
+
+
+@jax.jit
+def _project_l1_ball(x, r):
     ax = jnp.abs(x)
     inside = jnp.sum(ax, axis=-1) <= r
     theta = jnp.maximum(_sorted_threshold(ax, r), 0.0)
@@ -282,6 +317,7 @@ def project_box_hyperplane(x, y, lower, upper, a=0.0) -> jax.Array:
     return _project_box_hyperplane(x, y, lo, hi, a)
 
 
+@jax.jit
 def _project_box_hyperplane(x, y, lo, hi, a):
     d = x.shape[0]
     nz = y != 0
