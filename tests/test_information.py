@@ -78,7 +78,13 @@ def test_spacing_estimators_on_skewed_data_and_transforms():
     got = jax.vmap(lambda v: information.spacing_entropy(v, method="vasicek"))(X)
     np.testing.assert_allclose(got, stats.differential_entropy(X, axis=1, method="vasicek"),
                                rtol=1e-10)
-    assert information.spacing_entropy(X[0].astype(np.float32)).dtype == jnp.float32
+    x32 = X[0, :40].astype(np.float32)
+    for method in METHODS[:4]:
+        got = information.spacing_entropy(x32, method=method, window_length=3)
+        assert got.dtype == jnp.float32
+        np.testing.assert_allclose(got, stats.differential_entropy(
+            x32.astype(np.float64), method=method, window_length=3), rtol=1e-5)
+    assert information.knn_entropy(X[:2].T.astype(np.float32), k=2).dtype == jnp.float32
 
 
 # ----------------------------------------------------------------------------- nearest neighbours
