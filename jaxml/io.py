@@ -1,6 +1,6 @@
 r"""Save and load results and models: a pickle-free ``.npz`` with a JSON header.
 
-``jaxml.save(path, obj)`` writes any pytree that jaxml produces (result ``NamedTuple``\s,
+``jaxml.save(path, obj)`` writes any pytree that jaxml produces (result ``NamedTuple`` types,
 ``eqx.Module`` models such as a :class:`jaxml.flows.Flow`, a :class:`jaxml.vae.VAE` or a
 :class:`jaxml.bayes_layers.BayesianMLP`, and tuples, lists, dicts, ``None`` and Python
 scalars around them); ``jaxml.load(path)`` gives back an object of the same classes with
@@ -192,7 +192,7 @@ class _Writer:
         data = np.asarray(x, order="C")
         if data.dtype.kind == "O":
             raise TypeError("cannot save an object array (the format holds no pickles)")
-        node["dtype"] = str(jnp.dtype(data.dtype)) if data.dtype.kind == "V" else data.dtype.str
+        node["dtype"] = str(data.dtype)
         node["shape"] = list(data.shape)
         if data.dtype.kind not in "biufcSU":  # bfloat16, float8, …: stored as raw bits
             data = data.view(np.dtype(f"u{data.dtype.itemsize}"))
@@ -252,7 +252,7 @@ def save(path, obj) -> None:
     Args:
         path: a ``str`` / ``os.PathLike`` (the file is replaced atomically; no suffix is
             added, ``.npz`` is the customary one) or a writable binary file object.
-        obj: a pytree of ``NamedTuple``\\s, ``eqx.Module``\\s, tuples, lists, dicts (keys:
+        obj: a pytree of ``NamedTuple`` and ``eqx.Module`` objects, tuples, lists, dicts (keys:
             ``None``, bool, int, float or str), JAX and NumPy arrays (typed PRNG keys
             included), NumPy scalars and dtypes, ``None``, Python scalars and strings, and
             callables (named ones by name; others are not stored, see :func:`load`'s
@@ -356,7 +356,7 @@ class _Reader:
 
     def array(self, node: dict, like, where: str):  # like: the skeleton's leaf or _NO_LIKE
         key = node.get("key")
-        if key not in self.arrays or key in self.used:
+        if not isinstance(key, str) or key not in self.arrays or key in self.used:
             self.fail(where, f"array {key!r} is missing from the file")
         self.used.add(key)
         data = self.arrays[key]
@@ -395,10 +395,15 @@ class _Reader:
             self.fail(where, f"the file holds {dtype}, which this JAX turns into {out.dtype} "
                              '(enable it with jax.config.update("jax_enable_x64", True))')
         if "prng_impl" in node:
-            out = jax.random.wrap_key_data(out, impl=str(node["prng_impl"]))
+            try:
+                out = jax.random.wrap_key_data(out, impl=str(node["prng_impl"]))
+            except (TypeError, ValueError) as err:
+                self.fail(where, f"bad PRNG key ({err})")
         return out
 
-    def cls(self, name: str, like, where: str, kind: str) -> type:
+    def cls(self, name, like, where: str, kind: str) -> type:
+        if not isinstance(name, str):
+            self.fail(where, "the header's tree is malformed")
         if like is not None:
             if _class_name(type(like)) != name:
                 self.fail(where, f"the file holds {name}, like= holds {_class_name(type(like))}")
@@ -412,8 +417,11 @@ class _Reader:
 
     def fields(self, node: dict, expected: list[str], where: str, name: str) -> list:
         fields = node.get("fields")
-        if not isinstance(fields, list) or [f[0] for f in fields if isinstance(f, list)] != expected:
-            saved = [f[0] for f in fields] if isinstance(fields, list) else fields
+        if not isinstance(fields, list) or any(not isinstance(f, list) or len(f) != 2
+                                               for f in fields):
+            self.fail(where, "the header's tree is malformed")
+        saved = [f[0] for f in fields]
+        if saved != expected:
             self.fail(where, f"{name} has the fields {expected} in the installed jaxml, the file "
                              f"holds {saved} (saved by another version?)")
         return [f[1] for f in fields]

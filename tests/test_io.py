@@ -163,7 +163,8 @@ def test_containers_scalars_keys_and_numpy(tmp_path):
     obj = {"a": [1, 2.5, True, None, "s", float("nan")],
            "t": (np.arange(4, dtype=np.int16), np.float32(1.5), np.dtype("float32")),
            "key": jax.random.key(9), 3: jnp.zeros((0, 2), jnp.float32),
-           "bf16": jnp.arange(3, dtype=jnp.bfloat16), "minus_zero": jnp.array([-0.0, np.inf])}
+           "bf16": jnp.arange(3, dtype=jnp.bfloat16), "minus_zero": jnp.array([-0.0, np.inf]),
+           "text": np.array(["ab", "c"]), "complex": jnp.array([1 + 2j]), "bool": jnp.array(True)}
     path = tmp_path / "c.npz"
     jaxml.save(path, obj)
     out = jaxml.load(path)
@@ -178,6 +179,8 @@ def test_containers_scalars_keys_and_numpy(tmp_path):
     assert out["bf16"].dtype == jnp.bfloat16
     assert np.asarray(out["minus_zero"]).tobytes() == np.asarray(obj["minus_zero"]).tobytes()
     assert out[3].shape == (0, 2) and out[3].dtype == jnp.float32
+    assert out["text"].tolist() == ["ab", "c"] and out["complex"].dtype == jnp.complex128
+    assert out["bool"].dtype == jnp.bool_ and bool(out["bool"])
 
 
 def test_file_objects_and_exact_path(tmp_path):
@@ -331,6 +334,38 @@ def test_header_and_arrays_disagree(saved):
     _rewrite(path2, edit_arrays=lambda a: a.__setitem__("a0", np.ones(3)))
     with pytest.raises(ValueError, match="checksum|shape"):
         jaxml.load(path2)
+
+
+def _paths(tree, prefix=()):
+    """Every (path, value) position in a JSON tree."""
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree)
+    for k, v in items:
+        yield prefix + (k,)
+        if isinstance(v, (dict, list)):
+            yield from _paths(v, prefix + (k,))
+
+
+def test_malformed_headers_raise_value_error(tmp_path):
+    """Any position of the header replaced by junk: a clean ValueError, never another exception."""
+    obj = {"p": jaxml.gmm.GMMParams(jnp.ones(2) / 2, jnp.zeros((2, 1)), jnp.ones((2, 1)), "diag"),
+           "k": jax.random.key(0), "f": jax.nn.relu, "t": (np.int8(3), [None, 1.5])}
+    path = tmp_path / "h.npz"
+    jaxml.save(path, obj)
+    header = jio.read_header(path)
+    for where in _paths(header["tree"]):
+        for junk in (None, 7, "x", [], {}, [["a", {}]]):
+            jaxml.save(path, obj)
+
+            def edit(h, where=where, junk=junk):
+                node = h["tree"]
+                for k in where[:-1]:
+                    node = node[k]
+                node[where[-1]] = junk
+            _rewrite(path, edit_header=edit)
+            try:
+                jaxml.load(path)
+            except ValueError:
+                pass
 
 
 def test_float64_file_without_x64(tmp_path):
