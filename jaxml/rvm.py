@@ -63,7 +63,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxml import gaussian
+from jaxml import gaussian, vi
 from jaxml._core import (
     Adjoint,
     check_int_in_range,
@@ -79,13 +79,6 @@ from jaxml._core import (
     train,
 )
 from jaxml.kernels import gram
-from jaxml.vi import (
-    AnalyticKL,
-    FullRankGaussian,
-    LocalReparameterization,
-    MeanFieldGaussian,
-    gauss_hermite_nodes,
-)
 
 __all__ = [
     "RVMResult", "RVMState", "RVMInfo", "design_matrix", "local_moments",
@@ -201,7 +194,7 @@ def local_moments(mean: jax.Array, covariance: jax.Array, Phi: jax.Array,
 
 def _gh_expect(f, mean, var, n_nodes: int):
     """E f(u), u ~ N(mean, var) elementwise, by Gauss–Hermite."""
-    t, w = gauss_hermite_nodes(n_nodes, jnp.result_type(mean, var))
+    t, w = vi.gauss_hermite_nodes(n_nodes, jnp.result_type(mean, var))
     return jnp.sum(w * f(mean[..., None] + jnp.sqrt(var)[..., None] * t), axis=-1)
 
 
@@ -221,8 +214,8 @@ def _log_likelihood(y):
 def _family(mean, covariance):
     """q = N(mean, covariance) as a vi family (diagonal (m,) or full (m, m) covariance)."""
     if covariance.ndim == 1:
-        return MeanFieldGaussian(mean, 0.5 * jnp.log(covariance))
-    return FullRankGaussian(mean, log_cholesky_from_tril(safe_cholesky(covariance)))
+        return vi.MeanFieldGaussian(mean, 0.5 * jnp.log(covariance))
+    return vi.FullRankGaussian(mean, log_cholesky_from_tril(safe_cholesky(covariance)))
 
 
 def expected_log_likelihood(key, mean: jax.Array, covariance: jax.Array, Phi: jax.Array,
@@ -250,8 +243,8 @@ def expected_log_likelihood(key, mean: jax.Array, covariance: jax.Array, Phi: ja
     q = _family(mean, covariance)
     ll = _log_likelihood(y)
     if estimator == "weights":
-        return AnalyticKL().expected_log_likelihood(key, lambda w: ll(Phi @ w), q, n_samples)
-    est = LocalReparameterization(Phi, n_nodes=n_nodes if estimator == "gh" else None)
+        return vi.AnalyticKL().expected_log_likelihood(key, lambda w: ll(Phi @ w), q, n_samples)
+    est = vi.LocalReparameterization(Phi, n_nodes=n_nodes if estimator == "gh" else None)
     return est.expected_log_likelihood(key, ll, q, n_samples)
 
 
@@ -339,8 +332,8 @@ def _whitened_q(state: RVMState, s: jax.Array):
     """q of ν = w / s (s = α^(−½)) as a vi family: prior N(0, I)."""
     nu = state.mean / s
     if state.factor.ndim == 1:
-        return MeanFieldGaussian(nu, jnp.log(state.factor / s))
-    return FullRankGaussian(nu, log_cholesky_from_tril(state.factor / s[:, None]))
+        return vi.MeanFieldGaussian(nu, jnp.log(state.factor / s))
+    return vi.FullRankGaussian(nu, log_cholesky_from_tril(state.factor / s[:, None]))
 
 
 def stopping_error(elbo_history: jax.Array, n_stable: jax.Array) -> jax.Array:
@@ -390,7 +383,7 @@ def step(key: jax.Array, state: RVMState, Phi: jax.Array, y: jax.Array, *, n_inn
     """
     _check_options(estimator=estimator)
     s = jax.lax.rsqrt(state.alpha)                      # prior standard deviations
-    est = LocalReparameterization(Phi * s, n_nodes=32 if estimator == "gh" else None)
+    est = vi.LocalReparameterization(Phi * s, n_nodes=32 if estimator == "gh" else None)
     ll = _log_likelihood(y)
     n = int(n_samples)
 

@@ -624,7 +624,7 @@ def test_coordinate_ascent_driver_bivariate_gaussian():
     res = jax.jit(lambda m0: vi.coordinate_ascent([upd1, upd2], elbo, m0, tol=1e-14,
                                                   max_iter=500))(jnp.array([5.0, 5.0]))
     assert bool(res.converged) and int(res.n_iter) < 500
-    np.testing.assert_allclose(res.state, mu, atol=1e-6)
+    np.testing.assert_allclose(res.q, mu, atol=1e-6)
     tr = np.asarray(res.trace)[: int(res.n_iter)]
     assert np.all(np.diff(tr) >= -1e-12)
     with pytest.raises(TypeError):

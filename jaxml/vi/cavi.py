@@ -81,16 +81,16 @@ class CAVIInfo(NamedTuple):
 
 
 class CAVIResult(NamedTuple):
-    """Result of :func:`coordinate_ascent`.
+    """Result of every CAVI fit (:func:`coordinate_ascent` and the models' fits).
 
     Attributes:
-        state: the final variational parameters (a pytree).
-        elbo: () the ELBO at the final state.
+        q: the final variational parameters (a pytree).
+        elbo: () the ELBO at ``q``.
         trace: (max_iter,) the ELBO after every sweep (NaN past ``n_iter``).
         n_iter: () sweeps taken. converged: () relative ELBO change <= tol.
     """
 
-    state: Any
+    q: Any
     elbo: jax.Array
     trace: jax.Array
     n_iter: jax.Array
@@ -189,21 +189,15 @@ class NormalGammaPosterior(NamedTuple):
     b: jax.Array
 
 
-class NormalGammaCAVIResult(NamedTuple):
-    """Result of :func:`normal_gamma_cavi`.
+class NormalGammaCAVIResult(CAVIResult):
+    """Result of :func:`normal_gamma_cavi`: a :class:`CAVIResult` with ``q`` a
+    :class:`NormalGammaQ`.
 
     Attributes:
-        q: the fitted :class:`NormalGammaQ`.
-        elbo: () the ELBO at ``q``.
-        trace: (max_iter,) the ELBO after every sweep (NaN past ``n_iter``).
-        n_iter: () sweeps taken. converged: () relative ELBO change <= tol.
+        elbo: () the ELBO at ``q``; trace (max_iter,), n_iter, converged as in CAVIResult.
     """
 
-    q: NormalGammaQ
-    elbo: jax.Array
-    trace: jax.Array
-    n_iter: jax.Array
-    converged: jax.Array
+    __slots__ = ()
 
 
 def _ng_prior(x, mu0, lambda0, a0, b0):
@@ -368,21 +362,15 @@ class MixtureQ(NamedTuple):
     phi: jax.Array
 
 
-class MixtureCAVIResult(NamedTuple):
-    """Result of :func:`mixture_cavi`.
+class MixtureCAVIResult(CAVIResult):
+    """Result of :func:`mixture_cavi`: a :class:`CAVIResult` with ``q`` a :class:`MixtureQ`
+    (``m`` always (K, d), with d = 1 for 1-D data).
 
     Attributes:
-        q: the fitted :class:`MixtureQ`; ``m`` is always (K, d), with d = 1 for 1-D data.
-        elbo: () the ELBO at ``q``.
-        trace: (max_iter,) the ELBO after every sweep (NaN past ``n_iter``).
-        n_iter: () sweeps taken. converged: () relative ELBO change <= tol.
+        elbo: () the ELBO at ``q``; trace (max_iter,), n_iter, converged as in CAVIResult.
     """
 
-    q: MixtureQ
-    elbo: jax.Array
-    trace: jax.Array
-    n_iter: jax.Array
-    converged: jax.Array
+    __slots__ = ()
 
 
 def mixture_update_assignments(q: MixtureQ, x: jax.Array) -> MixtureQ:
