@@ -92,6 +92,7 @@ def _jaxml_version() -> str:
 
     return jaxml.__version__
 
+
 def _resolve(path: str, *, allowed: tuple[str, ...] = _TRUSTED):
     """The object named ``"module:qual.name"``, imported only from ``allowed`` packages."""
     module_name, sep, qualname = path.partition(":")
