@@ -6,7 +6,8 @@ eta = 0.01, 30 batch EM iterations on both sides (jaxml ``tol=0``; scikit-learn
 ``evaluate_every=-1``, ``n_jobs=None`` = one process, its default), the same E step
 settings (``max_doc_update_iter=100``, ``mean_change_tol=1e-3``), each E step restarted
 from random ``γ`` as scikit-learn does. Both start from the same topics: jaxml gets
-``init_topic_word = np.random.RandomState(seed).gamma(100.0, 0.01, (K, V))``, exactly
+``init_topic_word = lda.sklearn_initial_topics(K, V, seed)``
+(``np.random.RandomState(seed).gamma(100.0, 0.01, (K, V))``), exactly
 what scikit-learn's ``_init_latent_vars`` draws first with ``random_state=seed`` (only the
 E steps' random starts of ``γ`` then differ, numpy's vs jax's). Reported: seconds per EM iteration (median of
 whole fits after compilation, divided by the iterations; scikit-learn's ``fit`` also runs
@@ -49,14 +50,9 @@ def _corpus(quick: bool):
 SEEDS = (0, 1, 2)
 
 
-def sklearn_initial_topics(seed: int, k: int, n_words: int, dtype) -> np.ndarray:
-    """scikit-learn's batch LDA start: ``check_random_state(seed).gamma(100, 0.01, (K, V))``."""
-    return np.random.RandomState(seed).gamma(100.0, 0.01, (k, n_words)).astype(dtype)
-
-
 def _fits(train, k, n_iter, dtype, seed):
     """The two fits of one seed, as zero-argument callables, from the same initial topics."""
-    start = sklearn_initial_topics(seed, k, train.shape[1], dtype)
+    start = lda.sklearn_initial_topics(k, train.shape[1], seed, dtype)
     key = jax.random.key(seed)
 
     def ours():
@@ -136,7 +132,7 @@ def run(out_dir: Path, quick: bool = False) -> list[BenchRow]:
     axes[1].legend(fontsize=8, loc="lower right")
     axes[1].set(ylabel="held-out perplexity",
                 title="same problem, same start: held-out perplexity (seed 0)")
-    elbo = np.asarray(r["res"].elbo)
+    elbo = np.asarray(r["res"].trace)
     axes[2].plot(np.arange(1, n_iter + 1), elbo, "o-", ms=3, color="tab:red",
                  label="jaxml ELBO per iteration")
     axes[2].axhline(r["bound_s"], color="0.3", ls="--",

@@ -67,7 +67,7 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
 
     # start from scikit-learn's own initial topics (its batch fit with random_state=0 draws
     # them first), so both libraries fit the same problem from the same point
-    start = np.random.RandomState(0).gamma(100.0, 0.01, (n_topics, X.shape[1]))
+    start = lda.sklearn_initial_topics(n_topics, X.shape[1], 0)
     fit = lda.fit(jax.random.key(0), train, n_topics, alpha=alpha, eta=eta, max_iter=max_iter,
                   tol=0.0, init_topic_word=start)
     sk = LatentDirichletAllocation(n_topics, learning_method="batch", max_iter=max_iter,
@@ -87,7 +87,7 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
     fig_topics = draw_topics(words, weights, out_dir)
 
     # ELBO per EM iteration, and held-out documents' topic mixtures
-    elbo = np.asarray(fit.elbo)[: int(fit.n_iter)]
+    elbo = np.asarray(fit.trace)[: int(fit.n_iter)]
     theta = np.asarray(lda.transform(fit, test, normalize=True))
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), gridspec_kw={"width_ratios": [1, 0.8, 1.4]})
     axes[0].plot(np.arange(1, len(elbo) + 1), elbo, "o-", ms=3)

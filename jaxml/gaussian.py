@@ -23,27 +23,32 @@ Welling, "Auto-Encoding Variational Bayes" (2014), appendix B.
 
 from __future__ import annotations
 
-import math
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from jaxml._core import (LOG_2PI, as_float_array, blocked_gram, check_int_in_range,
+                         float_dtype, logdet_from_cholesky, safe_cholesky, whiten)
 
-from jaxml._core.checks import as_float_array, check_int_in_range, float_dtype
-from jaxml._core.linalg import blocked_gram, logdet_from_cholesky, safe_cholesky, whiten
+__all__ = ["GaussianMLE", "mle", "log_pdf", "sample", "entropy", "kl_divergence",
+           "kl_diag_standard_normal"]
 
-__all__ = ["mle", "log_pdf", "sample", "entropy", "kl_divergence", "kl_diag_standard_normal"]
 
-_LOG_2PI = math.log(2.0 * math.pi)
+class GaussianMLE(NamedTuple):
+    """The maximum-likelihood Gaussian of a sample (unpacks as ``mean, cov = mle(X)``).
+
+    Attributes:
+        mean: (d,) the sample mean μ̂.
+        cov: (d, d) the biased (1/n) sample covariance Σ̂.
+    """
+
+    mean: jax.Array
+    cov: jax.Array
 
 
 # ----------------------------------------------------------------------------- checks
-
-def _array(x, name: str, *, ndim=None, dtype=None) -> jax.Array:
-    """``x`` as a finite floating array of the given rank (values checked when known)."""
-    return as_float_array(x, name, ndim=ndim, dtype=dtype)
-
 
 def _common_dtype(**named):
     """The floating dtype shared by the named array-likes (lists and scalars allowed)."""
@@ -57,8 +62,8 @@ def _common_dtype(**named):
 
 
 def _check_mean_cov(mean, cov, dtype, mean_name="mean", cov_name="cov"):
-    mean = _array(mean, mean_name, ndim=1, dtype=dtype)
-    cov = _array(cov, cov_name, ndim=2, dtype=dtype)
+    mean = as_float_array(mean, mean_name, ndim=1, dtype=dtype)
+    cov = as_float_array(cov, cov_name, ndim=2, dtype=dtype)
     d = mean.shape[0]
     if cov.shape != (d, d):
         raise ValueError(f"{cov_name} must have shape ({d}, {d}) to match {mean_name}, "
@@ -67,7 +72,7 @@ def _check_mean_cov(mean, cov, dtype, mean_name="mean", cov_name="cov"):
 
 
 def _check_cov(cov, name="cov", dtype=None):
-    cov = _array(cov, name, ndim=2, dtype=dtype)
+    cov = as_float_array(cov, name, ndim=2, dtype=dtype)
     if cov.shape[0] != cov.shape[1]:
         raise ValueError(f"{name} must be square, got shape {cov.shape}")
     return cov
@@ -75,7 +80,7 @@ def _check_cov(cov, name="cov", dtype=None):
 
 # ----------------------------------------------------------------------------- MLE
 
-def mle(X) -> tuple[jax.Array, jax.Array]:
+def mle(X) -> GaussianMLE:
     r"""Maximum-likelihood mean and covariance of the rows of ``X``.
 
     .. math::
@@ -89,9 +94,9 @@ def mle(X) -> tuple[jax.Array, jax.Array]:
         X: (n, d) data, one observation per row.
 
     Returns:
-        ``(mean, cov)`` with shapes (d,) and (d, d).
+        :class:`GaussianMLE` ``(mean, cov)`` with shapes (d,) and (d, d).
     """
-    X = _array(X, "X", ndim=2)
+    X = as_float_array(X, "X", ndim=2)
     if X.shape[0] < 1:
         raise ValueError("X must have at least one row")
     return _mle(X)
@@ -100,7 +105,7 @@ def mle(X) -> tuple[jax.Array, jax.Array]:
 @jax.jit
 def _mle(X):
     mean = jnp.mean(X, axis=0)
-    return mean, blocked_gram(X, center=mean) / X.shape[0]
+    return GaussianMLE(mean, blocked_gram(X, center=mean) / X.shape[0])
 
 
 # ----------------------------------------------------------------------------- density
@@ -116,7 +121,7 @@ def _log_pdf_chol(x: jax.Array, mean: jax.Array, L: jax.Array) -> jax.Array:
     diff = (x - mean).reshape(-1, d)                      # (m, d)
     z = whiten(L, diff.T)                                  # (d, m)
     maha = jnp.sum(z * z, axis=0).reshape(x.shape[:-1])    # (...)
-    return -0.5 * (maha + logdet_from_cholesky(L) + d * _LOG_2PI)
+    return -0.5 * (maha + logdet_from_cholesky(L) + d * LOG_2PI)
 
 
 def log_pdf(x, mean, cov) -> jax.Array:
@@ -138,7 +143,7 @@ def log_pdf(x, mean, cov) -> jax.Array:
     """
     dtype = _common_dtype(x=x, mean=mean, cov=cov)
     mean, cov = _check_mean_cov(mean, cov, dtype)
-    x = _array(x, "x", dtype=dtype)
+    x = as_float_array(x, "x", dtype=dtype)
     if x.ndim < 1 or x.shape[-1] != mean.shape[0]:
         raise ValueError(f"x must have shape (..., {mean.shape[0]}) to match mean, got {x.shape}")
     return _log_pdf(x, mean, cov)
@@ -189,7 +194,7 @@ def entropy(cov) -> jax.Array:
 
 @jax.jit
 def _entropy(cov):
-    return 0.5 * cov.shape[0] * (1.0 + _LOG_2PI) + 0.5 * logdet_from_cholesky(safe_cholesky(cov))
+    return 0.5 * cov.shape[0] * (1.0 + LOG_2PI) + 0.5 * logdet_from_cholesky(safe_cholesky(cov))
 
 
 def kl_divergence(mean1, cov1, mean2, cov2) -> jax.Array:
@@ -246,11 +251,16 @@ def kl_diag_standard_normal(mean, log_var) -> jax.Array:
         (...) one KL per leading index.
     """
     dtype = _common_dtype(mean=mean, log_var=log_var)
-    mean = _array(mean, "mean", dtype=dtype)
-    log_var = _array(log_var, "log_var", dtype=dtype)
+    mean = as_float_array(mean, "mean", dtype=dtype)
+    log_var = as_float_array(log_var, "log_var", dtype=dtype)
     if mean.shape != log_var.shape:
         raise ValueError(f"mean and log_var must have the same shape, got {mean.shape} and "
                          f"{log_var.shape}")
     if mean.ndim < 1:
         raise ValueError("mean and log_var must have at least one dimension (..., d)")
+    return _kl_diag_standard_normal(mean, log_var)
+
+
+@jax.jit
+def _kl_diag_standard_normal(mean, log_var):
     return -0.5 * jnp.sum(1.0 + log_var - mean**2 - jnp.exp(log_var), axis=-1)

@@ -37,7 +37,8 @@ the verbs), which leaves covariances unchanged and keeps cancellation small. For
 :math:`(\tilde x-\tilde\mu_j)^\top\Lambda_j(\tilde x-\tilde\mu_j)
 = \varphi^\top a_j + \tilde\mu_j^\top\Lambda_j\tilde\mu_j`, and the M step's sufficient
 statistics are :math:`\sum_i r_{ij}\varphi(\tilde x_i)`. The data are streamed in row blocks
-of b rows (``lax.fori_loop`` over ``lax.dynamic_slice``; nothing copied or padded); per block
+of b rows (the ``_core`` row fold: ``lax.fori_loop`` over ``lax.dynamic_slice``, nothing
+copied or padded); per block
 the E step is one (b, D)×(D, k) matmul and the M step one (k, b)×(b, D) matmul, and ``fit``
 fuses them: one pass over the data per iteration, O(b·(D + k) + k·d²) working memory, never
 an (n, k, d) array. ``e_step``/``predict_proba`` return (n, k) arrays and so need O(n·k).
@@ -58,7 +59,6 @@ EM algorithm", JRSS-B 39 (1977); scikit-learn ``sklearn.mixture.GaussianMixture`
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import NamedTuple
 
@@ -69,17 +69,18 @@ from jax import lax
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import logsumexp
 
-from jaxml._core import check_int_in_range, check_nonnegative, is_concrete, run_loop
-from jaxml.gaussian import _array
+from jaxml._core import (HIGHEST, LOG_2PI, Adjoint, check_int_in_range, check_loop_options,
+                         check_matrix, check_nonnegative, fixed_point, is_concrete)
+from jaxml._core.fold import fold_rows, map_rows
 
 __all__ = [
-    "COVARIANCE_TYPES", "GMMParams", "GMMResult", "init", "e_step", "m_step", "step", "fit",
+    "COVARIANCE_TYPES", "GMMParams", "GMMState", "GMMInfo", "GMMResult", "init", "init_state",
+    "e_step", "m_step", "step", "fit",
     "log_likelihood", "predict_proba", "predict", "sample",
 ]
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-_HI = lax.Precision.HIGHEST
-_LOG_2PI = math.log(2.0 * math.pi)
+_HI = HIGHEST
 
 
 class GMMParams(NamedTuple):
@@ -91,16 +92,40 @@ class GMMParams(NamedTuple):
         covariances: the component covariances, shaped by the covariance type as in
             scikit-learn: (k, d, d) ``full``, (d, d) ``tied``, (k, d) ``diag`` (variances),
             (k,) ``spherical`` (one variance per component).
-
-    The parameters returned by :func:`init`, :func:`m_step`, :func:`step` and
-    ``GMMResult.params`` are instances of a subclass whose ``covariance_type`` class
-    attribute records the type, so the verbs need no ``covariance_type=``; for a
-    hand-built ``GMMParams`` it is read off the shapes.
+        covariance_type: ``"full" | "tied" | "diag" | "spherical"`` (scikit-learn's words),
+            a static field: it is pytree metadata, not a leaf, so it crosses ``jit`` and
+            ``vmap`` unchanged and every verb reads it from here.
     """
 
     weights: jax.Array
     means: jax.Array
     covariances: jax.Array
+    covariance_type: str = "full"
+
+
+class GMMState(NamedTuple):
+    """The state EM iterates (:func:`step`).
+
+    Attributes:
+        params: the current :class:`GMMParams`.
+        lower_bound: () the mean log-likelihood computed by the last E step, i.e. of the
+            parameters before the last M step (``-inf`` before any step).
+    """
+
+    params: GMMParams
+    lower_bound: jax.Array
+
+
+class GMMInfo(NamedTuple):
+    """What an EM step reports.
+
+    Attributes:
+        error: () |Δ lower bound|, what ``fit``'s stopping rule compares with ``tol``.
+        value: () the mean log-likelihood of the step's *input* parameters (the E step's).
+    """
+
+    error: jax.Array
+    value: jax.Array
 
 
 class GMMResult(NamedTuple):
@@ -110,52 +135,38 @@ class GMMResult(NamedTuple):
         weights, means, covariances: the final parameters (see :class:`GMMParams`).
         lower_bound: () the mean log-likelihood per sample computed in the last E step
             (scikit-learn's ``lower_bound_``).
-        trace: (max_iter,) the mean log-likelihood of every iteration (scikit-learn's
-            ``lower_bounds_``); non-decreasing; NaN past ``n_iter``.
         n_iter: () int32, EM iterations run.
         converged: () bool, the last change of the lower bound was at most ``tol``.
+        trace: (max_iter,) the mean log-likelihood of every iteration (scikit-learn's
+            ``lower_bounds_``); non-decreasing; NaN past ``n_iter``.
+        covariance_type: static, as in :class:`GMMParams`.
     """
 
     weights: jax.Array
     means: jax.Array
     covariances: jax.Array
     lower_bound: jax.Array
-    trace: jax.Array
     n_iter: jax.Array
     converged: jax.Array
+    trace: jax.Array
+    covariance_type: str = "full"
 
     @property
     def params(self) -> GMMParams:
-        """The fitted parameters as a :class:`GMMParams` (of the same covariance type)."""
-        ct = getattr(self, "covariance_type", None)
-        cls = _TYPED[GMMParams, ct] if ct is not None else GMMParams
-        return cls(self.weights, self.means, self.covariances)
+        """The fitted parameters as a :class:`GMMParams`."""
+        return GMMParams(self.weights, self.means, self.covariances, self.covariance_type)
 
 
-# Parameters and results made by this module carry their covariance type in their class: a
-# subclass of GMMParams / GMMResult with a ``covariance_type`` class attribute (no extra
-# field, so they unpack, jit and vmap exactly like the base NamedTuple — JAX rebuilds a
-# namedtuple with its own class). A hand-built GMMParams gets its type from the shapes.
-_TYPED: dict = {}
-for _base in (GMMParams, GMMResult):
-    for _t in COVARIANCE_TYPES:
-        _TYPED[_base, _t] = type(_base.__name__, (_base,), {
-            "__slots__": (), "covariance_type": _t, "__module__": __name__,
-            "__qualname__": _base.__qualname__,
-            "__doc__": f"{_base.__name__} of a mixture with {_t!r} covariances."})
-del _base, _t
-
-
-def _typed(base, covariance_type: str, *fields):
-    return _TYPED[base, covariance_type](*fields)
+# The covariance type is static metadata of the pytree (not a leaf).
+jax.tree_util.register_pytree_node(
+    GMMParams, lambda p: (tuple(p[:3]), p.covariance_type),
+    lambda ct, leaves: GMMParams(*leaves, ct))
+jax.tree_util.register_pytree_node(
+    GMMResult, lambda r: (tuple(r[:7]), r.covariance_type),
+    lambda ct, leaves: GMMResult(*leaves, ct))
 
 
 # ============================================================================ checks
-
-def _matrix(x, name: str, dtype=None) -> jax.Array:
-    """A floating (n, d) array, finite when its values are known (checked in NumPy)."""
-    return _array(x, name, ndim=2, dtype=dtype)
-
 
 def _check_covariance_type(covariance_type) -> str:
     if covariance_type not in COVARIANCE_TYPES:
@@ -168,26 +179,16 @@ def _cov_shape(covariance_type: str, k: int, d: int) -> tuple[int, ...]:
     return {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[covariance_type]
 
 
-def _infer_covariance_type(means_shape, cov_shape) -> str:
-    k, d = means_shape
-    matches = [t for t in COVARIANCE_TYPES if _cov_shape(t, k, d) == tuple(cov_shape)]
-    if not matches:
-        raise ValueError(f"covariances has shape {tuple(cov_shape)}, which fits no covariance "
-                         f"type for k={k} components in d={d} dimensions")
-    if len(matches) > 1:
-        raise ValueError(f"covariances of shape {tuple(cov_shape)} is ambiguous between "
-                         f"{' and '.join(matches)} (k == d); pass covariance_type=")
-    return matches[0]
-
-
-def _check_params(params, covariance_type, dtype=None, d=None) -> tuple[GMMParams, str]:
-    """Validate a GMMParams-like object (anything with weights/means/covariances)."""
+def _check_params(params, dtype=None, d=None) -> GMMParams:
+    """Validate a GMMParams-like object (weights, means, covariances, covariance_type)."""
     try:
         weights, means, covs = params.weights, params.means, params.covariances
+        covariance_type = params.covariance_type
     except AttributeError as e:
-        raise TypeError("params must have weights, means and covariances "
+        raise TypeError("params must have weights, means, covariances and covariance_type "
                         f"(a GMMParams or GMMResult), got {type(params).__name__}") from e
-    means = _matrix(means, "params.means", dtype=dtype)
+    _check_covariance_type(covariance_type)
+    means = check_matrix(means, "params.means", dtype=dtype)
     dtype = means.dtype
     k, dd = means.shape
     if d is not None and dd != d:
@@ -196,16 +197,10 @@ def _check_params(params, covariance_type, dtype=None, d=None) -> tuple[GMMParam
     covs = jnp.asarray(covs, dtype)
     if weights.shape != (k,):
         raise ValueError(f"params.weights must have shape ({k},), got {weights.shape}")
-    if covariance_type is None:
-        covariance_type = getattr(params, "covariance_type", None)
-    if covariance_type is None:
-        covariance_type = _infer_covariance_type(means.shape, covs.shape)
-    else:
-        _check_covariance_type(covariance_type)
-        want = _cov_shape(covariance_type, k, dd)
-        if covs.shape != want:
-            raise ValueError(f"params.covariances must have shape {want} for covariance_type="
-                             f"{covariance_type!r}, got {covs.shape}")
+    want = _cov_shape(covariance_type, k, dd)
+    if covs.shape != want:
+        raise ValueError(f"params.covariances must have shape {want} for covariance_type="
+                         f"{covariance_type!r}, got {covs.shape}")
     if is_concrete(weights) and is_concrete(covs) and is_concrete(means):
         w = np.asarray(weights, dtype=np.float64)
         if not np.all(np.isfinite(w)) or np.any(w < 0) or abs(w.sum() - 1.0) > 1e-4:
@@ -220,18 +215,18 @@ def _check_params(params, covariance_type, dtype=None, d=None) -> tuple[GMMParam
                 raise ValueError("params.covariances must be symmetric positive definite")
         elif np.any(c <= 0):
             raise ValueError("params.covariances (variances) must be positive")
-    return _typed(GMMParams, covariance_type, weights, means, covs), covariance_type
+    return GMMParams(weights, means, covs, covariance_type)
 
 
 def _check_X(X, name="X"):
-    X = _matrix(X, name)
+    X = check_matrix(X, name)
     if X.shape[0] < 1:
         raise ValueError(f"{name} must have at least one row")
     return X
 
 
 def _check_resp(resp, X):
-    resp = _matrix(resp, "resp", dtype=X.dtype)
+    resp = check_matrix(resp, "resp", dtype=X.dtype)
     if resp.shape[0] != X.shape[0]:
         raise ValueError(f"resp and X must have the same number of rows, got {resp.shape[0]} "
                          f"and {X.shape[0]}")
@@ -254,27 +249,6 @@ def _block_rows(n: int, k: int, D: int, block_size: int | None) -> int:
         budget = 1 << (16 if jax.default_backend() == "cpu" else 22)
         block_size = max(64, budget // max(D + k, 1))
     return max(1, min(n, int(block_size)))
-
-
-def _fold_blocks(fn, X, b: int, acc, *extra):
-    """``acc = fn(acc, start, X[start:start+b], mask, *[e[start:start+b] for e in extra])``
-    over row blocks of ``X`` (n, d), without copying or padding.
-
-    Block ``i`` covers rows ``[i·b, (i+1)·b)``; the last block is shifted back to end at
-    ``n`` and ``mask`` (b,) marks the rows not already seen, so every row counts once.
-    """
-    n = X.shape[0]
-    n_blocks = -(-n // b)
-
-    def body(i, acc):
-        start = jnp.minimum(i * b, n - b)
-        mask = (start + jnp.arange(b)) >= i * b
-        rows = [lax.dynamic_slice_in_dim(a, start, b) for a in (X,) + extra]
-        return fn(acc, start, rows[0], mask, *rows[1:])
-
-    if n_blocks == 1:
-        return body(0, acc)
-    return lax.fori_loop(0, n_blocks, body, acc)
 
 
 # ============================================================================ features
@@ -320,8 +294,8 @@ class _Quadratic(NamedTuple):
     log_norm: jax.Array
 
 
-def _quadratic(params: GMMParams, covariance_type: str, shift) -> _Quadratic:
-    w, mu, cov = params
+def _quadratic(params: GMMParams, shift) -> _Quadratic:
+    w, mu, cov, covariance_type = params
     k, d = mu.shape
     dtype = mu.dtype
     mu_c = mu - shift
@@ -354,7 +328,7 @@ def _quadratic(params: GMMParams, covariance_type: str, shift) -> _Quadratic:
             c = jnp.sum(mu_c * mu_c, axis=1) * prec
             half_logdet = 0.5 * d * jnp.log(prec)
     log_norm = (jnp.log(jnp.maximum(w, jnp.finfo(dtype).tiny)) + half_logdet
-                - 0.5 * d * _LOG_2PI)
+                - 0.5 * d * LOG_2PI)
     return _Quadratic(shift, A, c, P, log_norm)
 
 
@@ -368,19 +342,18 @@ def _block_weighted_log_prob(F, Xc, q: _Quadratic, covariance_type: str):
     return q.log_norm - 0.5 * jnp.maximum(maha, 0.0)
 
 
-def _weighted_log_prob(X, params, covariance_type, block):
-    """(n, k) log π_j + log N(x_i | μ_j, Σ_j), streamed over row blocks."""
+def _weighted_log_prob(X, params: GMMParams, block):
+    """(n, k) log π_j + log N(x_i | μ_j, Σ_j), computed in row blocks."""
     (n, d), k = X.shape, params.means.shape[0]
+    ct = params.covariance_type
     shift = jnp.einsum("k,kd->d", params.weights, params.means, precision=_HI)
-    q = _quadratic(params, covariance_type, shift)
-    b = _block_rows(n, k, _n_features(covariance_type, d), block)
+    q = _quadratic(params, shift)
 
-    def fn(out, start, Xb, mask):
+    def rows(Xb, mask):
         Xc = Xb - shift
-        wlp = _block_weighted_log_prob(_features(Xc, covariance_type), Xc, q, covariance_type)
-        return lax.dynamic_update_slice_in_dim(out, wlp, start, 0)
+        return _block_weighted_log_prob(_features(Xc, ct), Xc, q, ct)
 
-    return _fold_blocks(fn, X, b, jnp.zeros((n, k), X.dtype))
+    return map_rows(rows, X, block=_block_rows(n, k, _n_features(ct, d), block))
 
 
 # ============================================================================ M step pieces
@@ -398,21 +371,17 @@ class _Stats(NamedTuple):
     ll: jax.Array
 
 
-def _zero_stats(k, d, covariance_type, dtype) -> _Stats:
-    dd = d if covariance_type == "tied" else 1
-    return _Stats(jnp.zeros((k,), dtype), jnp.zeros((k, _n_features(covariance_type, d)), dtype),
-                  jnp.zeros((dd, dd), dtype), jnp.zeros((), dtype))
-
-
-def _add_block_stats(st: _Stats, F, Xc, r, covariance_type: str) -> _Stats:
-    """Add one block's statistics; ``r`` (b, k) already zero on masked rows."""
-    sxx = st.sxx
+def _block_stats(F, Xc, r, covariance_type: str, ll=None) -> _Stats:
+    """One block's statistics; ``r`` (b, k) already zero on masked rows."""
+    dtype = F.dtype
     if covariance_type == "tied":
         # Σ_i (Σ_j r_ij) x̃_i x̃_iᵀ: all the pooled scatter Σ_j Σ_i r_ij (x̃_i−μ̃_j)(x̃_i−μ̃_j)ᵀ
         # needs (equal to Σ_i x̃_i x̃_iᵀ, scikit-learn's, when the rows of r sum to 1)
-        sxx = sxx + jnp.matmul((Xc * jnp.sum(r, axis=1, keepdims=True)).T, Xc, precision=_HI)
-    return st._replace(nk=st.nk + jnp.sum(r, axis=0),
-                       sF=st.sF + jnp.matmul(r.T, F, precision=_HI), sxx=sxx)
+        sxx = jnp.matmul((Xc * jnp.sum(r, axis=1, keepdims=True)).T, Xc, precision=_HI)
+    else:
+        sxx = jnp.zeros((1, 1), dtype)
+    return _Stats(nk=jnp.sum(r, axis=0), sF=jnp.matmul(r.T, F, precision=_HI), sxx=sxx,
+                  ll=jnp.zeros((), dtype) if ll is None else ll)
 
 
 def _params_from_stats(st: _Stats, shift, reg_covar, covariance_type: str) -> GMMParams:
@@ -442,14 +411,14 @@ def _params_from_stats(st: _Stats, shift, reg_covar, covariance_type: str) -> GM
     else:
         var = (st.sF[:, 0] / nk - jnp.sum(mu_c * mu_c, axis=1)) / d
         cov = jnp.maximum(var, 0.0) + reg
-    return _typed(GMMParams, covariance_type, nk / jnp.sum(nk), mu_c + shift, cov)
+    return GMMParams(nk / jnp.sum(nk), mu_c + shift, cov, covariance_type)
 
 
 # ============================================================================ compiled cores
 
-@partial(jax.jit, static_argnames=("covariance_type", "block"))
-def _e_step(params, X, covariance_type, block=None):
-    wlp = _weighted_log_prob(X, params, covariance_type, block)
+@partial(jax.jit, static_argnames=("block",))
+def _e_step(params, X, block=None):
+    wlp = _weighted_log_prob(X, params, block)
     lpn = logsumexp(wlp, axis=1)
     return jnp.exp(wlp - lpn[:, None]), jnp.mean(lpn)
 
@@ -459,56 +428,61 @@ def _m_step(X, resp, reg_covar, covariance_type, block=None):
     n, d = X.shape
     k = resp.shape[1]
     shift = jnp.mean(X, axis=0)
-    b = _block_rows(n, k, _n_features(covariance_type, d), block)
 
-    def fn(st, start, Xb, mask, rb):
+    def stat(rows, mask):
+        Xb, rb = rows
         Xc = Xb - shift
-        return _add_block_stats(st, _features(Xc, covariance_type), Xc, rb * mask[:, None],
-                                covariance_type)
+        return _block_stats(_features(Xc, covariance_type), Xc,
+                            jnp.where(mask[:, None], rb, 0.0), covariance_type)
 
-    st = _fold_blocks(fn, X, b, _zero_stats(k, d, covariance_type, X.dtype), resp)
+    st = fold_rows(stat, (X, resp), block=_block_rows(n, k, _n_features(covariance_type, d),
+                                                        block))
     return _params_from_stats(st, shift, reg_covar, covariance_type)
 
 
-def _em_step(params, X, shift, reg_covar, covariance_type, block):
+def _em_step(params: GMMParams, X, shift, reg_covar, block):
     """One fused E+M step: one pass over X. Returns (new params, mean log-lik of old)."""
     n, d = X.shape
     k = params.means.shape[0]
-    q = _quadratic(params, covariance_type, shift)
-    b = _block_rows(n, k, _n_features(covariance_type, d), block)
+    ct = params.covariance_type
+    q = _quadratic(params, shift)
 
-    def fn(st, start, Xb, mask):
+    def stat(Xb, mask):
         Xc = Xb - shift
-        F = _features(Xc, covariance_type)
-        wlp = _block_weighted_log_prob(F, Xc, q, covariance_type)
+        F = _features(Xc, ct)
+        wlp = _block_weighted_log_prob(F, Xc, q, ct)
         lpn = logsumexp(wlp, axis=1)
-        r = jnp.exp(wlp - lpn[:, None]) * mask[:, None]
-        st = _add_block_stats(st, F, Xc, r, covariance_type)
-        return st._replace(ll=st.ll + jnp.sum(jnp.where(mask, lpn, 0.0)))
+        r = jnp.where(mask[:, None], jnp.exp(wlp - lpn[:, None]), 0.0)
+        return _block_stats(F, Xc, r, ct, jnp.sum(jnp.where(mask, lpn, 0.0)))
 
-    st = _fold_blocks(fn, X, b, _zero_stats(k, d, covariance_type, X.dtype))
-    return _params_from_stats(st, shift, reg_covar, covariance_type), st.ll / n
+    st = fold_rows(stat, X, block=_block_rows(n, k, _n_features(ct, d), block))
+    return _params_from_stats(st, shift, reg_covar, ct), st.ll / n
 
 
-@partial(jax.jit, static_argnames=("covariance_type", "max_iter", "block"))
-def _fit_from(X, params, tol, reg_covar, covariance_type, max_iter, block=None) -> GMMResult:
+def _step(state: GMMState, X, reg_covar, shift, block) -> tuple[GMMState, GMMInfo]:
+    params, ll = _em_step(state.params, X, shift, reg_covar, block)
+    return GMMState(params, ll), GMMInfo(jnp.abs(ll - state.lower_bound), ll)
+
+
+def _loop_step(state: GMMState, args, block=None) -> tuple[GMMState, GMMInfo]:
+    X, reg_covar, shift = args
+    return _step(state, X, reg_covar, shift, block)
+
+
+@partial(jax.jit, static_argnames=("max_iter", "block", "adjoint"))
+def _fit_from(X, params, tol, reg_covar, max_iter, block=None, adjoint=None) -> GMMResult:
     shift = jnp.mean(X, axis=0)
-    dtype = X.dtype
-
-    def loop_step(state):
-        p, prev = state
-        p, ll = _em_step(p, X, shift, reg_covar, covariance_type, block)
-        return (p, ll), jnp.abs(ll - prev), ll
-
-    out = run_loop(loop_step, (params, jnp.asarray(-jnp.inf, dtype)), tol=tol, max_iter=max_iter)
-    (p, ll) = out.state
-    return _typed(GMMResult, covariance_type, p.weights, p.means, p.covariances, ll,
-                  out.trace.astype(dtype), out.n_iter, out.converged)
+    out = fixed_point(partial(_loop_step, block=block), init_state(params),
+                      (X, jnp.asarray(reg_covar, X.dtype), shift), tol=tol, max_iter=max_iter,
+                      adjoint=adjoint)
+    p, ll = out.state
+    return GMMResult(p.weights, p.means, p.covariances, ll, out.n_iter, out.converged,
+                     out.trace.astype(X.dtype), p.covariance_type)
 
 
 # ============================================================================ public API
 
-def e_step(params, X, *, covariance_type: str | None = None):
+def e_step(params: GMMParams, X) -> tuple[jax.Array, jax.Array]:
     r"""E step: responsibilities and the mean log-likelihood of ``params``.
 
     .. math::
@@ -517,20 +491,16 @@ def e_step(params, X, *, covariance_type: str | None = None):
         \quad \log p(x_i) = \operatorname{logsumexp}_j(\cdot).
 
     Args:
-        params: a :class:`GMMParams` (or :class:`GMMResult`).
+        params: a :class:`GMMParams` (or :class:`GMMResult`); its ``covariance_type`` is
+            the one used.
         X: (n, d) data.
-        covariance_type: ``"full" | "tied" | "diag" | "spherical"``; when None, taken from
-            ``params`` if it came from this module (its class records the type), else
-            inferred from the shape of ``params.covariances`` (ambiguous, hence required,
-            only for 2-D covariances with k == d).
 
     Returns:
         ``(resp, mean_log_likelihood)``: (n, k) rows summing to 1, and ()
         :math:`\frac1n\sum_i\log p(x_i)`.
     """
     X = _check_X(X)
-    params, ct = _check_params(params, covariance_type, X.dtype, X.shape[1])
-    return _e_step(params, X, ct)
+    return _e_step(_check_params(params, X.dtype, X.shape[1]), X)
 
 
 def m_step(X, resp, *, reg_covar=1e-6, covariance_type: str = "full") -> GMMParams:
@@ -561,28 +531,37 @@ def m_step(X, resp, *, reg_covar=1e-6, covariance_type: str = "full") -> GMMPara
     return _m_step(X, resp, reg_covar, covariance_type)
 
 
-def step(params, X, *, reg_covar=1e-6, covariance_type: str | None = None):
+def init_state(params: GMMParams) -> GMMState:
+    """The EM state before the first :func:`step`: ``params`` and a lower bound of −∞."""
+    params = _check_params(params)
+    return GMMState(params, jnp.asarray(-jnp.inf, params.means.dtype))
+
+
+def step(state: GMMState, X: jax.Array, *, reg_covar=1e-6) -> tuple[GMMState, GMMInfo]:
     """One EM iteration (E step fused with the M step, one pass over X).
 
     Args:
-        params: the current :class:`GMMParams`.
+        state: a :class:`GMMState` (see :func:`init_state`); the covariance type is
+            ``state.params.covariance_type``.
         X: (n, d) data.
-        reg_covar: () λ ≥ 0.
-        covariance_type: inferred from ``params`` when None.
+        reg_covar: () λ ≥ 0 (may be traced).
 
     Returns:
-        ``(new_params, mean_log_likelihood)`` where the log-likelihood is that of the
-        *input* ``params`` (what the E step computed), as in :func:`fit`'s trace.
+        ``(state, info)``: the new parameters with the mean log-likelihood of the *input*
+        parameters (what the E step computed, as in :func:`fit`'s trace) as
+        ``state.lower_bound``, and a :class:`GMMInfo` (``error`` = |Δ lower bound|,
+        ``value`` = that log-likelihood).
     """
     X = _check_X(X)
-    params, ct = _check_params(params, covariance_type, X.dtype, X.shape[1])
+    params = _check_params(state.params, X.dtype, X.shape[1])
     check_nonnegative(reg_covar, "reg_covar")
-    return _step(params, X, reg_covar, ct)
+    lb = jnp.asarray(state.lower_bound, X.dtype)
+    return _step_jit(GMMState(params, lb), X, jnp.asarray(reg_covar, X.dtype))
 
 
-@partial(jax.jit, static_argnames=("covariance_type",))
-def _step(params, X, reg_covar, covariance_type):
-    return _em_step(params, X, jnp.mean(X, axis=0), reg_covar, covariance_type, None)
+@jax.jit
+def _step_jit(state, X, reg_covar):
+    return _step(state, X, reg_covar, jnp.mean(X, axis=0), None)
 
 
 def init(key, X, n_components: int, *, covariance_type: str = "full", method: str = "kmeans",
@@ -629,9 +608,9 @@ def init(key, X, n_components: int, *, covariance_type: str = "full", method: st
     return _m_step(X, resp, reg_covar, covariance_type)
 
 
-def fit(key, X, n_components: int, *, covariance_type: str = "full", init_params=None,
+def fit(key, X, n_components: int, *, covariance_type: str | None = None, init_params=None,
         max_iter: int = 100, tol=1e-3, reg_covar=1e-6, init_method: str = "kmeans",
-        block_size: int | None = None) -> GMMResult:
+        block_size: int | None = None, adjoint: Adjoint | None = None) -> GMMResult:
     """Fit a Gaussian mixture by EM (scikit-learn's ``GaussianMixture(n_init=1)``).
 
     Runs :func:`init` (unless ``init_params`` is given), then EM steps under the shared
@@ -642,7 +621,9 @@ def fit(key, X, n_components: int, *, covariance_type: str = "full", init_params
         key: a ``jax.random`` key for :func:`init` (may be None when ``init_params`` is given).
         X: (n, d) data.
         n_components: k ≤ n (static).
-        covariance_type: ``"full" | "tied" | "diag" | "spherical"`` (static).
+        covariance_type: ``"full" | "tied" | "diag" | "spherical"`` (static); default
+            ``init_params.covariance_type`` when ``init_params`` is given, else ``"full"``
+            (a different value from ``init_params``' is an error).
         init_params: optional starting :class:`GMMParams` (like scikit-learn's
             ``weights_init``/``means_init``/``precisions_init``).
         max_iter: static bound on EM iterations (≥ 1).
@@ -652,6 +633,8 @@ def fit(key, X, n_components: int, *, covariance_type: str = "full", init_params
         init_method: ``"kmeans" | "k-means++" | "random"``, see :func:`init`.
         block_size: rows per streamed block (static); default ~2¹⁶/(D + k) on CPU,
             2²²/(D + k) on an accelerator (D: feature width, d(d+1)/2 + d for full).
+        adjoint: how the loop is differentiated (static): ``Direct()`` (default) or
+            ``Unrolled()``.
 
     Returns:
         :class:`GMMResult` with weights (k,), means (k, d), covariances, lower_bound (),
@@ -660,9 +643,10 @@ def fit(key, X, n_components: int, *, covariance_type: str = "full", init_params
     X = _check_X(X)
     n, d = X.shape
     check_int_in_range(n_components, "n_components", 1, n)
+    if covariance_type is None:
+        covariance_type = getattr(init_params, "covariance_type", "full")
     _check_covariance_type(covariance_type)
-    check_int_in_range(max_iter, "max_iter", 1, 10**9)
-    check_nonnegative(tol, "tol")
+    max_iter, tol = check_loop_options(max_iter, tol)
     check_nonnegative(reg_covar, "reg_covar")
     if block_size is not None:
         check_int_in_range(block_size, "block_size", 1, 2**31 - 1)
@@ -672,14 +656,17 @@ def fit(key, X, n_components: int, *, covariance_type: str = "full", init_params
         params = init(key, X, n_components, covariance_type=covariance_type,
                       method=init_method, reg_covar=reg_covar)
     else:
-        params, _ = _check_params(init_params, covariance_type, X.dtype, d)
+        params = _check_params(init_params, X.dtype, d)
+        if params.covariance_type != covariance_type:
+            raise ValueError(f"covariance_type={covariance_type!r} but init_params has "
+                             f"covariance_type={params.covariance_type!r}")
         if params.means.shape[0] != n_components:
             raise ValueError(f"init_params has {params.means.shape[0]} components, "
                              f"n_components is {n_components}")
-    return _fit_from(X, params, tol, reg_covar, covariance_type, max_iter, block_size)
+    return _fit_from(X, params, tol, reg_covar, max_iter, block_size, adjoint)
 
 
-def log_likelihood(params, X, *, covariance_type: str | None = None) -> jax.Array:
+def log_likelihood(params: GMMParams, X) -> jax.Array:
     """Per-sample log density log p(x_i) = logsumexp_j(log π_j + log N(x_i|μ_j, Σ_j)).
 
     Its mean is scikit-learn's ``score``; the values are ``score_samples``.
@@ -687,52 +674,53 @@ def log_likelihood(params, X, *, covariance_type: str | None = None) -> jax.Arra
     Args:
         params: :class:`GMMParams` or :class:`GMMResult`.
         X: (n, d) points.
-        covariance_type: inferred from ``params`` when None.
 
     Returns:
         (n,) log densities.
     """
     X = _check_X(X)
-    params, ct = _check_params(params, covariance_type, X.dtype, X.shape[1])
-    return _log_likelihood(params, X, ct)
+    return _log_likelihood(_check_params(params, X.dtype, X.shape[1]), X)
 
 
-@partial(jax.jit, static_argnames=("covariance_type",))
-def _log_likelihood(params, X, covariance_type):
-    return logsumexp(_weighted_log_prob(X, params, covariance_type, None), axis=1)
+@jax.jit
+def _log_likelihood(params, X):
+    return logsumexp(_weighted_log_prob(X, params, None), axis=1)
 
 
-def predict_proba(params, X, *, covariance_type: str | None = None) -> jax.Array:
+def predict_proba(params: GMMParams, X) -> jax.Array:
     """Posterior component probabilities p(z_i = j | x_i): (n, k), rows summing to 1."""
-    return e_step(params, X, covariance_type=covariance_type)[0]
+    return e_step(params, X)[0]
 
 
-def predict(params, X, *, covariance_type: str | None = None) -> jax.Array:
+def predict(params: GMMParams, X) -> jax.Array:
     """Most probable component of each row: (n,) int32 labels."""
-    return jnp.argmax(predict_proba(params, X, covariance_type=covariance_type),
-                      axis=1).astype(jnp.int32)
+    X = _check_X(X)
+    return _predict(_check_params(params, X.dtype, X.shape[1]), X)
 
 
-def sample(key, params, n: int, *, covariance_type: str | None = None):
+@jax.jit
+def _predict(params, X):
+    return jnp.argmax(_weighted_log_prob(X, params, None), axis=1).astype(jnp.int32)
+
+
+def sample(key, params: GMMParams, n: int) -> tuple[jax.Array, jax.Array]:
     """Draw ``n`` points from the mixture: z ~ Categorical(π), x | z ~ N(μ_z, Σ_z).
 
     Args:
         key: a ``jax.random`` key.
         params: :class:`GMMParams` or :class:`GMMResult`.
         n: static number of draws.
-        covariance_type: inferred from ``params`` when None.
 
     Returns:
         ``(X, z)``: (n, d) draws and their (n,) int32 components.
     """
     check_int_in_range(n, "n", 0, 2**31 - 1)
-    params, ct = _check_params(params, covariance_type)
-    return _sample(key, params, n, ct)
+    return _sample(key, _check_params(params), n)
 
 
-@partial(jax.jit, static_argnames=("n", "covariance_type"))
-def _sample(key, params, n, covariance_type):
-    w, mu, cov = params
+@partial(jax.jit, static_argnames=("n",))
+def _sample(key, params, n):
+    w, mu, cov, covariance_type = params
     k, d = mu.shape
     kz, kx = jax.random.split(key)
     logits = jnp.log(jnp.maximum(w, jnp.finfo(mu.dtype).tiny))

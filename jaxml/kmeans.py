@@ -35,15 +35,17 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxml._core import check_int_in_range, check_matrix, check_nonnegative, run_loop
+from jaxml._core import (HIGHEST, Adjoint, check_int_in_range, check_loop_options, check_matrix,
+                         fixed_point)
+from jaxml._core.fold import fold_map_rows, map_rows
 
 __all__ = [
-    "KMeansState", "KMeansResult", "plusplus_init", "init_state", "step", "fit", "predict",
+    "KMeansState", "KMeansInfo", "KMeansResult", "plusplus_init", "init_state", "step", "fit", "predict",
     "inertia", "sq_distances",
 ]
 
 # Full-precision matmuls: a TF32/bf16 pass on an accelerator would flip near-tie labels.
-_HI = lax.Precision.HIGHEST
+_HI = HIGHEST
 
 
 class KMeansState(NamedTuple):
@@ -63,6 +65,19 @@ class KMeansState(NamedTuple):
     inertia: jax.Array
     center_shift: jax.Array
     labels_changed: jax.Array
+
+
+class KMeansInfo(NamedTuple):
+    """What a Lloyd step reports.
+
+    Attributes:
+        error: () what ``fit``'s stopping rule reads: the squared centroid shift
+            Σⱼ‖μⱼ⁺ − μⱼ‖², or 0 when no label changed (strict convergence).
+        value: () the inertia of the step's assignment (the traced objective).
+    """
+
+    error: jax.Array
+    value: jax.Array
 
 
 class KMeansResult(NamedTuple):
@@ -119,35 +134,16 @@ def _assign_block(Xb: jax.Array, centroids: jax.Array, c2: jax.Array):
     return labels, jnp.maximum(m[:, 0] + jnp.sum(Xb * Xb, axis=1), 0.0)
 
 
-def _row_blocks(X: jax.Array, k: int):
-    """Split rows into ``lax.scan``-able full blocks and a static remainder."""
-    n = X.shape[0]
-    bs = _block_size(n, k)
-    n_full = n // bs
-    return bs, n_full, (X[n_full * bs:] if n_full * bs < n else None)
-
-
 def _assign(X: jax.Array, centroids: jax.Array):
     """Nearest centroid of each point and the squared distance to it: ((n,) int32, (n,)).
 
-    Rows are processed in blocks (``lax.scan``) so the (n, k) distance matrix is never
-    materialised: memory O(b·k + n), and each block stays in cache.
+    Rows are processed in blocks (the ``_core`` row map) so the (n, k) distance matrix is
+    never materialised: memory O(b·k + n), and each block stays in cache.
     """
     k = centroids.shape[0]
     c2 = jnp.sum(centroids * centroids, axis=1)
-    bs, n_full, rest = _row_blocks(X, k)
-    if n_full <= 1:
-        return _assign_block(X, centroids, c2)
-
-    def body(_, i):
-        return None, _assign_block(lax.dynamic_slice_in_dim(X, i * bs, bs), centroids, c2)
-
-    _, (labels, min_d) = lax.scan(body, None, jnp.arange(n_full))
-    labels, min_d = labels.reshape(-1), min_d.reshape(-1)
-    if rest is not None:
-        lr, mr = _assign_block(rest, centroids, c2)
-        labels, min_d = jnp.concatenate([labels, lr]), jnp.concatenate([min_d, mr])
-    return labels, min_d
+    return map_rows(lambda Xb, mask: _assign_block(Xb, centroids, c2), X,
+                    block=_block_size(X.shape[0], k))
 
 
 def _assign_accumulate(X: jax.Array, centroids: jax.Array):
@@ -159,28 +155,15 @@ def _assign_accumulate(X: jax.Array, centroids: jax.Array):
     k = centroids.shape[0]
     c2 = jnp.sum(centroids * centroids, axis=1)
 
-    def stats(Xb):
+    def stats(Xb, mask):
         labels, d = _assign_block(Xb, centroids, c2)
+        seg = jnp.where(mask, labels, k)             # rows already counted: dropped
         ones = jnp.ones((Xb.shape[0],), X.dtype)
-        return (labels, jax.ops.segment_sum(Xb, labels, num_segments=k),
-                jax.ops.segment_sum(ones, labels, num_segments=k), jnp.sum(d))
+        return ((jax.ops.segment_sum(Xb, seg, num_segments=k),
+                 jax.ops.segment_sum(ones, seg, num_segments=k),
+                 jnp.sum(jnp.where(mask, d, 0.0))), labels)
 
-    bs, n_full, rest = _row_blocks(X, k)
-    if n_full <= 1:
-        return stats(X)
-
-    def body(carry, i):
-        labels, sums, counts, tot = stats(lax.dynamic_slice_in_dim(X, i * bs, bs))
-        return (carry[0] + sums, carry[1] + counts, carry[2] + tot), labels
-
-    zero = (jnp.zeros((k, X.shape[1]), X.dtype), jnp.zeros((k,), X.dtype),
-            jnp.zeros((), X.dtype))
-    (sums, counts, tot), labels = lax.scan(body, zero, jnp.arange(n_full))
-    labels = labels.reshape(-1)
-    if rest is not None:
-        lr, sr, cr, tr = stats(rest)
-        labels, sums, counts, tot = (jnp.concatenate([labels, lr]), sums + sr, counts + cr,
-                                     tot + tr)
+    (sums, counts, tot), labels = fold_map_rows(stats, X, block=_block_size(X.shape[0], k))
     return labels, sums, counts, tot
 
 
@@ -301,7 +284,7 @@ def init_state(X: jax.Array, centroids: jax.Array) -> KMeansState:
 
 
 @jax.jit
-def step(state: KMeansState, X: jax.Array) -> KMeansState:
+def step(state: KMeansState, X: jax.Array) -> tuple[KMeansState, KMeansInfo]:
     """One Lloyd step: assign each point to its nearest centroid, move centroids to means.
 
     Args:
@@ -309,45 +292,43 @@ def step(state: KMeansState, X: jax.Array) -> KMeansState:
         X: (n, d) points.
 
     Returns:
-        The next state; its ``inertia`` is that of the new labels against the centroids
-        they were assigned with, ``center_shift`` is Σⱼ‖μⱼ⁺ − μⱼ‖².
+        ``(state, info)``: the next :class:`KMeansState` (its ``inertia`` is that of the new
+        labels against the centroids they were assigned with, ``center_shift`` is
+        Σⱼ‖μⱼ⁺ − μⱼ‖²) and a :class:`KMeansInfo`.
     """
     new_c, labels, tot = _lloyd(state.centroids, X)
     shift = jnp.sum((new_c - state.centroids) ** 2)
-    return KMeansState(
-        centroids=new_c,
-        labels=labels,
-        inertia=tot,
-        center_shift=shift,
-        labels_changed=jnp.any(labels != state.labels),
-    )
+    changed = jnp.any(labels != state.labels)
+    new = KMeansState(centroids=new_c, labels=labels, inertia=tot, center_shift=shift,
+                      labels_changed=changed)
+    return new, KMeansInfo(jnp.where(changed, shift, jnp.zeros_like(shift)), tot)
 
 
 # ----------------------------------------------------------------------------- fit
 
-@partial(jax.jit, static_argnames=("max_iter",))
-def _fit_from(X, centroids, tol, max_iter: int) -> KMeansResult:
+def _loop_step(state: KMeansState, args) -> tuple[KMeansState, KMeansInfo]:
+    (X,) = args
+    return step(state, X)
+
+
+@partial(jax.jit, static_argnames=("max_iter", "adjoint"))
+def _fit_from(X, centroids, tol, max_iter: int, adjoint=None) -> KMeansResult:
     dtype = X.dtype
     # Centre the data (as scikit-learn does): the ‖x‖² − 2xᵀμ + ‖μ‖² expansion loses
     # precision far from the origin. Centroid shifts and labels are unchanged.
     x_mean = jnp.mean(X, axis=0)
     Xc = X - x_mean
     tol_scaled = jnp.asarray(tol, dtype) * jnp.mean(jnp.var(X, axis=0))
-
-    def loop_step(s):
-        s = step(s, Xc)
-        err = jnp.where(s.labels_changed, s.center_shift, jnp.zeros((), dtype))
-        return s, err, s.inertia
-
-    out = run_loop(loop_step, init_state(Xc, centroids - x_mean), tol=tol_scaled,
-                   max_iter=max_iter)
+    out = fixed_point(_loop_step, init_state(Xc, centroids - x_mean), (Xc,), tol=tol_scaled,
+                      max_iter=max_iter, adjoint=adjoint)
     c = out.state.centroids
     labels, min_d = _assign(Xc, c)   # final labels consistent with the final centroids
     return KMeansResult(c + x_mean, labels, jnp.sum(min_d), out.n_iter, out.converged,
                         out.trace)
 
 
-def fit(key, X, n_clusters: int, *, init=None, max_iter: int = 300, tol=1e-4) -> KMeansResult:
+def fit(key, X, n_clusters: int, *, init=None, max_iter: int = 300, tol=1e-4,
+        adjoint: Adjoint | None = None) -> KMeansResult:
     """k-means by Lloyd's algorithm from k-means++ (or given) centroids.
 
     Minimises J = Σᵢ‖xᵢ − μ_{cᵢ}‖² by alternating nearest-centroid assignment and mean
@@ -362,6 +343,8 @@ def fit(key, X, n_clusters: int, *, init=None, max_iter: int = 300, tol=1e-4) ->
         max_iter: static bound on Lloyd steps.
         tol: relative tolerance (may be traced); stop when Σⱼ‖Δμⱼ‖² ≤ tol·mean_f Var(X[:, f])
             or no label changes.
+        adjoint: how the loop is differentiated (static): ``Direct()`` (default) or
+            ``Unrolled()`` (see :mod:`jaxml._core.loop`).
 
     Returns:
         :class:`KMeansResult` with centroids (k, d), labels (n,), inertia, n_iter,
@@ -370,8 +353,7 @@ def fit(key, X, n_clusters: int, *, init=None, max_iter: int = 300, tol=1e-4) ->
     X = check_matrix(X, "X")
     n, d = X.shape
     check_int_in_range(n_clusters, "n_clusters", 1, n)
-    check_int_in_range(max_iter, "max_iter", 1, 10**9)
-    check_nonnegative(tol, "tol")
+    max_iter, tol = check_loop_options(max_iter, tol)
     if init is None:
         if key is None:
             raise ValueError("key must be a PRNG key when init is None")
@@ -380,7 +362,7 @@ def fit(key, X, n_clusters: int, *, init=None, max_iter: int = 300, tol=1e-4) ->
         centroids = check_matrix(init, "init", dtype=X.dtype)
         if centroids.shape != (n_clusters, d):
             raise ValueError(f"init must have shape {(n_clusters, d)}, got {centroids.shape}")
-    return _fit_from(X, centroids, tol, max_iter)
+    return _fit_from(X, centroids, tol, max_iter, adjoint)
 
 
 def predict(model, X) -> jax.Array:

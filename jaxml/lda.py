@@ -81,18 +81,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import digamma, gammaln
 
-from jaxml._core import (
-    as_float_array,
-    check_int_in_range,
-    check_positive,
-    is_concrete,
-    run_loop,
-)
+from jaxml._core import (Adjoint, as_float_array, check_int_in_range, check_loop_options,
+                         check_positive, fixed_point, is_concrete)
+from jaxml._core.fold import fold_rows
 
 __all__ = [
-    "LDAModel", "LDAState", "LDAResult", "EStepResult", "ELBOTerms",
+    "LDAModel", "LDAState", "LDAInfo", "LDAResult", "EStepResult", "ELBOTerms",
     "dirichlet_expectation", "elbo_terms", "elbo", "e_step", "m_step",
-    "init", "step", "fit", "transform", "perplexity", "topic_word_mean", "top_words",
+    "sklearn_initial_topics", "init", "step", "fit", "transform", "perplexity",
+    "topic_word_mean", "top_words",
 ]
 
 
@@ -132,6 +129,18 @@ class LDAState(NamedTuple):
     e_step_n_iter: jax.Array
 
 
+class LDAInfo(NamedTuple):
+    """What an EM iteration (:func:`step`) reports.
+
+    Attributes:
+        error: () the relative ELBO change |ℒₜ − ℒₜ₋₁| / |ℒₜ| (``fit``'s stopping rule).
+        value: () the ELBO ℒₜ after the iteration.
+    """
+
+    error: jax.Array
+    value: jax.Array
+
+
 class LDAResult(NamedTuple):
     """What :func:`fit` returns (usable wherever an :class:`LDAModel` is expected).
 
@@ -141,9 +150,10 @@ class LDAResult(NamedTuple):
         alpha: () the document-topic prior used.
         eta: () the topic-word prior used.
         doc_topic: (D, K) ``γ`` of the training documents.
-        elbo: (max_iter,) the ELBO after each EM iteration, NaN past ``n_iter``.
+        elbo: () the ELBO after the last EM iteration.
         n_iter: () int32, EM iterations run.
         converged: () bool, the relative ELBO change fell to ``tol``.
+        trace: (max_iter,) the ELBO after each EM iteration, NaN past ``n_iter``.
         e_step_n_iter: (D,) int32 updates of each document in the final E step; a
             document with ``e_step_n_iter == e_step_max_iter`` may not have converged.
     """
@@ -155,6 +165,7 @@ class LDAResult(NamedTuple):
     elbo: jax.Array
     n_iter: jax.Array
     converged: jax.Array
+    trace: jax.Array
     e_step_n_iter: jax.Array
 
 
@@ -165,11 +176,14 @@ class EStepResult(NamedTuple):
         doc_topic: (D, K) ``γ`` at the fixed point (or after ``max_iter`` updates).
         n_iter: (D,) int32 updates per document.
         converged: (D,) bool, the document's mean change in ``γ`` fell to ``tol``.
+        trace: (D, max_iter) each document's mean change of ``γ`` per update, NaN past
+            its ``n_iter``.
     """
 
     doc_topic: jax.Array
     n_iter: jax.Array
     converged: jax.Array
+    trace: jax.Array
 
 
 class ELBOTerms(NamedTuple):
@@ -263,13 +277,22 @@ def _elbo_terms(corpus: "_Corpus", doc_topic, docs: _Factors, topic_word, topics
                 alpha, eta) -> ELBOTerms:
     counts = corpus.counts
     if corpus.word_ids is None:
-        log_norm = jnp.log(_word_norm(docs.scaled, topics.scaled))      # (D, V)
-        weighted = jnp.sum(counts * log_norm)
-    else:   # only at each document's distinct words: (D, L, K) gathered columns
-        gathered = topics.scaled.T[corpus.word_ids]
-        norm = jnp.einsum("dlk,dk->dl", gathered, docs.scaled)
-        weighted = jnp.sum(corpus.word_counts
-                           * jnp.log(jnp.maximum(norm, jnp.finfo(norm.dtype).tiny)))
+        def word_term(rows, mask):
+            c, theta = rows
+            log_norm = jnp.log(_word_norm(theta, topics.scaled))            # (b, V)
+            return jnp.sum(jnp.where(mask[:, None], c * log_norm, 0.0))
+
+        weighted = fold_rows(word_term, (counts, docs.scaled),
+                             block=_doc_block(counts.shape[1]))
+    else:   # only at each document's distinct words: (b, L, K) gathered columns
+        def word_term(rows, mask):
+            ids, c, theta = rows
+            norm = jnp.einsum("dlk,dk->dl", topics.scaled.T[ids], theta)
+            per = c * jnp.log(jnp.maximum(norm, jnp.finfo(norm.dtype).tiny))
+            return jnp.sum(jnp.where(mask[:, None], per, 0.0))
+
+        weighted = fold_rows(word_term, (corpus.word_ids, corpus.word_counts, docs.scaled),
+                             block=_doc_block(corpus.word_ids.shape[1] * topics.scaled.shape[0]))
     words = (weighted
              + jnp.sum(corpus.doc_totals * docs.shift[:, 0])
              + jnp.sum(corpus.word_totals * topics.shift[0]))
@@ -326,18 +349,26 @@ def _make_corpus(counts: jax.Array) -> _Corpus:
                          jnp.asarray(np.take_along_axis(host, ids, axis=1), counts.dtype))
 
 
+class _DocInfo(NamedTuple):
+    error: jax.Array
+    value: jax.Array
+
+
+def _doc_update(g: jax.Array, args) -> tuple[jax.Array, _DocInfo]:
+    """One E step update of ``γ_d``: error and value are the mean change of ``γ_d``."""
+    beta, doc_counts, alpha = args
+    theta = _doc_factors(g).scaled
+    ratio = doc_counts / _word_norm(theta, beta)
+    new = alpha + theta * (beta @ ratio)
+    change = jnp.mean(jnp.abs(new - g))
+    return new, _DocInfo(change, change)
+
+
 def _doc_e_step(gamma: jax.Array, beta: jax.Array, doc_counts: jax.Array, alpha, tol,
                 max_iter: int):
     """The fixed point for one document: ``γ_d`` (K,), ``B̃`` columns (K, L), counts (L,)."""
-
-    def update(g):
-        theta = _doc_factors(g).scaled
-        ratio = doc_counts / _word_norm(theta, beta)
-        new = alpha + theta * (beta @ ratio)
-        change = jnp.mean(jnp.abs(new - g))
-        return new, change, change
-
-    return run_loop(update, gamma, tol=tol, max_iter=max_iter)
+    return fixed_point(_doc_update, gamma, (beta, doc_counts, alpha), tol=tol,
+                       max_iter=max_iter)
 
 
 def _e_step(beta, corpus: _Corpus, doc_topic, priority, alpha, tol, max_iter: int,
@@ -368,19 +399,20 @@ def _e_step(beta, corpus: _Corpus, doc_topic, priority, alpha, tol, max_iter: in
     def one_chunk(idx):
         b = jnp.moveaxis(beta[:, ids[idx]], 0, 1) if sparse else beta   # (C, K, L) or (K, V)
         out = run(gamma0[idx], b, rows[idx], alpha, tol)
-        return out.state, out.n_iter, out.converged
+        return out.state, out.n_iter, out.converged, out.trace
 
     if n_chunks == 1:
-        gamma, n_iter, converged = jax.tree_util.tree_map(lambda a: a[None], one_chunk(order[0]))
+        gamma, n_iter, converged, trace = jax.tree_util.tree_map(lambda a: a[None],
+                                                                 one_chunk(order[0]))
     else:
-        gamma, n_iter, converged = jax.lax.map(one_chunk, order)
+        gamma, n_iter, converged, trace = jax.lax.map(one_chunk, order)
     flat = order.reshape(-1)
 
     def unsort(a):   # (n_chunks, C, ...) in sorted order -> (D, ...) in document order
         a = a.reshape((flat.shape[0],) + a.shape[2:])
         return jnp.zeros_like(a).at[flat].set(a)[:n_docs]
 
-    return EStepResult(unsort(gamma), unsort(n_iter), unsort(converged))
+    return EStepResult(unsort(gamma), unsort(n_iter), unsort(converged), unsort(trace))
 
 
 def _length_priority(corpus: _Corpus) -> jax.Array:
@@ -409,10 +441,11 @@ def e_step(topic_word: jax.Array, counts, doc_topic: jax.Array, *, alpha,
         chunk_size: static number of documents vmapped together.
 
     Returns:
-        :class:`EStepResult` with ``doc_topic`` (D, K), ``n_iter`` (D,), ``converged`` (D,).
+        :class:`EStepResult` with ``doc_topic`` (D, K), ``n_iter`` (D,), ``converged`` (D,),
+        ``trace`` (D, max_iter).
     """
     counts = _check_counts(counts)
-    check_int_in_range(max_iter, "max_iter", 1, 10**9)
+    max_iter, tol = check_loop_options(max_iter, tol)
     check_int_in_range(chunk_size, "chunk_size", 1, 10**9)
     dtype = jnp.result_type(topic_word, counts, doc_topic)
     corpus = _make_corpus(counts.astype(dtype))
@@ -421,7 +454,7 @@ def e_step(topic_word: jax.Array, counts, doc_topic: jax.Array, *, alpha,
                        int(chunk_size))
 
 
-@partial(jax.jit, static_argnums=(5, 6))
+@partial(jax.jit, static_argnames=("max_iter", "chunk_size"))
 def _e_step_jit(topic_word, corpus, doc_topic, alpha, tol, max_iter, chunk_size):
     return _e_step(_topic_factors(topic_word).scaled, corpus, doc_topic,
                    _length_priority(corpus), alpha, tol, max_iter, chunk_size)
@@ -444,9 +477,18 @@ def m_step(topic_word: jax.Array, counts: jax.Array, doc_topic: jax.Array, *, et
     return _m_step(_topic_factors(topic_word).scaled, _doc_factors(doc_topic).scaled, counts, eta)
 
 
+def _doc_block(width: int) -> int:
+    """Documents per block of the folds over documents: a (b, width) block of ≤ 2²² entries."""
+    return max(1, (1 << 22) // max(int(width), 1))
+
+
 def _m_step(beta, theta, counts, eta):
-    ratio = counts / _word_norm(theta, beta)                  # (D, V)
-    return eta + beta * (theta.T @ ratio)
+    def expected_counts(rows, mask):       # Σ_d θ̃_dᵀ (n_d ⊘ θ̃_d B̃) over a block of documents
+        c, t = rows
+        ratio = c / _word_norm(t, beta)                                     # (b, V)
+        return jnp.where(mask[:, None], t, 0.0).T @ ratio
+
+    return eta + beta * fold_rows(expected_counts, (counts, theta), block=_doc_block(beta.shape[1]))
 
 
 # ----------------------------------------------------------------------------- checks
@@ -479,14 +521,14 @@ def _check_tol(value, name: str, dtype) -> jax.Array:
     return value.astype(dtype)
 
 
-def _check_init_topic_word(value, n_topics: int, counts) -> jax.Array:
+def _check_init_topic_word(value, n_topics: int, counts, name="init_topic_word") -> jax.Array:
     """A positive, finite (K, V) initial ``λ`` in the counts' dtype."""
-    value = as_float_array(value, "init_topic_word", ndim=2, dtype=counts.dtype)
+    value = as_float_array(value, name, ndim=2, dtype=counts.dtype)
     if value.shape != (n_topics, counts.shape[1]):
-        raise ValueError(f"init_topic_word must have shape (n_topics, V) = "
+        raise ValueError(f"{name} must have shape (n_topics, V) = "
                          f"{(n_topics, counts.shape[1])}, got {value.shape}")
     if is_concrete(value) and not bool(jnp.all(value > 0)):
-        raise ValueError("init_topic_word must be positive (Dirichlet parameters)")
+        raise ValueError(f"{name} must be positive (Dirichlet parameters)")
     return value
 
 
@@ -525,20 +567,52 @@ def _init(key, counts, n_topics: int, init_topic_word=None) -> LDAState:
                     jnp.asarray(-jnp.inf, dtype), key, jnp.zeros((n_docs,), jnp.int32))
 
 
-def init(key: jax.Array, counts, n_topics: int) -> LDAState:
+def sklearn_initial_topics(n_topics: int, n_words: int, random_state: int,
+                           dtype=np.float64) -> np.ndarray:
+    """The initial topics scikit-learn's batch fit draws: (K, V) host array.
+
+    ``LatentDirichletAllocation(n_components=n_topics, random_state=random_state)`` starts
+    its ``components_`` from ``np.random.RandomState(random_state).gamma(100, 0.01, (K, V))``
+    (its ``_init_latent_vars``); pass the result as ``init(..., topic_word=)`` or
+    ``fit(..., init_topic_word=)`` to fit the same problem from the same point. (Only the
+    E steps' random starts of ``γ`` then differ, which the fixed points forget.)
+
+    Args:
+        n_topics: K. n_words: V. random_state: the scikit-learn seed (an int).
+        dtype: the NumPy dtype of the result (scikit-learn casts to the data's dtype).
+
+    Returns:
+        (K, V) positive NumPy array.
+    """
+    check_int_in_range(n_topics, "n_topics", 1, 10**9)
+    check_int_in_range(n_words, "n_words", 1, 2**31 - 1)
+    check_int_in_range(random_state, "random_state", 0, 2**32 - 1)
+    return np.random.RandomState(random_state).gamma(100.0, 0.01, (n_topics, n_words)).astype(
+        dtype, copy=False)
+
+
+def init(key: jax.Array, counts, n_topics: int, *, topic_word=None) -> LDAState:
     """The initial state: ``λ`` (K, V) and ``γ`` (D, K) near Gamma(100, 1/100) (scikit-learn's).
 
     Args:
         key: a ``jax.random.key``.
         counts: (D, V) non-negative counts (sets D, V and the dtype).
         n_topics: static K.
+        topic_word: optional (K, V) positive initial ``λ`` instead of the random draw,
+            e.g. :func:`sklearn_initial_topics`.
+
+    Returns:
+        :class:`LDAState` with ``elbo = -inf`` and no E step run yet.
     """
     check_int_in_range(n_topics, "n_topics", 1, 10**9)
-    return _init(key, _check_counts(counts), n_topics)
+    counts = _check_counts(counts)
+    if topic_word is not None:
+        topic_word = _check_init_topic_word(topic_word, n_topics, counts, "topic_word")
+    return _init(key, counts, n_topics, topic_word)
 
 
 def _step(state: LDAState, corpus: _Corpus, alpha, eta, e_step_tol, e_step_max_iter: int,
-          warm_start: bool, chunk_size: int):
+          warm_start: bool, chunk_size: int) -> tuple[LDAState, LDAInfo]:
     if warm_start:
         key, gamma0 = state.key, state.doc_topic
     else:
@@ -555,59 +629,75 @@ def _step(state: LDAState, corpus: _Corpus, alpha, eta, e_step_tol, e_step_max_i
                     alpha, eta)
     value = t.words + t.doc_topic + t.topic_word
     change = jnp.abs(value - state.elbo) / jnp.maximum(jnp.abs(value), jnp.finfo(value.dtype).tiny)
-    return LDAState(topic_word, e.doc_topic, value, key, e.n_iter), change, value
+    return LDAState(topic_word, e.doc_topic, value, key, e.n_iter), LDAInfo(change, value)
 
 
 def step(state: LDAState, counts, *, alpha, eta, e_step_max_iter: int = 100, e_step_tol=1e-3,
-         warm_start: bool = False, chunk_size: int = 16) -> tuple[LDAState, jax.Array, jax.Array]:
+         warm_start: bool = False, chunk_size: int = 16) -> tuple[LDAState, LDAInfo]:
     """One EM iteration: E step, M step, ELBO.
 
     The E step starts from ``γ ≈ Gamma(100, 1/100)`` drawn afresh (scikit-learn's batch
-    method) or, with ``warm_start=True``, from the previous ``γ``; then the documents'
-    fixed points, :func:`m_step` with the resulting ``φ``, and :func:`elbo` at the new ``λ``.
-    With ``warm_start=True`` every piece is a coordinate ascent step, so the ELBO cannot
-    decrease even when E steps stop early; from a fresh start it does not decrease once
-    each E step reaches its fixed point (a small ``e_step_tol``).
+    method; the key is carried in ``state.key``) or, with ``warm_start=True``, from the
+    previous ``γ``; then the documents' fixed points, :func:`m_step` with the resulting
+    ``φ``, and :func:`elbo` at the new ``λ``. With ``warm_start=True`` every piece is a
+    coordinate ascent step, so the ELBO cannot decrease even when E steps stop early; from
+    a fresh start it does not decrease once each E step reaches its fixed point (a small
+    ``e_step_tol``).
 
     Args:
-        state: :class:`LDAState`. counts: (D, V). alpha, eta: scalar priors.
-        e_step_max_iter, e_step_tol: the E step's bound and tolerance.
+        state: :class:`LDAState`. counts: (D, V). alpha, eta: scalar priors (may be traced).
+        e_step_max_iter: static bound on each document's E step updates.
+        e_step_tol: the E step's tolerance (may be traced).
         warm_start: static, start each E step from the previous ``γ``.
         chunk_size: static number of documents vmapped together in the E step.
 
     Returns:
-        ``(new_state, relative ELBO change, ELBO)``, the shape the shared loop expects.
+        ``(state, info)``: the new :class:`LDAState` and an :class:`LDAInfo` (relative ELBO
+        change, ELBO).
     """
     counts = _check_counts(counts)
-    return _step(state, _make_corpus(counts), jnp.asarray(alpha, counts.dtype),
-                 jnp.asarray(eta, counts.dtype), jnp.asarray(e_step_tol, counts.dtype),
-                 int(e_step_max_iter), bool(warm_start), int(chunk_size))
+    check_int_in_range(e_step_max_iter, "e_step_max_iter", 1, 10**9)
+    check_int_in_range(chunk_size, "chunk_size", 1, 10**9)
+    dtype = counts.dtype
+    return _step_jit(state, _make_corpus(counts), _check_prior(alpha, "alpha", None, dtype),
+                     _check_prior(eta, "eta", None, dtype),
+                     _check_tol(e_step_tol, "e_step_tol", dtype), e_step_max_iter=int(e_step_max_iter),
+                     warm_start=bool(warm_start), chunk_size=int(chunk_size))
 
 
+_step_jit = jax.jit(_step, static_argnames=("e_step_max_iter", "warm_start", "chunk_size"))
+
+
+def _loop_step(state: LDAState, args, *, e_step_max_iter: int, warm_start: bool,
+               chunk_size: int) -> tuple[LDAState, LDAInfo]:
+    corpus, alpha, eta, e_step_tol = args
+    return _step(state, corpus, alpha, eta, e_step_tol, e_step_max_iter, warm_start, chunk_size)
+
+
+@partial(jax.jit, static_argnames=("n_topics", "max_iter", "e_step_max_iter", "warm_start",
+                                   "chunk_size", "adjoint"))
 def _fit(key, corpus: _Corpus, alpha, eta, tol, e_step_tol, init_topic_word, n_topics: int,
-         max_iter: int, e_step_max_iter: int, warm_start: bool, chunk_size: int) -> LDAResult:
+         max_iter: int, e_step_max_iter: int, warm_start: bool, chunk_size: int,
+         adjoint=None) -> LDAResult:
     state = _init(key, corpus.counts, n_topics, init_topic_word)
-    one_step = partial(_step, corpus=corpus, alpha=alpha, eta=eta, e_step_tol=e_step_tol,
-                       e_step_max_iter=e_step_max_iter, warm_start=warm_start,
+    one_step = partial(_loop_step, e_step_max_iter=e_step_max_iter, warm_start=warm_start,
                        chunk_size=chunk_size)
-    out = run_loop(one_step, state, tol=tol, max_iter=max_iter)
+    out = fixed_point(one_step, state, (corpus, alpha, eta, e_step_tol), tol=tol,
+                      max_iter=max_iter, adjoint=adjoint)
     s = out.state
-    return LDAResult(s.topic_word, alpha, eta, s.doc_topic, out.trace, out.n_iter,
-                     out.converged, s.e_step_n_iter)
-
-
-_fit_jit = jax.jit(_fit, static_argnums=(7, 8, 9, 10, 11))
+    return LDAResult(s.topic_word, alpha, eta, s.doc_topic, s.elbo, out.n_iter,
+                     out.converged, out.trace, s.e_step_n_iter)
 
 
 def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter: int = 100,
         tol=1e-5, e_step_max_iter: int = 100, e_step_tol=1e-3, warm_start: bool = False,
-        chunk_size: int = 16, init_topic_word=None) -> LDAResult:
+        chunk_size: int = 16, init_topic_word=None,
+        adjoint: Adjoint | None = None) -> LDAResult:
     """Fit LDA by batch variational EM (scikit-learn's ``learning_method="batch"``).
 
-    Runs :func:`step` on the shared bounded loop until the relative ELBO change
-    :math:`|\\mathcal L_t-\\mathcal L_{t-1}|/|\\mathcal L_t|` is at most ``tol`` or
-    ``max_iter`` iterations (``tol=0`` runs all of them, like scikit-learn with
-    ``evaluate_every=-1``).
+    Runs :func:`init`, then :func:`step` on the shared bounded loop until the relative
+    ELBO change |ℒₜ − ℒₜ₋₁| / |ℒₜ| is at most ``tol`` or ``max_iter`` iterations
+    (``tol=0`` runs all of them, like scikit-learn with ``evaluate_every=-1``).
 
     Args:
         key: a ``jax.random.key`` (initial ``λ``, each E step's initial ``γ``).
@@ -629,18 +719,20 @@ def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter
             Blei's lda-c restart, the default).
         chunk_size: static number of documents vmapped together in the E step.
         init_topic_word: optional (K, V) positive initial ``λ`` instead of the random
-            draw, e.g. scikit-learn's own start
-            ``np.random.RandomState(seed).gamma(100.0, 0.01, (K, V))`` (what its batch
-            fit with ``random_state=seed`` starts from), to fit the same problem from
-            the same point.
+            draw; ``sklearn_initial_topics(K, V, seed)`` is what scikit-learn's batch fit
+            with ``random_state=seed`` starts from, to fit the same problem from the same
+            point.
+        adjoint: how the EM loop is differentiated (static): ``Direct()`` (default) or
+            ``Unrolled()``.
 
     Returns:
-        :class:`LDAResult` (``topic_word`` (K, V), ``doc_topic`` (D, K), ``elbo``
-        (max_iter,), ``n_iter``, ``converged``, ``e_step_n_iter`` (D,)).
+        :class:`LDAResult` (``topic_word`` (K, V), ``doc_topic`` (D, K), ``elbo`` () the
+        final ELBO, ``trace`` (max_iter,) the ELBO per iteration, ``n_iter``,
+        ``converged``, ``e_step_n_iter`` (D,)).
     """
     counts = _check_counts(counts)
     check_int_in_range(n_topics, "n_topics", 1, 10**9)
-    check_int_in_range(max_iter, "max_iter", 1, 10**9)
+    max_iter, tol = check_loop_options(max_iter, tol)
     check_int_in_range(e_step_max_iter, "e_step_max_iter", 1, 10**9)
     check_int_in_range(chunk_size, "chunk_size", 1, 10**9)
     dtype = counts.dtype
@@ -650,8 +742,8 @@ def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter
     e_step_tol = _check_tol(e_step_tol, "e_step_tol", dtype)
     if init_topic_word is not None:
         init_topic_word = _check_init_topic_word(init_topic_word, n_topics, counts)
-    return _fit_jit(key, _make_corpus(counts), alpha, eta, tol, e_step_tol, init_topic_word,
-                    n_topics, max_iter, e_step_max_iter, bool(warm_start), chunk_size)
+    return _fit(key, _make_corpus(counts), alpha, eta, tol, e_step_tol, init_topic_word,
+                n_topics, max_iter, e_step_max_iter, bool(warm_start), chunk_size, adjoint)
 
 
 # ----------------------------------------------------------------------------- verbs

@@ -29,23 +29,18 @@ from typing import NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 from jax.scipy.special import logsumexp
 
-from jaxml._core import (
-    check_class_labels,
-    check_int_in_range,
-    check_matrix,
-    check_nonnegative,
-    check_same_length,
-)
+from jaxml._core import (HIGHEST, LOG_2PI, check_class_labels, check_int_in_range,
+                         check_matrix, check_nonnegative, check_same_length, fold_rows,
+                         map_rows)
 
 __all__ = [
     "GaussianNaiveBayes", "MultinomialNaiveBayes", "fit_gaussian", "fit_multinomial",
     "joint_log_likelihood", "predict_log_proba", "predict_proba", "predict",
 ]
 
-_HI = lax.Precision.HIGHEST
+_HI = HIGHEST
 
 
 class GaussianNaiveBayes(NamedTuple):
@@ -87,10 +82,24 @@ NaiveBayesModel = Union[GaussianNaiveBayes, MultinomialNaiveBayes]
 
 # ----------------------------------------------------------------------------- fitting
 
+def _fit_block(n: int, d: int) -> int:
+    """Rows per block of the fitting folds: a (b, d) block of about 2²⁰ entries."""
+    return max(1024, (1 << 20) // max(d, 1))
+
+
+def _onehot(y, mask, n_classes: int, dtype):
+    # a masked row gets the out-of-range class C: an all-zero one-hot row
+    return jax.nn.one_hot(jnp.where(mask, y, n_classes), n_classes, dtype=dtype)
+
+
 def _class_stats(X, y, n_classes: int):
-    """One-hot (n, C), class counts (C,) and feature sums (C, d) by one matmul."""
-    onehot = jax.nn.one_hot(y, n_classes, dtype=X.dtype)
-    return onehot, jnp.sum(onehot, axis=0), jnp.matmul(onehot.T, X, precision=_HI)
+    """Class counts (C,) and feature sums (C, d), one (C, b)·(b, d) matmul per row block."""
+    def stat(rows, mask):
+        Xb, yb = rows
+        onehot = _onehot(yb, mask, n_classes, X.dtype)
+        return jnp.sum(onehot, axis=0), jnp.matmul(onehot.T, Xb, precision=_HI)
+
+    return fold_rows(stat, (X, y), block=_fit_block(*X.shape))
 
 
 def _log_prior(counts):
@@ -99,18 +108,24 @@ def _log_prior(counts):
 
 @partial(jax.jit, static_argnames=("n_classes",))
 def _fit_gaussian(X, y, n_classes: int, var_smoothing) -> GaussianNaiveBayes:
-    onehot, counts, sums = _class_stats(X, y, n_classes)
+    counts, sums = _class_stats(X, y, n_classes)
     safe = jnp.maximum(counts, 1.0)[:, None]
     theta = sums / safe
-    resid = X - theta[y]                                   # two-pass variance: no cancellation
-    var = jnp.matmul(onehot.T, resid * resid, precision=_HI) / safe
+
+    def scatter(rows, mask):                               # two-pass variance: no cancellation
+        Xb, yb = rows
+        resid = Xb - theta[yb]
+        onehot = _onehot(yb, mask, n_classes, X.dtype)
+        return jnp.matmul(onehot.T, resid * resid, precision=_HI)
+
+    var = fold_rows(scatter, (X, y), block=_fit_block(*X.shape)) / safe
     eps = jnp.asarray(var_smoothing, X.dtype) * jnp.max(jnp.var(X, axis=0))
     return GaussianNaiveBayes(counts, _log_prior(counts), theta, var + eps, eps)
 
 
 @partial(jax.jit, static_argnames=("n_classes",))
 def _fit_multinomial(X, y, n_classes: int, alpha) -> MultinomialNaiveBayes:
-    _, counts, fc = _class_stats(X, y, n_classes)
+    counts, fc = _class_stats(X, y, n_classes)
     smoothed = fc + jnp.asarray(alpha, X.dtype)
     flp = jnp.log(smoothed) - jnp.log(jnp.sum(smoothed, axis=1, keepdims=True))
     return MultinomialNaiveBayes(counts, _log_prior(counts), fc, flp)
@@ -163,33 +178,19 @@ def fit_multinomial(X, y, n_classes: int, *, alpha=1.0) -> MultinomialNaiveBayes
 
 # ----------------------------------------------------------------------------- prediction
 
-def _row_blocks(fn, X, block: int):
-    """``fn`` applied to row blocks of X (``lax.scan``), results concatenated along rows."""
-    n = X.shape[0]
-    n_full = n // block
-    if n_full <= 1:
-        return fn(X)
-    _, out = lax.scan(lambda _, i: (None, fn(lax.dynamic_slice_in_dim(X, i * block, block))),
-                      None, jnp.arange(n_full))
-    out = out.reshape(n_full * block, *out.shape[2:])
-    if n_full * block < n:
-        out = jnp.concatenate([out, fn(X[n_full * block:])])
-    return out
-
-
 def _gaussian_jll(model: GaussianNaiveBayes, X):
     # Direct form Σ_f (x_f − θ_cf)²/σ²_cf, in cache-sized row blocks: the expanded
     # x² − 2xθ + θ² matmul form cancels catastrophically when some σ² are tiny.
     C, d = model.theta.shape
     var = jnp.maximum(model.var, jnp.finfo(X.dtype).tiny)   # no 0/0 when every σ² is 0
     inv = 1.0 / var
-    const = model.class_log_prior - 0.5 * jnp.sum(jnp.log(2.0 * jnp.pi * var), axis=1)
+    const = model.class_log_prior - 0.5 * jnp.sum(LOG_2PI + jnp.log(var), axis=1)
 
-    def block(xb):
+    def block(xb, mask):
         diff = xb[:, None, :] - model.theta[None]
         return const - 0.5 * jnp.sum(diff * diff * inv[None], axis=2)
 
-    return _row_blocks(block, X, max(64, (1 << 18) // (C * d)))
+    return map_rows(block, X, block=max(64, (1 << 18) // (C * d)))
 
 
 def _multinomial_jll(model: MultinomialNaiveBayes, X):
@@ -235,9 +236,19 @@ def predict_log_proba(model: NaiveBayesModel, X) -> jax.Array:
 
 def predict_proba(model: NaiveBayesModel, X) -> jax.Array:
     """p(c | x) for each row of X (m, d): (m, C), rows sum to 1."""
-    return jnp.exp(predict_log_proba(model, X))
+    return _proba(model, _check_predict(model, X))
 
 
 def predict(model: NaiveBayesModel, X) -> jax.Array:
     """The most probable class of each row of X (m, d): (m,) int32."""
-    return jnp.argmax(joint_log_likelihood(model, X), axis=1).astype(jnp.int32)
+    return _predict(model, _check_predict(model, X))
+
+
+@jax.jit
+def _proba(model, X):
+    return jnp.exp(_log_proba(model, X))
+
+
+@jax.jit
+def _predict(model, X):
+    return jnp.argmax(_jll(model, X), axis=1).astype(jnp.int32)

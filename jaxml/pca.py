@@ -29,13 +29,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
-from jaxml._core import blocked_gram, check_int_in_range, check_matrix
+from jaxml._core import HIGHEST, blocked_gram, check_int_in_range, check_matrix
 
 __all__ = ["PCAResult", "fit", "transform", "inverse_transform", "covariance", "sign_flip"]
 
-_HI = lax.Precision.HIGHEST
+_HI = HIGHEST
 
 
 class PCAResult(NamedTuple):
@@ -60,12 +59,20 @@ class PCAResult(NamedTuple):
     noise_variance: jax.Array
 
 
-def covariance(X: jax.Array) -> tuple[jax.Array, jax.Array]:
+def covariance(X) -> tuple[jax.Array, jax.Array]:
     """Sample mean (d,) and covariance (d, d) with ddof = 1 of X (n, d), from centred data.
 
-    The centred scatter is summed over row blocks, each centred in cache: no centred copy
-    of X is written, and nothing cancels (unlike XᵀX − n x̄x̄ᵀ).
+    The centred scatter is summed over row blocks (``_core.blocked_gram``), each centred in
+    cache: no centred copy of X is written, and nothing cancels (unlike XᵀX − n x̄x̄ᵀ).
     """
+    X = check_matrix(X, "X")
+    if X.shape[0] < 2:
+        raise ValueError(f"X must have at least 2 rows, got {X.shape[0]}")
+    return _covariance(X)
+
+
+@jax.jit
+def _covariance(X):
     mean = jnp.mean(X, axis=0)
     return mean, blocked_gram(X, center=mean) / (X.shape[0] - 1)
 
@@ -81,7 +88,7 @@ def sign_flip(components: jax.Array) -> jax.Array:
 
 
 def _spectrum_eigh(X):
-    mean, S = covariance(X)
+    mean, S = _covariance(X)
     evals, evecs = jnp.linalg.eigh(S)                  # ascending
     return mean, jnp.maximum(evals[::-1], 0.0), evecs[:, ::-1].T
 
@@ -143,11 +150,19 @@ def _check_model(model: PCAResult, X, name: str, axis: int) -> jax.Array:
 
 def transform(model: PCAResult, X) -> jax.Array:
     """Scores Z = (X − x̄) Vₖᵀ: (m, d) → (m, k)."""
-    X = _check_model(model, X, "X", 1)
+    return _transform(model, _check_model(model, X, "X", 1))
+
+
+@jax.jit
+def _transform(model, X):
     return jnp.matmul(X - model.mean, model.components.T, precision=_HI)
 
 
 def inverse_transform(model: PCAResult, Z) -> jax.Array:
     """Reconstructions X̂ = x̄ + Z Vₖ: (m, k) → (m, d)."""
-    Z = _check_model(model, Z, "Z", 0)
+    return _inverse_transform(model, _check_model(model, Z, "Z", 0))
+
+
+@jax.jit
+def _inverse_transform(model, Z):
     return jnp.matmul(Z, model.components, precision=_HI) + model.mean

@@ -104,7 +104,8 @@ def test_step_by_step_matches_sklearn_e_and_m_steps(faithful):
         np.testing.assert_allclose(p.means, ref.means_, atol=1e-10)
         np.testing.assert_allclose(p.covariances, ref.covariances_, atol=1e-10)
     # step() is the same fused iteration
-    p2, ll2 = gmm.step(_start(faithful, 3, "full", seed=2), faithful)
+    state, info = gmm.step(gmm.init_state(_start(faithful, 3, "full", seed=2)), faithful)
+    p2, ll2 = state.params, info.value
     r, ll1 = gmm.e_step(_start(faithful, 3, "full", seed=2), faithful)
     np.testing.assert_allclose(ll2, ll1, rtol=1e-12)
     np.testing.assert_allclose(p2.covariances, gmm.m_step(faithful, r).covariances, atol=1e-12)
@@ -161,7 +162,8 @@ def test_em_never_decreases_log_likelihood(seed, covariance_type):
                         for _ in range(3)])
     cov = {"full": np.stack([np.eye(2)] * k), "tied": np.eye(2), "diag": np.ones((k, 2)),
            "spherical": np.ones(k)}[covariance_type] * rng.uniform(0.1, 3)
-    p0 = gmm.GMMParams(rng.dirichlet(np.ones(k)), X[rng.choice(len(X), k, replace=False)], cov)
+    p0 = gmm.GMMParams(rng.dirichlet(np.ones(k)), X[rng.choice(len(X), k, replace=False)], cov,
+                       covariance_type)
     res = gmm.fit(None, X, k, covariance_type=covariance_type, init_params=p0,
                   max_iter=MAX_ITER, tol=0.0)
     tr = np.asarray(res.trace)[: int(res.n_iter)]
@@ -183,7 +185,7 @@ def test_collapsing_component_gives_no_nan():
                       init_params=gmm.GMMParams(
                           p0.weights, p0.means,
                           {"full": p0.covariances, "tied": np.eye(2), "diag": np.ones((3, 2)),
-                           "spherical": np.ones(3)}[covariance_type]))
+                           "spherical": np.ones(3)}[covariance_type], covariance_type))
         for a in (res.weights, res.means, res.covariances, res.lower_bound):
             assert np.all(np.isfinite(np.asarray(a))), covariance_type
         assert res.weights[2] < 1e-10  # the far component lost all its mass
@@ -222,8 +224,8 @@ def test_sample_frequencies_and_means():
         assert np.all(np.abs(np.cov(Xj.T, bias=True) - cov) < 4 * se_cov)
     for covariance_type, cov in (("diag", np.array([[1.0, 4.0], [0.25, 1.0]])),
                                  ("spherical", np.array([1.0, 4.0])), ("tied", np.eye(2) * 2)):
-        Xs, zs = gmm.sample(jax.random.key(2), p._replace(covariances=cov), 5000,
-                            covariance_type=covariance_type)
+        Xs, zs = gmm.sample(jax.random.key(2), p._replace(covariances=cov,
+                                                          covariance_type=covariance_type), 5000)
         var = np.var(np.asarray(Xs)[np.asarray(zs) == 1], axis=0)
         want = {"diag": cov[1], "spherical": [cov[1]] * 2, "tied": np.diag(cov)}[covariance_type]
         np.testing.assert_allclose(var, want, rtol=0.15)
@@ -262,7 +264,7 @@ def test_jit_and_vmap_over_datasets_and_reg_covar(faithful):
 def test_float32(faithful, covariance_type):
     X32 = faithful.astype(np.float32)
     p0 = _start(faithful, 2, covariance_type)
-    p32 = gmm.GMMParams(*(np.asarray(a, np.float32) for a in p0))
+    p32 = gmm.GMMParams(*(np.asarray(a, np.float32) for a in p0[:3]), p0.covariance_type)
     res = gmm.fit(None, X32, 2, covariance_type=covariance_type, init_params=p32,
                   max_iter=MAX_ITER, tol=0.0)
     for a in (res.weights, res.means, res.covariances, res.lower_bound, res.trace):
@@ -299,8 +301,12 @@ def test_bad_input(faithful):
         gmm.e_step(p._replace(covariances=-np.stack([np.eye(2)] * 2)), faithful)
     with pytest.raises(ValueError, match="shape"):
         gmm.e_step(p._replace(covariances=np.ones((2, 2, 3))), faithful)
-    with pytest.raises(ValueError, match="ambiguous"):
+    with pytest.raises(ValueError, match="shape"):   # the type is explicit: "full" by default
         gmm.e_step(gmm.GMMParams(p.weights, p.means, np.eye(2)), faithful)
+    with pytest.raises(ValueError, match="covariance_type"):
+        gmm.e_step(p._replace(covariance_type="banana"), faithful)
+    with pytest.raises(ValueError, match="covariance_type"):
+        gmm.fit(None, faithful, 2, covariance_type="diag", init_params=p)
     with pytest.raises(ValueError, match="components"):
         gmm.fit(None, faithful, 3, init_params=p)
     with pytest.raises(ValueError, match="resp"):

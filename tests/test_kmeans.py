@@ -93,7 +93,8 @@ def test_inertia_never_increases_under_manual_steps(blobs):
     step = jax.jit(kmeans.step)
     previous = np.inf
     for _ in range(15):
-        state = step(state, X)
+        state, info = step(state, X)
+        assert float(info.value) == float(state.inertia)
         d2 = ((blobs[:, None, :] - np.asarray(state.centroids)[None]) ** 2).sum(-1)
         now = d2.min(1).sum()
         assert now <= previous * (1 + 1e-12)

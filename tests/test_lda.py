@@ -110,7 +110,7 @@ def test_fit_from_sklearn_initial_topics_tracks_sklearn(reuters, sklearn_reuters
     # check_random_state(0).gamma(100, 0.01, (K, V)); from that same λ only the E steps'
     # random starts of γ differ, so the two runs solve the same problem from the same point
     train, test = reuters
-    start = np.random.RandomState(0).gamma(100.0, 0.01, (10, train.shape[1]))
+    start = lda.sklearn_initial_topics(10, train.shape[1], 0)
     fit = lda.fit(jax.random.key(0), train, 10, alpha=0.1, eta=0.01, max_iter=30, tol=0.0,
                   init_topic_word=start)
     theirs = sklearn_reuters
@@ -119,6 +119,30 @@ def test_fit_from_sklearn_initial_topics_tracks_sklearn(reuters, sklearn_reuters
     # the same topics: each of ours has a counterpart with the same top word
     ours_top = np.argmax(np.asarray(fit.topic_word), axis=1)
     assert len(set(ours_top) & set(np.argmax(theirs.components_, axis=1))) >= 7
+
+
+def test_sklearn_initial_topics_are_sklearns_start(reuters):
+    # scikit-learn with max_iter=0 keeps the topics it starts from
+    train, _ = reuters
+    sk = LatentDirichletAllocation(10, learning_method="batch", max_iter=0,
+                                   random_state=3).fit(train)
+    start = lda.sklearn_initial_topics(10, train.shape[1], 3)
+    np.testing.assert_array_equal(start, sk.components_)
+    state = lda.init(jax.random.key(0), train, 10, topic_word=start)
+    np.testing.assert_array_equal(np.asarray(state.topic_word), sk.components_)
+    # scikit-learn's first iteration, reproduced: its E step starts γ from the same
+    # RandomState stream, right after the topics; then our E and M steps give its topics
+    one = LatentDirichletAllocation(10, learning_method="batch", max_iter=1, random_state=3,
+                                    doc_topic_prior=0.1, topic_word_prior=0.01).fit(train)
+    rs = np.random.RandomState(3)
+    rs.gamma(100.0, 0.01, (10, train.shape[1]))
+    gamma0 = rs.gamma(100.0, 0.01, (train.shape[0], 10))
+    e = lda.e_step(start, train, gamma0, alpha=0.1)
+    lam = lda.m_step(start, train, e.doc_topic, eta=0.01)
+    np.testing.assert_allclose(np.asarray(lam), one.components_, rtol=1e-6, atol=1e-8)
+    # and the public step from init is an EM iteration reporting its ELBO
+    state, info = lda.step(state, train, alpha=0.1, eta=0.01)
+    assert float(info.value) == float(state.elbo)
 
 
 # ----------------------------------------------------------------------------- update equations
@@ -175,8 +199,9 @@ def test_elbo_never_decreases(synthetic):
     # restarted E steps (the default) run to their fixed point
     fit = lda.fit(jax.random.key(1), counts, K_SYN, alpha=ALPHA_SYN, eta=ETA_SYN, max_iter=10,
                   tol=0.0, e_step_max_iter=1000, e_step_tol=1e-9)
-    trace = np.asarray(fit.elbo)
+    trace = np.asarray(fit.trace)
     assert np.all(np.isfinite(trace)) and int(fit.n_iter) == 10
+    assert float(fit.elbo) == trace[-1]
     assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:])), np.diff(trace).min()
     # the last trace entry is the ELBO of the returned parameters
     assert trace[-1] == pytest.approx(float(lda.elbo(counts, fit.doc_topic, fit.topic_word,
@@ -184,7 +209,7 @@ def test_elbo_never_decreases(synthetic):
     # warm-started E steps: monotone by construction, even stopped early
     warm = lda.fit(jax.random.key(1), counts, K_SYN, alpha=ALPHA_SYN, eta=ETA_SYN, max_iter=10,
                    tol=0.0, e_step_max_iter=3, warm_start=True)
-    trace = np.asarray(warm.elbo)
+    trace = np.asarray(warm.trace)
     assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:])), np.diff(trace).min()
 
 
@@ -224,7 +249,7 @@ def test_jit_and_vmap_over_alpha_and_corpora(synthetic, synthetic_fit):
     for i, single in enumerate(singles):
         np.testing.assert_allclose(np.asarray(batched.topic_word[i]),
                                    np.asarray(single.topic_word), rtol=1e-7)
-        np.testing.assert_allclose(np.asarray(batched.elbo[i]), np.asarray(single.elbo),
+        np.testing.assert_allclose(np.asarray(batched.trace[i]), np.asarray(single.trace),
                                    rtol=1e-10)
         assert int(batched.n_iter[i]) == int(single.n_iter)
 
@@ -245,7 +270,7 @@ def test_float32_stays_float32(synthetic, synthetic_fit):
     counts, beta = synthetic
     c32 = counts.astype(np.float32)
     fit32 = lda.fit(jax.random.key(0), c32, K_SYN, **FIT_KW)
-    for name in ("topic_word", "doc_topic", "elbo", "alpha", "eta"):
+    for name in ("topic_word", "doc_topic", "elbo", "trace", "alpha", "eta"):
         assert getattr(fit32, name).dtype == jnp.float32, name
     assert lda.transform(fit32, c32).dtype == jnp.float32
     assert lda.perplexity(fit32, c32).dtype == jnp.float32

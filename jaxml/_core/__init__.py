@@ -16,6 +16,7 @@ from jaxml._core.checks import (
     float_dtype,
     is_concrete,
 )
+from jaxml._core.fold import fold_map_rows, fold_rows, map_rows, n_rows
 from jaxml._core.linalg import (
     add_jitter,
     blocked_gram,

@@ -7,6 +7,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.scipy.linalg import cho_solve, solve_triangular
 
+from jaxml._core.fold import fold_rows
+
 
 def symmetrize(A: jax.Array) -> jax.Array:
     """(A + Aᵀ)/2 over the last two axes."""
@@ -65,11 +67,11 @@ def blocked_gram(X: jax.Array, *, center=None, compute_dtype=None, block=None) -
     compute_dtype = X.dtype if compute_dtype is None else jnp.dtype(compute_dtype)
     if block is None:
         block = 1024 if compute_dtype == jnp.float64 else 4096
-    block = min(int(block), n)
     hi = lax.Precision.HIGHEST
 
-    def product(rows):
-        Z = (rows if center is None else rows - center).astype(compute_dtype)
+    def product(rows, mask):
+        Z = rows if center is None else rows - center
+        Z = jnp.where(mask[:, None], Z, 0).astype(compute_dtype)   # rows seen before: 0
         if compute_dtype == jnp.float64:
             Zt = lax.optimization_barrier(Z.T)
             G = jnp.matmul(Zt, Zt.T, precision=hi)
@@ -77,13 +79,7 @@ def blocked_gram(X: jax.Array, *, center=None, compute_dtype=None, block=None) -
             G = jnp.matmul(Z.T, Z, precision=hi)
         return G.astype(X.dtype)
 
-    n_full = n // block
-    G = lax.fori_loop(0, n_full,
-                      lambda i, G: G + product(lax.dynamic_slice_in_dim(X, i * block, block)),
-                      jnp.zeros((d, d), X.dtype))
-    if n_full * block < n:
-        G = G + product(X[n_full * block:])
-    return symmetrize(G)
+    return symmetrize(fold_rows(product, X, block=block))
 
 
 def max_eigenvalue(matvec, d: int, dtype, *, n_iter: int = 60) -> jax.Array:
