@@ -2,9 +2,9 @@
 
 Each chapter is a module of pure functions: ``jaxml.convex``, ``jaxml.optim``,
 ``jaxml.linear``, ``jaxml.svm``, ``jaxml.naive_bayes``, ``jaxml.pca``, ``jaxml.kmeans``,
-``jaxml.gaussian``, ``jaxml.gmm``, ``jaxml.lda``, ``jaxml.vi``, ``jaxml.rvm``,
-``jaxml.bayes_layers``, ``jaxml.flows``, ``jaxml.vae``, and ``jaxml.kernels`` (shared by
-the kernel methods). They are imported on first use.
+``jaxml.gaussian``, ``jaxml.gmm``, ``jaxml.lda``, ``jaxml.vi``, ``jaxml.mcmc``, ``jaxml.rvm``,
+``jaxml.bayes_layers``, ``jaxml.flows``, ``jaxml.vae``, ``jaxml.information``, and
+``jaxml.kernels`` (shared by the kernel methods). They are imported on first use.
 """
 
 import importlib
@@ -13,7 +13,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "convex", "optim", "linear", "svm", "naive_bayes", "pca", "kmeans", "gaussian", "gmm",
-    "lda", "vi", "rvm", "bayes_layers", "flows", "vae", "kernels", "io", "testing",
+    "lda", "vi", "mcmc", "rvm", "bayes_layers", "flows", "vae", "kernels",
+    "information", "io", "testing",
 ]
 
 
