@@ -179,11 +179,11 @@ def _elbo_story(quick: bool):
 
     n = 300 if quick else 2000
     key = jax.random.key(1)
-    r_rep = jt.check_unbiased(reparam, exact, key, n)
-    r_score = jt.check_unbiased(score, exact, key, 20 * n)
-    var = jt.check_variance_reduction(reparam, score, key, n)
+    r_rep = jt.check_unbiased(key, reparam, exact, n)
+    r_score = jt.check_unbiased(key, score, exact, 20 * n)
+    var = jt.check_variance_reduction(key, reparam, score, n)
     try:
-        jt.check_unbiased(reparam_no_entropy, exact, key, n)
+        jt.check_unbiased(key, reparam_no_entropy, exact, n)
         caught = "NOT caught"
     except AssertionError as e:
         caught = str(e).splitlines()[0].split(" at ")[-1].rstrip(":")
@@ -202,7 +202,7 @@ def _elbo_story(quick: bool):
     z = {}
     for name, est in [("reparameterization", reparam), ("score + LOO", score),
                       ("no entropy gradient", reparam_no_entropy)]:
-        g = jt.draw(est, key, n)
+        g = jt.draw(key, est, n)
         flat = np.concatenate([np.asarray(g[k]) for k in ("m", "rho")], axis=1)
         ex = np.concatenate([np.asarray(exact[k]) for k in ("m", "rho")])
         z[name] = (flat.mean(0) - ex) / (flat.std(0, ddof=1) / np.sqrt(n))

@@ -123,7 +123,8 @@ def test_gradient_subset_of_coordinates():
     x = jnp.linspace(-1.0, 1.0, 300)
     f = lambda v: jnp.sum(jnp.cos(v) * v)  # noqa: E731
     g = lambda v: jnp.cos(v) - v * jnp.sin(v)  # noqa: E731
-    rep = jt.check_gradient(f, g, x, max_coordinates=40, key=jax.random.key(3))
+    rep = jt.check_gradient(f, g, x, max_coordinates=40,
+                            subset_key=jax.random.key(3))
     assert rep.n_checked == 40
     with pytest.raises(AssertionError, match=r"x\[7\]"):       # autodiff still sees all
         jt.check_gradient(f, lambda v: g(v).at[7].add(1.0), x, max_coordinates=40)
@@ -188,7 +189,7 @@ def exponential_estimator(key):
 
 def test_biased_estimator_is_flagged():
     with pytest.raises(AssertionError, match=r"estimate\['sq'\]\[1\]") as e:
-        jt.check_unbiased(shifted_estimator, EXACT, jax.random.key(0), 2000)
+        jt.check_unbiased(jax.random.key(0), shifted_estimator, EXACT, 2000)
     assert "z =" in str(e.value)
 
 
@@ -199,7 +200,7 @@ def test_unbiased_estimators_pass_at_the_stated_rate():
         for name, est, exact in [("normal", square_estimator, EXACT),
                                  ("exponential", exponential_estimator, jnp.array([1.0, 0.5]))]:
             try:
-                rep = jt.check_unbiased(est, exact, jax.random.key(seed), 400, alpha=alpha)
+                rep = jt.check_unbiased(jax.random.key(seed), est, exact, 400, alpha=alpha)
                 assert rep.max_abs_z <= rep.threshold
             except AssertionError:
                 fails[name] += 1
@@ -208,24 +209,25 @@ def test_unbiased_estimators_pass_at_the_stated_rate():
     # and the biased one is caught at every seed at this size
     for seed in range(5):
         with pytest.raises(AssertionError):
-            jt.check_unbiased(shifted_estimator, EXACT, jax.random.key(seed), 2000, alpha=alpha)
+            jt.check_unbiased(jax.random.key(seed), shifted_estimator, EXACT, 2000,
+                              alpha=alpha)
 
 
 def test_unbiased_report_and_edge_cases():
-    rep = jt.check_unbiased(square_estimator, EXACT, jax.random.key(1), 500, batch_size=100)
+    rep = jt.check_unbiased(jax.random.key(1), square_estimator, EXACT, 500, batch_size=100)
     assert rep.n_draws == 500 and set(rep.mean) == {"sq", "total"}
     np.testing.assert_allclose(rep.mean["sq"], EXACT["sq"], atol=5 * rep.stderr["sq"].max())
     # a zero-variance estimator that equals the exact value passes
     exact = jnp.array([0.1, 1e8])
-    jt.check_unbiased(lambda k: exact * (1 + 0 * jax.random.normal(k)), exact,
-                      jax.random.key(0), 10)
+    jt.check_unbiased(jax.random.key(0), lambda k: exact * (1 + 0 * jax.random.normal(k)),
+                      exact, 10)
     with pytest.raises(AssertionError, match="non-finite"):
-        jt.check_unbiased(lambda k: jnp.log(jax.random.normal(k, (2,))), jnp.zeros(2),
-                          jax.random.key(0), 50)
+        jt.check_unbiased(jax.random.key(0), lambda k: jnp.log(jax.random.normal(k, (2,))),
+                          jnp.zeros(2), 50)
     with pytest.raises(ValueError, match="alpha"):
-        jt.check_unbiased(square_estimator, EXACT, jax.random.key(0), 100, alpha=1.5)
+        jt.check_unbiased(jax.random.key(0), square_estimator, EXACT, 100, alpha=1.5)
     with pytest.raises(ValueError, match="structure"):
-        jt.check_unbiased(square_estimator, EXACT["sq"], jax.random.key(0), 400)  # cached
+        jt.check_unbiased(jax.random.key(0), square_estimator, EXACT["sq"], 400)  # cached
 
 
 def antithetic_estimator(key):
@@ -242,16 +244,16 @@ def plain_copy(key):          # the same distribution, another function object
 
 
 def test_variance_reduction():
-    rep = jt.check_variance_reduction(antithetic_estimator, plain_estimator, jax.random.key(0), 500)
+    key = jax.random.key(0)
+    rep = jt.check_variance_reduction(key, antithetic_estimator, plain_estimator, 500)
     assert rep.ratio < rep.ratio_upper < 1
     # antithetic pairs remove the odd part of the noise: var ratio Σ2 / Σ(4μ² + 2) ≈ 0.2
     assert 0.1 < rep.ratio < 0.35
-    jt.check_variance_reduction(antithetic_estimator, plain_estimator, jax.random.key(0), 500,
-                                ratio=0.5)
+    jt.check_variance_reduction(key, antithetic_estimator, plain_estimator, 500, ratio=0.5)
     with pytest.raises(AssertionError, match="cannot show"):
-        jt.check_variance_reduction(plain_estimator, antithetic_estimator, jax.random.key(0), 500)
+        jt.check_variance_reduction(key, plain_estimator, antithetic_estimator, 500)
     with pytest.raises(AssertionError, match="cannot show"):   # identical draws: no reduction
-        jt.check_variance_reduction(plain_estimator, plain_copy, jax.random.key(0), 500)
+        jt.check_variance_reduction(key, plain_estimator, plain_copy, 500)
 
 
 def test_variance_reduction_false_alarm_rate():
@@ -261,7 +263,7 @@ def test_variance_reduction_false_alarm_rate():
     passes = 0
     for seed in range(N_SEEDS):
         try:
-            jt.check_variance_reduction(plain_estimator, plain_copy, jax.random.key(seed), 300,
+            jt.check_variance_reduction(jax.random.key(seed), plain_estimator, plain_copy, 300,
                                         alpha=alpha, paired=False)
             passes += 1
         except AssertionError:

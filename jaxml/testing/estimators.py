@@ -41,7 +41,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import numpy as np
 
-from jaxml.testing._util import (
+from jaxml.testing.coordinates import (
     Coordinates,
     check_callable,
     check_count,
@@ -100,14 +100,14 @@ def _draws_core(key, *, estimator, n_draws, batch_size):
     return jax.lax.map(estimator, keys, batch_size=batch_size)
 
 
-def draw(estimator: Callable[[jax.Array], Any], key: jax.Array, n_draws: int, *,
+def draw(key: jax.Array, estimator: Callable[[jax.Array], Any], n_draws: int, *,
          batch_size: int | None = None) -> Any:
     """``n_draws`` independent draws of ``estimator`` (one compiled call, cached per
     estimator object and size).
 
     Args:
-        estimator: ``key -> pytree``, traceable.
         key: PRNG key, split into ``n_draws`` keys.
+        estimator: ``key -> pytree``, traceable.
         n_draws: number of draws (static).
         batch_size: evaluate this many draws at a time with ``jax.lax.map`` (bounds memory);
             ``None``: all at once with ``jax.vmap``.
@@ -137,16 +137,16 @@ def _check_finite_draws(flat: np.ndarray, coords: Coordinates, label: str) -> No
                              f"{flat.shape[0]} draws hold NaN/inf)")
 
 
-def check_unbiased(estimator: Callable[[jax.Array], Any], exact: Any, key: jax.Array,
+def check_unbiased(key: jax.Array, estimator: Callable[[jax.Array], Any], exact: Any,
                    n_draws: int = 1000, *, alpha: float = 1e-3,
                    batch_size: int | None = None) -> UnbiasedReport:
     r"""Check that the mean of ``estimator``'s draws equals ``exact`` within the draws' own
     standard error (a z-test per coordinate, Bonferroni over coordinates).
 
     Args:
+        key: PRNG key (split into ``n_draws`` keys).
         estimator: ``key -> pytree`` (arrays of any shapes), the stochastic estimator.
         exact: the exact expectation, a pytree like one draw (leaves broadcastable to it).
-        key: PRNG key (split into ``n_draws`` keys).
         n_draws: number of independent draws (≥ 2; ≥ 100 for the normal approximation).
         alpha: the false-alarm rate: an unbiased estimator fails with probability ≤ alpha.
         batch_size: draws evaluated at a time with ``lax.map`` (``None``: all with vmap).
@@ -159,7 +159,7 @@ def check_unbiased(estimator: Callable[[jax.Array], Any], exact: Any, key: jax.A
             the draws' mean, the exact value, the standard error and z; or a non-finite draw.
     """
     alpha = check_probability(alpha, "alpha")
-    draws = draw(estimator, key, n_draws, batch_size=batch_size)
+    draws = draw(key, estimator, n_draws, batch_size=batch_size)
     one = jax.tree.map(lambda a: a[0], draws)
     if not same_structure(one, exact):
         raise ValueError(f"exact must have the structure of one draw: got "
@@ -196,8 +196,8 @@ def check_unbiased(estimator: Callable[[jax.Array], Any], exact: Any, key: jax.A
                           float(np.max(np.abs(z), initial=0.0)), float(threshold), n_draws)
 
 
-def check_variance_reduction(estimator_a: Callable[[jax.Array], Any],
-                             estimator_b: Callable[[jax.Array], Any], key: jax.Array,
+def check_variance_reduction(key: jax.Array, estimator_a: Callable[[jax.Array], Any],
+                             estimator_b: Callable[[jax.Array], Any],
                              n_draws: int = 1000, *, alpha: float = 1e-3, ratio: float = 1.0,
                              paired: bool = True,
                              batch_size: int | None = None) -> VarianceReport:
@@ -205,9 +205,9 @@ def check_variance_reduction(estimator_a: Callable[[jax.Array], Any],
     (1 − α) upper confidence bound on Var[A] / Var[B] must be below ``ratio``.
 
     Args:
+        key: PRNG key.
         estimator_a: ``key -> pytree``, the estimator claimed better.
         estimator_b: ``key -> pytree`` of the same structure and shapes, the baseline.
-        key: PRNG key.
         n_draws: draws of each (≥ 2; a few hundred or more for a useful bound).
         alpha: the false-alarm rate: when Var[A] ≥ ratio·Var[B] the check passes with
             probability ≤ alpha.
@@ -227,9 +227,9 @@ def check_variance_reduction(estimator_a: Callable[[jax.Array], Any],
     if not (np.isfinite(ratio) and ratio > 0):
         raise ValueError(f"ratio must be a positive finite number, got {ratio!r}")
     check_callable(estimator_b, "estimator_b")
-    draws_a = draw(estimator_a, key, n_draws, batch_size=batch_size)
+    draws_a = draw(key, estimator_a, n_draws, batch_size=batch_size)
     key_b = key if paired else jax.random.fold_in(key, 1)
-    draws_b = draw(estimator_b, key_b, n_draws, batch_size=batch_size)
+    draws_b = draw(key_b, estimator_b, n_draws, batch_size=batch_size)
     one_a = jax.tree.map(lambda a: a[0], draws_a)
     one_b = jax.tree.map(lambda a: a[0], draws_b)
     if not same_shapes(one_a, one_b):

@@ -29,7 +29,7 @@ difference and the tolerance, and the next worst coordinates. A pass returns a
 
 Cost: the autodiff reference is one ``jax.jacrev`` (or ``jacfwd`` when there are more
 outputs than inputs) of f; finite differences take 4 evaluations of f per checked input
-coordinate (at most ``max_coordinates`` coordinates, a random subset drawn with ``key``
+coordinate (at most ``max_coordinates`` coordinates, a random subset drawn with ``subset_key``
 beyond that), batched with ``jax.vmap``, so f must be vmappable.
 
 Reference: J. Nocedal & S. J. Wright, *Numerical Optimization*, 2nd ed., §8.1 (finite-
@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jaxml.testing._util import (
+from jaxml.testing.coordinates import (
     Coordinates,
     check_callable,
     check_count,
@@ -224,7 +224,7 @@ def _start(f, df, df_name: str, x, rtol, atol, fd_rtol, step, max_coordinates):
 
 
 def _check_matrix(what, label, ref_label, f, x, y, hand, *, rtol, atol, fd_rtol, step,
-                  autodiff, finite_differences, max_coordinates, key, name_of):
+                  autodiff, finite_differences, max_coordinates, subset_key, name_of):
     """Compare the (m, n) hand-written Jacobian ``hand`` with autodiff and finite differences."""
     flat_x, unravel = ravel_pytree(x)
     fflat = _flat_fn(f, unravel)
@@ -247,7 +247,7 @@ def _check_matrix(what, label, ref_label, f, x, y, hand, *, rtol, atol, fd_rtol,
         ad_err, ad_ratio = _compare(hand, J, tol, name_of, what, label, ref_label)
     n_checked = 0
     if finite_differences:
-        cols = _choose_columns(n, max_coordinates, key)
+        cols = _choose_columns(n, max_coordinates, subset_key)
         D, rich, noise = _finite_differences(fflat, flat_x, cols, _coordinate_dtypes(x),
                                              cin.eps, step)
         ref_rows = J if J is not None else D
@@ -268,7 +268,7 @@ def _check_matrix(what, label, ref_label, f, x, y, hand, *, rtol, atol, fd_rtol,
 def check_gradient(f: Callable[[Any], jax.Array], grad_f: Callable[[Any], Any], x, *,
                    rtol: float | None = None, atol: float = 0.0, fd_rtol: float | None = None,
                    step=None, autodiff: bool = True, finite_differences: bool = True,
-                   max_coordinates: int | None = 100, key=None) -> GradientReport:
+                   max_coordinates: int | None = 100, subset_key=None) -> GradientReport:
     r"""Check a hand-written gradient ``grad_f`` of a scalar ``f`` against ``jax.grad`` and
     central finite differences at ``x``.
 
@@ -286,8 +286,9 @@ def check_gradient(f: Callable[[Any], jax.Array], grad_f: Callable[[Any], Any], 
         autodiff: compare with ``jax.grad`` (turn off when f is not JAX-differentiable).
         finite_differences: compare with central differences.
         max_coordinates: at most this many coordinates are differenced (a random subset
-            drawn with ``key`` beyond that; ``None``: all). Autodiff covers every coordinate.
-        key: PRNG key for that subset (default ``jax.random.key(0)``).
+            drawn with ``subset_key`` beyond that; ``None``: all). Autodiff covers every
+            coordinate.
+        subset_key: PRNG key for that subset (default ``jax.random.key(0)``).
 
     Returns:
         :class:`GradientReport` when every compared coordinate is within tolerance.
@@ -307,14 +308,14 @@ def check_gradient(f: Callable[[Any], jax.Array], grad_f: Callable[[Any], Any], 
     return _check_matrix("check_gradient", "grad_f", "jax.grad", f, x, y, hand, rtol=rtol,
                          atol=atol, fd_rtol=fd_rtol, step=step, autodiff=autodiff,
                          finite_differences=finite_differences,
-                         max_coordinates=max_coordinates, key=key,
+                         max_coordinates=max_coordinates, subset_key=subset_key,
                          name_of=lambda r, c: cin.name(c))
 
 
 def check_jacobian(f: Callable[[Any], Any], jac_f: Callable[[Any], Any], x, *,
                    rtol: float | None = None, atol: float = 0.0, fd_rtol: float | None = None,
                    step=None, autodiff: bool = True, finite_differences: bool = True,
-                   max_coordinates: int | None = 100, key=None) -> GradientReport:
+                   max_coordinates: int | None = 100, subset_key=None) -> GradientReport:
     r"""Check a hand-written Jacobian ``jac_f`` of a vector (pytree) function ``f`` against
     ``jax.jacobian`` and central finite differences at ``x``.
 
@@ -323,7 +324,8 @@ def check_jacobian(f: Callable[[Any], Any], jac_f: Callable[[Any], Any], x, *,
         jac_f: pytree -> the Jacobian in ``jax.jacobian(f)(x)``'s layout: for f: (n,) → (m,),
             an (m, n) array; in general f(x)'s structure with each leaf replaced by x's
             structure, leaf (i, j) of shape ``out_shape_i + in_shape_j``.
-        x, rtol, atol, fd_rtol, step, autodiff, finite_differences, max_coordinates, key:
+        x, rtol, atol, fd_rtol, step, autodiff, finite_differences, max_coordinates,
+        subset_key:
             as in :func:`check_gradient` (``max_coordinates`` counts input coordinates).
 
     Returns:
@@ -340,12 +342,13 @@ def check_jacobian(f: Callable[[Any], Any], jac_f: Callable[[Any], Any], x, *,
     return _check_matrix("check_jacobian", "jac_f", "jax.jacobian", f, x, y, hand, rtol=rtol,
                          atol=atol, fd_rtol=fd_rtol, step=step, autodiff=autodiff,
                          finite_differences=finite_differences,
-                         max_coordinates=max_coordinates, key=key,
+                         max_coordinates=max_coordinates, subset_key=subset_key,
                          name_of=lambda r, c: f"∂{cout.name(r)}/∂{cin.name(c)}")
 
 
 def check_jvp(f: Callable[[Any], Any], jvp_f: Callable[[Any, Any], Any], x, v=None, *,
-              n_directions: int = 3, key=None, rtol: float | None = None, atol: float = 0.0,
+              n_directions: int = 3, directions_key=None, rtol: float | None = None,
+              atol: float = 0.0,
               fd_rtol: float | None = None, step: float | None = None, autodiff: bool = True,
               finite_differences: bool = True) -> GradientReport:
     r"""Check a hand-written Jacobian-vector product ``jvp_f(x, v) = J(x)·v`` against
@@ -356,7 +359,7 @@ def check_jvp(f: Callable[[Any], Any], jvp_f: Callable[[Any, Any], Any], x, v=No
         jvp_f: ``(x, v) -> J(x)·v``, a pytree like ``f(x)`` (the tangent only).
         x: the point (pytree of floating arrays).
         v: one direction, a pytree like ``x``; ``None``: ``n_directions`` standard-normal
-            directions drawn with ``key`` (default ``jax.random.key(0)``).
+            directions drawn with ``directions_key`` (default ``jax.random.key(0)``).
         step: finite-difference step along v (default ε^⅓·max(‖x‖∞, 1)/‖v‖∞).
         rtol, atol, fd_rtol, autodiff, finite_differences: as in :func:`check_gradient`;
             the row scale sᵣ is the largest |J·v| entry of each direction.
@@ -371,7 +374,7 @@ def check_jvp(f: Callable[[Any], Any], jvp_f: Callable[[Any, Any], Any], x, v=No
     check_floating_tree(y, "f(x)")
     if v is None:
         n_directions = check_count(n_directions, "n_directions")
-        key = jax.random.key(0) if key is None else key
+        key = jax.random.key(0) if directions_key is None else directions_key
         leaves, tdef = jax.tree_util.tree_flatten(x)
         dirs = []
         for kk in jax.random.split(key, n_directions):

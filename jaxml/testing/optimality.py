@@ -26,7 +26,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jaxml import optim
-from jaxml.testing._util import (
+from jaxml.testing.coordinates import (
     Coordinates,
     check_callable,
     check_tolerance,

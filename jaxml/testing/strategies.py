@@ -24,8 +24,6 @@ Sizes may be ints or strategies of ints (``labels(st.integers(5, 30), 3)``).
     def test_cholesky_solve(A): ...
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import numpy as np

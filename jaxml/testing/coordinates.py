@@ -1,13 +1,21 @@
-"""Plumbing shared by the checks of :mod:`jaxml.testing`: coordinate names, dtype epsilons,
-argument checks and number formatting. Private to the subpackage."""
+"""Pytree coordinates for the reports of :mod:`jaxml.testing`: readable names of the scalar
+entries of a pytree (``x['w'][2, 1]``), their dtype epsilons, and float64 flattening; plus the
+argument checks the checks share.
+
+``Coordinates(tree, prefix)`` maps a flat index of ``jax.flatten_util.ravel_pytree(tree)`` to
+its name and back (``unflatten``); ``flat64(tree)`` ravels a pytree into one float64 NumPy
+vector without a round trip through JAX (so float64 survives with x64 disabled).
+"""
 
 from __future__ import annotations
 
-import numpy as np
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxml._core import check_int_in_range
+
+__all__ = ["Coordinates", "flat64"]
 
 
 class Coordinates:
