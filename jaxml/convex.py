@@ -134,16 +134,7 @@ def project_halfspace(x, p, a) -> jax.Array:
     Args:
         x: (..., d) point(s). p: (d,) normal vector, nonzero. a: scalar offset.
     """
-    x = _vec(x, "x")
-    p = _scalar_like(p, "p", x.dtype)
-    a = _scalar_like(a, "a", x.dtype)
-    return _project_halfspace(x, p, a)
-
-
-@jax.jit
-def _project_halfspace(x, p, a):
-    viol = jnp.maximum(x @ p - a, 0.0)
-    return x - (viol / jnp.dot(p, p))[..., None] * p
+    return _project_plane(*_plane_args(x, p, a), halfspace=True)
 
 
 def project_hyperplane(x, p, a) -> jax.Array:
@@ -153,15 +144,26 @@ def project_hyperplane(x, p, a) -> jax.Array:
     Args:
         x: (..., d) point(s). p: (d,) normal vector, nonzero. a: scalar offset.
     """
+    return _project_plane(*_plane_args(x, p, a), halfspace=False)
+
+
+def _ball_args(x, radius):
     x = _vec(x, "x")
-    p = _scalar_like(p, "p", x.dtype)
-    a = _scalar_like(a, "a", x.dtype)
-    return _project_hyperplane(x, p, a)
+    return x, _scalar_like(radius, "radius", x.dtype, nonnegative=True)
 
 
-@jax.jit
-def _project_hyperplane(x, p, a):
-    return x - ((x @ p - a) / jnp.dot(p, p))[..., None] * p
+def _plane_args(x, p, a):
+    x = _vec(x, "x")
+    return x, _scalar_like(p, "p", x.dtype), _scalar_like(a, "a", x.dtype)
+
+
+@partial(jax.jit, static_argnames=("halfspace",))
+def _project_plane(x, p, a, *, halfspace: bool):
+    """x − (pᵀx − a)/‖p‖² · p, the excess clipped at 0 for the halfspace."""
+    excess = x @ p - a
+    if halfspace:
+        excess = jnp.maximum(excess, 0.0)
+    return x - (excess / jnp.dot(p, p))[..., None] * p
 
 
 def project_l2_ball(x, radius) -> jax.Array:
@@ -170,9 +172,7 @@ def project_l2_ball(x, radius) -> jax.Array:
     Args:
         x: (..., d) point(s). radius: scalar ``r >= 0``.
     """
-    x = _vec(x, "x")
-    r = _scalar_like(radius, "radius", x.dtype, nonnegative=True)
-    return _project_l2_ball(x, r)
+    return _project_l2_ball(*_ball_args(x, radius))
 
 
 @jax.jit
@@ -188,8 +188,7 @@ def project_linf_ball(x, radius) -> jax.Array:
     Args:
         x: (..., d) point(s). radius: scalar ``r >= 0``.
     """
-    x = _vec(x, "x")
-    r = _scalar_like(radius, "radius", x.dtype, nonnegative=True)
+    x, r = _ball_args(x, radius)
     return _clip(x, -r, r)
 
 
@@ -263,9 +262,7 @@ def project_l1_ball(x, radius) -> jax.Array:
     Args:
         x: (..., d) point(s). radius: scalar ``r >= 0``.
     """
-    x = _vec(x, "x")
-    r = _scalar_like(radius, "radius", x.dtype, nonnegative=True)
-    return _project_l1_ball(x, r)
+    return _project_l1_ball(*_ball_args(x, radius))
 
 
 @jax.jit

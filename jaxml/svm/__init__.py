@@ -11,20 +11,9 @@ the kernels live in :mod:`jaxml.kernels` and are re-exported here.
 """
 
 from jaxml.kernels import RBF, Kernel, Linear, Polynomial, gamma_scale, gram
-from jaxml.svm.dual import (
-    DualInfo,
-    DualProblem,
-    SVMModel,
-    decision_function,
-    dual_gradient,
-    dual_objective,
-    dual_problem,
-    intercept,
-    kkt_violation,
-    margin_width,
-    predict,
-    primal_weights,
-)
+from jaxml.svm.dual import (DualInfo, DualProblem, SVMModel, decision_function, dual_gradient,
+                            dual_objective, dual_problem, intercept, kkt_violation,
+                            margin_width, predict, primal_weights)
 from jaxml.svm.ovr import (
     OneVsRestModel,
     decision_function_one_vs_rest,

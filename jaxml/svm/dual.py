@@ -52,14 +52,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxml._core.batched import batched_solver
-from jaxml._core.checks import (
-    check_labels,
-    check_loop_options,
-    check_matrix,
-    check_positive,
-    check_same_length,
-    is_concrete,
-)
+from jaxml._core.checks import (check_labels, check_loop_options, check_matrix, check_positive,
+                                 check_same_length, is_concrete)
 from jaxml._core.loop import LoopResult
 from jaxml._core.numerics import HIGHEST, safe_norm
 from jaxml.kernels import Kernel, Linear, gram

@@ -25,18 +25,8 @@ from jaxml._core.numerics import HIGHEST
 from jaxml._core.prox import extrapolate, momentum
 from jaxml.convex import project_box_hyperplane
 from jaxml.kernels import Kernel, Linear
-from jaxml.svm.dual import (
-    DEFAULT_MIN_MARGIN,
-    DualInfo,
-    DualProblem,
-    SVMModel,
-    check_binary,
-    default_max_iter,
-    dual_gradient,
-    fit_binary,
-    hard_margin_infeasible,
-    violation_from_gradient,
-)
+from jaxml.svm import dual as svm_dual
+from jaxml.svm.dual import DualInfo, DualProblem, SVMModel
 
 __all__ = ["PGDState", "pgd_init", "pgd_step", "fit_pgd"]
 
@@ -104,7 +94,7 @@ def pgd_step(state: PGDState, problem: DualProblem) -> tuple[PGDState, DualInfo]
     # counts as free; the shift of yᵀα is at rounding level too.
     snap = 16.0 * jnp.finfo(u.dtype).eps * jnp.max(u)
     u = jnp.where(u <= snap, 0.0, jnp.where(u >= C - snap, C, u))
-    grad_u = dual_gradient(u, K, y)
+    grad_u = svm_dual.dual_gradient(u, K, y)
     # D(u) − D(α) = ½ (u − α)ᵀ(∇D(u) + ∇D(α)) exactly (D is quadratic): no cancellation
     # of two large objective values, so float32 sees the small late-stage increases.
     d = u - state.alpha
@@ -124,14 +114,14 @@ def pgd_step(state: PGDState, problem: DualProblem) -> tuple[PGDState, DualInfo]
     theta = jnp.where(accept, theta_new, 0.0)
     # θ > 0 ⇔ this step's θ⁺ > 1 ⇔ it was not a plain gradient step from a restart
     L = jnp.where(accept | (state.theta > 0.0), state.L, 2.0 * state.L)
-    infeasible = hard_margin_infeasible(dual, jnp.sum(alpha), problem)
-    err = jnp.where(infeasible, -jnp.inf, violation_from_gradient(alpha, grad, y, C))
+    infeasible = svm_dual.hard_margin_infeasible(dual, jnp.sum(alpha), problem)
+    err = jnp.where(infeasible, -jnp.inf, svm_dual.violation_from_gradient(alpha, grad, y, C))
     new = PGDState(alpha, grad, state.alpha, state.grad, theta, L, dual, infeasible)
     return new, DualInfo(err, dual)
 
 
 def fit_pgd(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | None = None,
-            min_margin=DEFAULT_MIN_MARGIN) -> SVMModel:
+            min_margin=svm_dual.DEFAULT_MIN_MARGIN) -> SVMModel:
     """Solve the SVM dual by accelerated (monotone FISTA) projected gradient.
 
     Each step moves along ∇D and projects onto {0 ≤ α ≤ C, yᵀα = 0} with
@@ -150,7 +140,7 @@ def fit_pgd(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int |
         :class:`jaxml.svm.SVMModel` (``alpha`` (n,), ``b``, ``support`` (n,), ``n_iter``,
         ``converged``, ``trace`` (max_iter,) of D(α), …).
     """
-    X, y, C, tol = check_binary(X, y, C, tol, kernel)
-    max_iter = default_max_iter(X.shape[0], max_iter)
-    return fit_binary(X, y, C, tol, kernel, jnp.asarray(min_margin, X.dtype),
+    X, y, C, tol = svm_dual.check_binary(X, y, C, tol, kernel)
+    max_iter = svm_dual.default_max_iter(X.shape[0], max_iter)
+    return svm_dual.fit_binary(X, y, C, tol, kernel, jnp.asarray(min_margin, X.dtype),
                       init=pgd_init, step=pgd_step, max_iter=max_iter)

@@ -28,18 +28,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxml.kernels import Kernel, Linear
-from jaxml.svm.dual import (
-    DEFAULT_MIN_MARGIN,
-    DualInfo,
-    DualProblem,
-    SVMModel,
-    check_binary,
-    default_max_iter,
-    first_argmax,
-    fit_binary,
-    hard_margin_infeasible,
-    kkt_extremes,
-)
+from jaxml.svm import dual as svm_dual
+from jaxml.svm.dual import DualInfo, DualProblem, SVMModel
 
 __all__ = ["SMOState", "smo_init", "smo_step", "fit"]
 
@@ -73,7 +63,7 @@ def smo_init(problem: DualProblem) -> SMOState:
     y, C = problem.y, problem.C
     alpha = jnp.zeros_like(y)
     grad = jnp.ones_like(y)
-    i, m, M = kkt_extremes(alpha, grad, y, C)
+    i, m, M = svm_dual.kkt_extremes(alpha, grad, y, C)
     zero = jnp.zeros((), y.dtype)
     return SMOState(alpha, grad, i, m, m - M, zero, zero, jnp.asarray(False))
 
@@ -87,7 +77,7 @@ def _second_order_j(state: SMOState, problem: DualProblem, Ki):
     at = problem.diag[state.i] + problem.diag - 2.0 * Ki
     at = jnp.where(at > 0, at, TAU)
     cand = low & (bt > 0)
-    j, best = first_argmax(jnp.where(cand, bt * bt / at, -jnp.inf))
+    j, best = svm_dual.first_argmax(jnp.where(cand, bt * bt / at, -jnp.inf))
     # scalars re-read from their sources (slicing the fused vectors makes XLA recompute them)
     b_ij = state.m - y[j] * state.grad[j]
     a_ij = problem.diag[state.i] + problem.diag[j] - 2.0 * Ki[j]
@@ -123,15 +113,15 @@ def smo_step(state: SMOState, problem: DualProblem) -> tuple[SMOState, DualInfo]
     grad = state.grad - s * y * (Ki - K[j])
     dual = state.dual + s * (b_ij - 0.5 * s * a_ij)
     sum_alpha = state.sum_alpha + (new_i - ai) + (new_j - aj)
-    i_next, m, M = kkt_extremes(alpha, grad, y, C)
-    infeasible = state.infeasible | hard_margin_infeasible(dual, sum_alpha, problem)
+    i_next, m, M = svm_dual.kkt_extremes(alpha, grad, y, C)
+    infeasible = state.infeasible | svm_dual.hard_margin_infeasible(dual, sum_alpha, problem)
     gap = m - M
     new = SMOState(alpha, grad, i_next, m, gap, dual, sum_alpha, infeasible)
     return new, DualInfo(jnp.where(infeasible, -jnp.inf, gap), dual)
 
 
 def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | None = None,
-        min_margin=DEFAULT_MIN_MARGIN) -> SVMModel:
+        min_margin=svm_dual.DEFAULT_MIN_MARGIN) -> SVMModel:
     """Fit a binary SVM by SMO on its dual.
 
     Args:
@@ -151,7 +141,7 @@ def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | Non
         ``dual_objective``, ``kkt_violation``, ``n_iter``, ``converged``, ``infeasible``
         (hard margin, not separable: then ``converged`` is False) and the objective trace.
     """
-    X, y, C, tol = check_binary(X, y, C, tol, kernel)
-    max_iter = default_max_iter(X.shape[0], max_iter)
-    return fit_binary(X, y, C, tol, kernel, jnp.asarray(min_margin, X.dtype),
+    X, y, C, tol = svm_dual.check_binary(X, y, C, tol, kernel)
+    max_iter = svm_dual.default_max_iter(X.shape[0], max_iter)
+    return svm_dual.fit_binary(X, y, C, tol, kernel, jnp.asarray(min_margin, X.dtype),
                       init=smo_init, step=smo_step, max_iter=max_iter)
