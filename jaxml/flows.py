@@ -44,8 +44,10 @@ with a ``direction``:
   E_{p_z}[log p_z(z) − log |det J_g(z)| − log π(g(z))] (:func:`reverse_kl_loss`).
   ``log_prob`` of a given point uses the numerical inverse (with implicit-function gradients).
 
-Training (:func:`fit`) is the shared optax loop of ``jaxml._core`` and returns its
-:class:`TrainResult` (``params`` is the trained flow, ``trace`` the loss per step).
+Training (:func:`fit` = :func:`init` + a ``lax.scan`` of :func:`step`) is the shared optax
+loop of ``jaxml._core`` and returns its :class:`TrainResult` (``params`` is the trained flow,
+``trace`` the loss per step); ``step(key, state, flow, ...) -> (state, info)`` is public for
+training loops of one's own.
 The energies U1–U4 of the paper are given as energies: their target is
 ``log_density(z) = −U(z)``.
 
@@ -66,12 +68,14 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from jaxml._core import (TrainResult, as_float_array, check_int_in_range, check_positive,
-                         safe_norm, standard_normal_log_prob, train)
+from jaxml._core import (TrainInfo, TrainResult, TrainState, as_float_array, check_int_in_range,
+                         check_positive, safe_norm, standard_normal_log_prob, train, train_init,
+                         train_step)
 
 __all__ = [
     "Bijection", "Planar", "Radial", "Affine", "Stack", "Flow", "planar_flow", "radial_flow",
-    "stack_layers", "TrainResult", "forward_kl_loss", "reverse_kl_loss", "fit",
+    "stack_layers", "TrainResult", "TrainState", "TrainInfo", "forward_kl_loss",
+    "reverse_kl_loss", "init", "step", "fit",
     "standard_normal_log_prob", "U1", "U2", "U3", "U4", "ENERGIES",
 ]
 
@@ -635,25 +639,85 @@ def _reverse_kl_core(key, dynamic, *, static, log_density, n_samples):
 # ----------------------------------------------------------------------------- fitting
 
 
+def _kl_loss(data, log_density, n_samples: int, batch_size: int) -> Callable:
+    """The training loss ``loss_fn(flow, key)``: forward KL on a minibatch of ``data`` drawn by
+    ``key`` (all of it when ``batch_size ≥ n``), or reverse KL against ``log_density``."""
+    if data is None:
+        return lambda f, k: _reverse_kl(f, k, log_density, n_samples)
+    n = data.shape[0]
+    if batch_size >= n:
+        return lambda f, k: _forward_kl(f, data)
+    return lambda f, k: _forward_kl(f, data[jax.random.randint(k, (batch_size,), 0, n)])
+
+
+def _check_training(flow, data, log_density, n_samples, batch_size):
+    """The checks :func:`fit` and :func:`step` share; returns data as a float array (or None)."""
+    if (data is None) == (log_density is None):
+        raise ValueError("give exactly one of data (forward KL) or log_density (reverse KL)")
+    if not isinstance(flow, Flow):
+        raise TypeError(f"flow must be a jaxml.flows.Flow, got {type(flow).__name__}")
+    if log_density is not None and not callable(log_density):
+        raise TypeError(f"log_density must be callable, got {type(log_density).__name__}")
+    check_int_in_range(n_samples, "n_samples", 1, 1 << 31)
+    check_int_in_range(batch_size, "batch_size", 1, 1 << 31)
+    if data is None:
+        return None
+    data = as_float_array(data, "data", ndim=2, dtype=flow.dtype)
+    if data.shape[1] != flow.dim:
+        raise ValueError(f"data must have {flow.dim} columns, got shape {data.shape}")
+    return data
+
+
+def init(flow: Flow, *, optimizer: optax.GradientTransformation) -> TrainState:
+    """The training state of ``flow`` for :func:`step`: its trainable (inexact-array) leaves,
+    a fresh ``optimizer`` state, and ``finite=True``."""
+    if not isinstance(flow, Flow):
+        raise TypeError(f"flow must be a jaxml.flows.Flow, got {type(flow).__name__}")
+    return train_init(flow, optimizer)[0]
+
+
+@partial(jax.jit, static_argnames=("static", "optimizer", "log_density", "n_samples",
+                                   "batch_size"))
+def _step_core(key, state, dynamic, data, *, static, optimizer, log_density, n_samples,
+               batch_size):
+    fixed = eqx.partition(eqx.combine(dynamic, static), eqx.is_inexact_array)[1]
+    return train_step(key, state, _kl_loss(data, log_density, n_samples, batch_size), fixed,
+                      optimizer)
+
+
+def step(key: jax.Array, state: TrainState, flow: Flow, *,
+         optimizer: optax.GradientTransformation, data: jax.Array | None = None,
+         log_density: Callable[[jax.Array], jax.Array] | None = None, n_samples: int = 256,
+         batch_size: int = 256) -> tuple[TrainState, TrainInfo]:
+    """One ``optimizer`` step of :func:`fit` (``jaxml._core.train_step`` on the KL loss), for a
+    training loop of one's own (``lax.scan``, annealed targets, early stopping).
+
+    ``flow`` gives the structure (layers, sizes); the trained arrays are ``state.params``
+    (from :func:`init`), and the current flow is ``eqx.combine(state.params, flow)``. Give
+    ``data`` (n, d) (forward KL) or ``log_density`` (reverse KL), as for :func:`fit`; with the
+    keys ``jax.random.split(key, n_steps)`` the steps reproduce ``fit(key, ...)``.
+
+    Returns:
+        ``(state, info)``: the new :class:`TrainState`; :class:`TrainInfo` with ``value`` ()
+        the loss before the update (NaN once a step was not finite) and ``error`` () 0, or
+        inf once a loss or gradient was not finite (the parameters then stay put).
+    """
+    data = _check_training(flow, data, log_density, n_samples, batch_size)
+    dynamic, static = eqx.partition(flow, eqx.is_array)
+    return _step_core(key, state, dynamic, data, static=static, optimizer=optimizer,
+                      log_density=log_density, n_samples=int(n_samples),
+                      batch_size=int(batch_size))
+
+
 @partial(jax.jit, static_argnames=("static", "log_density", "n_samples", "batch_size",
                                    "optimizer", "n_steps", "progress"))
 def _fit_core(key, dynamic, data, *, learning_rate, static, log_density, n_samples, batch_size,
               optimizer, n_steps, progress):
-    flow = eqx.combine(dynamic, static)
     if optimizer is None:
         optimizer = optax.adam(learning_rate)
-    if data is not None:
-        n = data.shape[0]
-
-        def loss_fn(f, k):
-            if batch_size >= n:
-                return _forward_kl(f, data)
-            return _forward_kl(f, data[jax.random.randint(k, (batch_size,), 0, n)])
-    else:
-        def loss_fn(f, k):
-            return _reverse_kl(f, k, log_density, n_samples)
-    res = train(key, loss_fn, flow, optimizer=optimizer, n_steps=n_steps, progress=progress,
-                desc="flow fit")
+    res = train(key, _kl_loss(data, log_density, n_samples, batch_size),
+                eqx.combine(dynamic, static), optimizer=optimizer, n_steps=n_steps,
+                progress=progress, desc="flow fit")
     return res._replace(params=eqx.filter(res.params, eqx.is_array))
 
 
@@ -662,7 +726,8 @@ def fit(key: jax.Array, flow: Flow, *, data: jax.Array | None = None,
         batch_size: int = 256, learning_rate: float = 1e-3,
         optimizer: optax.GradientTransformation | None = None, n_steps: int = 1000,
         progress: bool = False) -> TrainResult:
-    """Train ``flow`` by Adam (or ``optimizer``) steps in one compiled ``lax.scan``.
+    """Train ``flow`` by Adam (or ``optimizer``) steps in one compiled ``lax.scan``:
+    :func:`init`, then ``n_steps`` of :func:`step` (the shared ``jaxml._core.train``).
 
     Give exactly one of
 
@@ -680,20 +745,9 @@ def fit(key: jax.Array, flow: Flow, *, data: jax.Array | None = None,
         loss at every step (before its update), ``n_iter`` () the finite steps, ``finite`` ()
         every loss and gradient finite, ``opt_state`` the optimizer state.
     """
-    if (data is None) == (log_density is None):
-        raise ValueError("give exactly one of data (forward KL) or log_density (reverse KL)")
-    if not isinstance(flow, Flow):
-        raise TypeError(f"flow must be a jaxml.flows.Flow, got {type(flow).__name__}")
-    if log_density is not None and not callable(log_density):
-        raise TypeError(f"log_density must be callable, got {type(log_density).__name__}")
+    data = _check_training(flow, data, log_density, n_samples, batch_size)
     check_int_in_range(n_steps, "n_steps", 1, 1 << 31)
-    check_int_in_range(n_samples, "n_samples", 1, 1 << 31)
-    check_int_in_range(batch_size, "batch_size", 1, 1 << 31)
     check_positive(learning_rate, "learning_rate")
-    if data is not None:
-        data = as_float_array(data, "data", ndim=2, dtype=flow.dtype)
-        if data.shape[1] != flow.dim:
-            raise ValueError(f"data must have {flow.dim} columns, got shape {data.shape}")
     dynamic, static = eqx.partition(flow, eqx.is_array)
     res = _fit_core(key, dynamic, data, learning_rate=jnp.asarray(learning_rate, flow.dtype),
                     static=static, log_density=log_density, n_samples=int(n_samples),

@@ -251,6 +251,28 @@ def test_training_never_nan_across_seeds_and_energies():
     assert np.all(losses[:, -50:].mean(1) < losses[:, :10].mean(1))     # and it learned
 
 
+def test_init_and_step_reproduce_fit():
+    """fit = init + a scan of step: stepping by hand with fit's keys gives fit's trace and
+    parameters (reverse and forward KL)."""
+    import equinox as eqx
+    flow = flows.planar_flow(jax.random.key(0), 2, 3, affine=True)
+    opt = optax.adam(1e-2)
+    data = jax.random.normal(jax.random.key(8), (50, 2))
+    for kw in (dict(log_density=lambda x: -flows.U2(x), n_samples=32),
+               dict(data=data, batch_size=16)):
+        res = flows.fit(jax.random.key(1), flow, optimizer=opt, n_steps=4, **kw)
+        state = flows.init(flow, optimizer=opt)
+        values = []
+        for k in jax.random.split(jax.random.key(1), 4):
+            state, info = flows.step(k, state, flow, optimizer=opt, **kw)
+            values.append(info.value)
+            assert float(info.error) == 0.0
+        np.testing.assert_allclose(np.array(values), res.trace, rtol=1e-12)
+        mine = eqx.combine(state.params, flow)
+        np.testing.assert_allclose(mine.layers[1].layer.w, res.params.layers[1].layer.w,
+                                   rtol=1e-12)
+
+
 def test_fit_vmaps_over_learning_rate_and_keeps_float32():
     flow = flows.planar_flow(jax.random.key(0), 2, 2, dtype=jnp.float32)
     target = lambda x: -flows.U2(x)  # noqa: E731
