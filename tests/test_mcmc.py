@@ -179,3 +179,35 @@ def test_bad_input():
         mcmc.sample(jax.random.key(0), gauss_2d, jnp.zeros(2), n_samples=10)
     with pytest.raises(ValueError, match="draws"):
         mcmc.rhat(jnp.zeros((2, 3)))
+
+
+def test_hmc_logistic_regression_agrees_with_numpyro_nuts():
+    numpyro = pytest.importorskip("numpyro")
+    import numpyro.distributions as dist
+    from numpyro.infer import MCMC, NUTS
+
+    rng = np.random.default_rng(0)
+    X = jnp.asarray(rng.standard_normal((60, 2)))
+    y = jnp.asarray((rng.random(60) < 1 / (1 + np.exp(-(X @ np.array([1.0, -1.0]))))).astype(float))
+
+    def log_density(w):
+        logits = X @ w
+        return jnp.sum(y * logits - jax.nn.softplus(logits)) - 0.5 * jnp.sum(w * w)
+
+    res = mcmc.sample(jax.random.key(12), mcmc.HMC(log_density, step_size=0.2, n_steps=8),
+                      jnp.zeros(2), n_samples=500, n_chains=4, n_warmup=300)
+
+    def model():
+        w = numpyro.sample("w", dist.Normal(jnp.zeros(2), 1.0).to_event(1))
+        numpyro.sample("y", dist.Bernoulli(logits=X @ w), obs=y)
+
+    ref = MCMC(NUTS(model), num_warmup=300, num_samples=500, num_chains=4,
+               chain_method="vectorized", progress_bar=False)
+    ref.run(jax.random.key(13))
+    w_ref = np.asarray(ref.get_samples(group_by_chain=True)["w"])
+    mine = np.asarray(res.draws)
+    se = np.sqrt(mine.reshape(-1, 2).var(0) / np.asarray(mcmc.ess(mine))
+                 + w_ref.reshape(-1, 2).var(0) / np.asarray(mcmc.ess(w_ref)))
+    np.testing.assert_array_less(np.abs(mine.reshape(-1, 2).mean(0) - w_ref.reshape(-1, 2).mean(0)),
+                                 4 * se)
+    np.testing.assert_allclose(mine.reshape(-1, 2).std(0), w_ref.reshape(-1, 2).std(0), rtol=0.15)
