@@ -1,14 +1,14 @@
 r"""Norms, Euclidean projections onto convex sets, the prox of the L1 norm, separation.
 
-For a nonempty closed convex set :math:`C \subset \mathbb{R}^d` the projection
+For a nonempty closed convex set C ⊂ ℝᵈ the projection
 
-.. math::  P_C(x) = \arg\min_{z \in C} \tfrac12 \|z - x\|_2^2
+    P_C(x) = argmin_{z ∈ C} ½ ‖z - x‖₂²
 
 exists and is unique, and is characterized by the obtuse-angle condition
-:math:`\langle x - P_C(x),\, z - P_C(x)\rangle \le 0` for every :math:`z \in C`. It is
-non-expansive, :math:`\|P_C(x) - P_C(x')\| \le \|x - x'\|`. The separation theorem follows:
-for :math:`y \notin C`, :math:`p = y - P_C(y)` and :math:`a = p^\top P_C(y)` give a hyperplane
-with :math:`p^\top x \le a` on :math:`C` and :math:`p^\top y = a + \|p\|^2 > a`.
+⟨x − P_C(x), z − P_C(x)⟩ ≤ 0 for every z ∈ C. It is
+non-expansive, ‖P_C(x) - P_C(x')‖ ≤ ‖x - x'‖. The separation theorem follows:
+for y ∉ C, p = y - P_C(y) and a = pᵀ P_C(y) give a hyperplane
+with pᵀ x ≤ a on C and pᵀ y = a + ‖p‖² > a.
 
 Every projection here is exact (closed form, or a sort / finite breakpoint search with a
 fixed, static number of steps), acts on the last axis of ``x`` (shape ``(..., d)``; batch by
@@ -61,11 +61,11 @@ def _scalar_like(v, name: str, dtype, *, nonnegative: bool = False) -> jax.Array
 
 # ----------------------------------------------------------------------------- norms
 def lp_norm(x, p) -> jax.Array:
-    r"""The :math:`\ell_p` norm over the last axis, :math:`\|x\|_p = (\sum_i |x_i|^p)^{1/p}`.
+    r"""The ℓ_p norm over the last axis, ‖x‖_p = (Σᵢ |xᵢ|ᵖ)^(1/p).
 
     ``p = 1`` (sum of magnitudes), ``2`` (Euclidean), ``inf`` (max magnitude), or any
-    ``p >= 1``. The general case is evaluated as :math:`m\,(\sum_i (|x_i|/m)^p)^{1/p}` with
-    :math:`m = \max_i |x_i|`, so large ``p`` neither overflows nor underflows. The gradient at
+    ``p >= 1``. The general case is evaluated as m (Σᵢ (|xᵢ|/m)ᵖ)^(1/p) with
+    m = maxᵢ |xᵢ|, so large ``p`` neither overflows nor underflows. The gradient at
     ``x = 0`` is 0 (a subgradient) rather than NaN.
 
     Args:
@@ -107,9 +107,9 @@ def _lp_norm(x, p, *, kind: str):
 
 
 def soft_threshold(x, t) -> jax.Array:
-    r"""Soft thresholding, the prox of :math:`t\|\cdot\|_1`: :math:`\mathrm{sign}(x)\max(|x|-t, 0)`.
+    r"""Soft thresholding, the prox of t‖·‖₁: sign(x)max(|x|-t, 0).
 
-    .. math:: \mathrm{prox}_{t\|\cdot\|_1}(x) = \arg\min_z \tfrac12\|z-x\|^2 + t\|z\|_1.
+        prox_{t‖·‖₁}(x) = argmin_z ½‖z-x‖² + t‖z‖₁.
 
     Args:
         x: (...) array.
@@ -127,9 +127,9 @@ def _soft_threshold(x, t):
 
 # ----------------------------------------------------------------------------- sets
 def project_halfspace(x, p, a) -> jax.Array:
-    r"""Projection onto the halfspace :math:`\{z : p^\top z \le a\}`.
+    r"""Projection onto the halfspace {z : pᵀ z ≤ a}.
 
-    .. math:: P(x) = x - \frac{\max(p^\top x - a, 0)}{\|p\|^2}\, p.
+        P(x) = x - (max(pᵀ x - a, 0))/(‖p‖²)  p.
 
     Args:
         x: (..., d) point(s). p: (d,) normal vector, nonzero. a: scalar offset.
@@ -138,8 +138,8 @@ def project_halfspace(x, p, a) -> jax.Array:
 
 
 def project_hyperplane(x, p, a) -> jax.Array:
-    r"""Projection onto the hyperplane :math:`\{z : p^\top z = a\}`:
-    :math:`P(x) = x - \frac{p^\top x - a}{\|p\|^2} p`.
+    r"""Projection onto the hyperplane {z : pᵀ z = a}:
+    P(x) = x - (pᵀ x - a)/(‖p‖²) p.
 
     Args:
         x: (..., d) point(s). p: (d,) normal vector, nonzero. a: scalar offset.
@@ -167,7 +167,7 @@ def _project_plane(x, p, a, *, halfspace: bool):
 
 
 def project_l2_ball(x, radius) -> jax.Array:
-    r"""Projection onto :math:`\{z : \|z\|_2 \le r\}`: :math:`x \min(1, r/\|x\|_2)`.
+    r"""Projection onto {z : ‖z‖₂ ≤ r}: x min(1, r/‖x‖₂).
 
     Args:
         x: (..., d) point(s). radius: scalar ``r >= 0``.
@@ -183,7 +183,7 @@ def _project_l2_ball(x, r):
 
 
 def project_linf_ball(x, radius) -> jax.Array:
-    r"""Projection onto :math:`\{z : \|z\|_\infty \le r\}`: clip every coordinate to ``[-r, r]``.
+    r"""Projection onto {z : ‖z‖_∞ ≤ r}: clip every coordinate to ``[-r, r]``.
 
     Args:
         x: (..., d) point(s). radius: scalar ``r >= 0``.
@@ -193,7 +193,7 @@ def project_linf_ball(x, radius) -> jax.Array:
 
 
 def project_box(x, lower, upper) -> jax.Array:
-    r"""Projection onto the box :math:`\{z : l \le z \le u\}`: coordinate-wise clipping.
+    r"""Projection onto the box {z : l ≤ z ≤ u}: coordinate-wise clipping.
 
     Args:
         x: (..., d) point(s). lower, upper: scalars or (d,) arrays with ``lower <= upper``
@@ -231,10 +231,10 @@ def _sorted_threshold(u: jax.Array, total) -> jax.Array:
 
 
 def project_simplex(x, total=1.0) -> jax.Array:
-    r"""Projection onto the scaled simplex :math:`\{z : z \ge 0, \sum_i z_i = s\}`.
+    r"""Projection onto the scaled simplex {z : z ≥ 0, Σᵢ zᵢ = s}.
 
-    Exact, :math:`O(d \log d)`: with :math:`\theta` chosen by sorting so that
-    :math:`\sum_i \max(x_i - \theta, 0) = s`, :math:`P(x) = \max(x - \theta, 0)`
+    Exact, O(d log d): with θ chosen by sorting so that
+    Σᵢ max(xᵢ - θ, 0) = s, P(x) = max(x - θ, 0)
     (Duchi et al. 2008, Fig. 1).
 
     Args:
@@ -252,11 +252,11 @@ def _project_simplex(x, s):
 
 
 def project_l1_ball(x, radius) -> jax.Array:
-    r"""Projection onto the L1 ball :math:`\{z : \|z\|_1 \le r\}`.
+    r"""Projection onto the L1 ball {z : ‖z‖₁ ≤ r}.
 
-    Exact, by sorting: if :math:`\|x\|_1 \le r` then :math:`P(x) = x`, otherwise
-    :math:`P(x) = \mathrm{soft\_threshold}(x, \theta)` with :math:`\theta > 0` the threshold
-    of the simplex projection of :math:`|x|` onto :math:`\{\sum_i z_i = r\}`
+    Exact, by sorting: if ‖x‖₁ ≤ r then P(x) = x, otherwise
+    P(x) = soft_threshold(x, θ) with θ > 0 the threshold
+    of the simplex projection of |x| onto {Σᵢ zᵢ = r}
     (Duchi et al. 2008, §4).
 
     Args:
@@ -275,23 +275,22 @@ def _project_l1_ball(x, r):
 
 
 def project_box_hyperplane(x, y, lower, upper, a=0.0) -> jax.Array:
-    r"""Projection onto :math:`\{z : l \le z \le u,\ y^\top z = a\}` (the SVM dual's feasible set).
+    r"""Projection onto {z : l ≤ z ≤ u, yᵀ z = a} (the SVM dual's feasible set).
 
-    The KKT conditions give :math:`z(\nu) = \mathrm{clip}(x - \nu y, l, u)` for the multiplier
-    :math:`\nu` of the equality constraint, and :math:`g(\nu) = y^\top z(\nu) - a` is
-    nonincreasing and piecewise linear with breakpoints :math:`(x_i - l_i)/y_i`,
-    :math:`(x_i - u_i)/y_i`. The root is found exactly: a binary search over the sorted
-    finite breakpoints (a fixed :math:`\lceil\log_2(2d+1)\rceil` evaluations of :math:`g`)
-    finds the linear piece holding the root; on it the free set :math:`F` is fixed and
+    The KKT conditions give z(ν) = clip(x - ν y, l, u) for the multiplier
+    ν of the equality constraint, and g(ν) = yᵀ z(ν) - a is
+    nonincreasing and piecewise linear with breakpoints (xᵢ - lᵢ)/yᵢ,
+    (xᵢ - uᵢ)/yᵢ. The root is found exactly: a binary search over the sorted
+    finite breakpoints (a fixed ⌈log₂(2d+1)⌉ evaluations of g)
+    finds the linear piece holding the root; on it the free set F is fixed and
 
-    .. math:: \nu^* = \frac{\sum_{i\in F} y_i x_i + \sum_{i\notin F} y_i z_i - a}
-                          {\sum_{i \in F} y_i^2}.
+        ν* = (Σ_{i∈F} yᵢ xᵢ + Σ_{i∉F} yᵢ zᵢ − a) / Σ_{i∈F} yᵢ².
 
-    So the result satisfies :math:`y^\top z = a` to rounding error, and its derivative (by
+    So the result satisfies yᵀ z = a to rounding error, and its derivative (by
     ``jax.grad``) is that of the exact projection on the piece. Infinite bounds are allowed
     (e.g. ``upper=inf`` for the hard-margin SVM dual). If the set is empty
-    (:math:`a` outside :math:`[\min_{l\le z\le u} y^\top z, \max_{l\le z\le u} y^\top z]`),
-    the box point with :math:`y^\top z` closest to :math:`a` is returned.
+    (a outside [min_{l≤ z≤ u} yᵀ z, max_{l≤ z≤ u} yᵀ z]),
+    the box point with yᵀ z closest to a is returned.
 
     Args:
         x: (d,) point to project (batch with ``jax.vmap``).
@@ -364,10 +363,10 @@ def _project_box_hyperplane(x, y, lo, hi, a):
 def separating_hyperplane(y, project: Callable[[jax.Array], jax.Array]):
     r"""A hyperplane separating the point ``y`` from a closed convex set ``C``.
 
-    With :math:`q = P_C(y)` (``project(y)``), :math:`p = y - q` and :math:`a = p^\top q`:
-    the obtuse-angle condition gives :math:`p^\top x \le a` for all :math:`x \in C`, and
-    :math:`p^\top y = a + \|p\|^2 > a` whenever :math:`y \notin C` (the separation theorem).
-    If :math:`y \in C` then :math:`p = 0`: no strict separation exists.
+    With q = P_C(y) (``project(y)``), p = y - q and a = pᵀ q:
+    the obtuse-angle condition gives pᵀ x ≤ a for all x ∈ C, and
+    pᵀ y = a + ‖p‖² > a whenever y ∉ C (the separation theorem).
+    If y ∈ C then p = 0: no strict separation exists.
 
     Args:
         y: (d,) the point.

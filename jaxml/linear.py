@@ -1,18 +1,18 @@
 r"""Linear regression: least squares, ridge and lasso, penalized and constrained.
 
-For data :math:`X \in \mathbb{R}^{n\times d}`, :math:`y \in \mathbb{R}^n` (no hidden
+For data X ∈ ℝⁿˣᵈ, y ∈ ℝⁿ (no hidden
 intercept: the objectives are exactly as written; center the data or add a ones column):
 
-* least squares :math:`\min_w J(w) = \tfrac12\|y - Xw\|^2`, :math:`\nabla J = X^\top(Xw - y)`;
-  closed form :math:`w = X^+ y` (the minimum-norm solution when :math:`X^\top X` is singular);
-* ridge :math:`\min_w \|y - Xw\|^2 + \alpha\|w\|_2^2` (scikit-learn's ``Ridge``),
-  :math:`w = (X^\top X + \alpha I)^{-1} X^\top y = X^\top (X X^\top + \alpha I)^{-1} y`;
-* lasso :math:`\min_w \frac{1}{2n}\|y - Xw\|^2 + \alpha\|w\|_1` (scikit-learn's ``Lasso``);
-* their constrained forms :math:`\min \|y - Xw\|^2` s.t. :math:`\|w\|_2 \le r` or
-  :math:`\|w\|_1 \le r`. By Lagrange duality each radius corresponds to a penalty: the KKT
-  multiplier :math:`\lambda` of the constraint gives ridge's :math:`\alpha = \lambda` (for the
-  constraint written :math:`\|w\|_2^2 \le r^2`) and lasso's :math:`\alpha = \lambda / (2n)`
-  (for :math:`\|w\|_1 \le r`), so both forms trace the same coefficient path.
+* least squares min_w J(w) = ½‖y - Xw‖², ∇J = Xᵀ(Xw - y);
+  closed form w = X⁺ y (the minimum-norm solution when Xᵀ X is singular);
+* ridge min_w ‖y - Xw‖² + α‖w‖₂² (scikit-learn's ``Ridge``),
+  w = (Xᵀ X + α I)⁻¹ Xᵀ y = Xᵀ (X Xᵀ + α I)⁻¹ y;
+* lasso min_w 1/(2n)‖y - Xw‖² + α‖w‖₁ (scikit-learn's ``Lasso``);
+* their constrained forms min ‖y - Xw‖² s.t. ‖w‖₂ ≤ r or
+  ‖w‖₁ ≤ r. By Lagrange duality each radius corresponds to a penalty: the KKT
+  multiplier λ of the constraint gives ridge's α = λ (for the
+  constraint written ‖w‖₂² ≤ r²) and lasso's α = λ / (2n)
+  (for ‖w‖₁ ≤ r), so both forms trace the same coefficient path.
 
 References:
     Hastie, Tibshirani & Friedman, *The Elements of Statistical Learning* (2009), §3.2, §3.4.
@@ -83,7 +83,7 @@ def _tol(tol, dtype):
 
 # ----------------------------------------------------------------------------- loss
 def squared_loss(w, X, y) -> jax.Array:
-    r""":math:`J(w) = \tfrac12\|y - Xw\|_2^2`.
+    r"""J(w) = ½‖y - Xw‖₂².
 
     Args:
         w: (d,) weights. X: (n, d) design. y: (n,) targets.
@@ -96,7 +96,7 @@ def squared_loss(w, X, y) -> jax.Array:
 
 
 def squared_loss_grad(w, X, y) -> jax.Array:
-    r""":math:`\nabla J(w) = X^\top(Xw - y)` (hand-derived; equals ``jax.grad(squared_loss)``).
+    r"""∇J(w) = Xᵀ(Xw - y) (hand-derived; equals ``jax.grad(squared_loss)``).
 
     Args:
         w: (d,) weights. X: (n, d) design. y: (n,) targets.
@@ -109,12 +109,12 @@ def squared_loss_grad(w, X, y) -> jax.Array:
 
 # ----------------------------------------------------------------------------- least squares
 def least_squares(X, y) -> jax.Array:
-    r"""Closed-form least squares :math:`w = X^+ y` via the SVD (``lstsq``).
+    r"""Closed-form least squares w = X⁺ y via the SVD (``lstsq``).
 
-    Never forms :math:`(X^\top X)^{-1}`: the SVD works with the condition number of
-    :math:`X`, not its square, so ill-conditioned data keeps its accuracy, and when
-    :math:`X^\top X` is singular (collinear columns, :math:`d > n`) the result is the
-    minimum-norm minimizer (singular values below :math:`\epsilon \max(n, d)\,\sigma_1`
+    Never forms (Xᵀ X)⁻¹: the SVD works with the condition number of
+    X, not its square, so ill-conditioned data keeps its accuracy, and when
+    Xᵀ X is singular (collinear columns, d > n) the result is the
+    minimum-norm minimizer (singular values below ε max(n, d) σ₁
     are treated as zero).
 
     Args:
@@ -134,11 +134,11 @@ def _least_squares(X, y):
 
 def least_squares_gd(X, y, *, learning_rate=None, tol=1e-6, max_iter: int = 1000,
                      adjoint: Adjoint | None = None) -> optim.OptResult:
-    r"""Least squares :math:`\min_w \tfrac12\|y - Xw\|^2` by gradient descent.
+    r"""Least squares min_w ½‖y - Xw‖² by gradient descent.
 
-    Uses :func:`jaxml.optim.gradient_descent` from :math:`w_0 = 0` (Armijo backtracking when
-    ``learning_rate`` is ``None``; a fixed step must be :math:`< 2/\lambda_{\max}(X^\top X)`).
-    Stops when :math:`\|X^\top(Xw - y)\|_2 \le` ``tol``.
+    Uses :func:`jaxml.optim.gradient_descent` from w₀ = 0 (Armijo backtracking when
+    ``learning_rate`` is ``None``; a fixed step must be < 2/λ_max(Xᵀ X)).
+    Stops when ‖Xᵀ(Xw - y)‖₂ ≤ ``tol``.
 
     Args:
         X: (n, d) design. y: (n,) targets. learning_rate: () fixed step or ``None``.
@@ -208,18 +208,18 @@ def _refines(X) -> bool:
 def _ridge_refined(X, y, alpha, *, max_iter: int = 30):
     r"""Float64 ridge by mixed-precision iterative refinement (the idea of LAPACK's dsgesv).
 
-    The :math:`O(nd^2)` Gram matrix is formed from float32 products,
-    :math:`\tilde G \approx X^\top X`, and Cholesky-factored as the preconditioner
-    :math:`P = \tilde G + sI`; preconditioned conjugate gradients then solve the exact
-    float64 system :math:`(X^\top X + aI)w = X^\top y`, each step applying the operator
-    as :math:`X^\top(Xv) + av` (two float64 passes over X, :math:`O(nd)`). On well
-    conditioned data :math:`P^{-1}A` is within ~1e-6 of the identity and 2–3 steps reach
-    dsgesv's stopping rule :math:`\|r\|_\infty \le \sqrt d\,\epsilon\,\|A\|_\infty\|w\|_\infty`
+    The O(nd²) Gram matrix is formed from float32 products,
+    G̃ ≈ Xᵀ X, and Cholesky-factored as the preconditioner
+    P = G̃ + sI; preconditioned conjugate gradients then solve the exact
+    float64 system (Xᵀ X + aI)w = Xᵀ y, each step applying the operator
+    as Xᵀ(Xv) + av (two float64 passes over X, O(nd)). On well
+    conditioned data P⁻¹A is within ~1e-6 of the identity and 2–3 steps reach
+    dsgesv's stopping rule ‖r‖_∞ ≤ √d ε ‖A‖_∞‖w‖_∞
     (backward error as small as a float64 Cholesky's). If that has not happened after
     ``max_iter`` steps (conditioning beyond float32's reach), the float64 Gram is formed
     and factored instead: the answer is always the float64 one. ``a`` and the floor are
-    :func:`ridge`'s; the preconditioner's shift :math:`s \ge a` is raised to
-    :math:`\sqrt d\,\epsilon_{32}\,\mathrm{tr}\tilde G/d` so :math:`P` is positive definite.
+    :func:`ridge`'s; the preconditioner's shift s ≥ a is raised to
+    √d ε₃₂ trG̃/d so P is positive definite.
 
     Wrapped in ``lax.custom_linear_solve``: ``grad``/``jvp`` come from the implicit
     function theorem (one more solve), ``vmap`` batches the loop.
@@ -267,13 +267,13 @@ def _ridge_refined(X, y, alpha, *, max_iter: int = 30):
 
 
 def ridge(X, y, alpha) -> jax.Array:
-    r"""Ridge regression :math:`\min_w \|y - Xw\|^2 + \alpha\|w\|^2` (scikit-learn's ``Ridge``
+    r"""Ridge regression min_w ‖y - Xw‖² + α‖w‖² (scikit-learn's ``Ridge``
     with ``fit_intercept=False``).
 
-    For :math:`n \ge d`, :math:`w = (X^\top X + \alpha I)^{-1}X^\top y` by Cholesky
-    (:math:`O(nd^2)`); for :math:`d > n` the dual form
-    :math:`w = X^\top (XX^\top + \alpha I)^{-1} y` (:math:`O(n^2 d)`). Large float64
-    problems (:math:`nd^2 \ge 2^{30}`, :math:`n \ge d`) form the Gram matrix from float32
+    For n ≥ d, w = (Xᵀ X + α I)⁻¹Xᵀ y by Cholesky
+    (O(nd²)); for d > n the dual form
+    w = Xᵀ (XXᵀ + α I)⁻¹ y (O(n² d)). Large float64
+    problems (nd² ≥ 2³⁰, n ≥ d) form the Gram matrix from float32
     products and refine to the float64 solution by preconditioned conjugate gradients,
     falling back to the float64 factorisation if refinement stalls (see
     ``_ridge_refined``): the same answer, from float32's faster matrix product.
@@ -281,7 +281,7 @@ def ridge(X, y, alpha) -> jax.Array:
     penalties and ``jax.vmap(ridge, (0, 0, None))`` fits many datasets, without
     recompiling; ``jax.grad`` goes through it. For ``alpha = 0`` use
     :func:`least_squares` (here the shift is floored at
-    :math:`\epsilon\,\mathrm{tr}(X^\top X)` so singular data gives a finite answer).
+    ε tr(Xᵀ X) so singular data gives a finite answer).
 
     Args:
         X: (n, d) design. y: (n,) targets. alpha: () penalty ``>= 0``.
@@ -301,15 +301,15 @@ def _ridge(X, y, alpha, *, refine: bool):
 
 # ----------------------------------------------------------------------------- constrained
 class ConstrainedResult(NamedTuple):
-    r"""Result of a constrained least-squares fit :math:`\min \|y - Xw\|^2` s.t. a norm ball.
+    r"""Result of a constrained least-squares fit min ‖y - Xw‖² s.t. a norm ball.
 
     Attributes:
         w: (d,) the solution.
-        multiplier: () the KKT multiplier :math:`\lambda \ge 0` of the norm constraint
+        multiplier: () the KKT multiplier λ ≥ 0 of the norm constraint
             (0 when the constraint is inactive); see the fitting function for its scale.
-        value: () :math:`\|y - Xw\|^2`.
+        value: () ‖y - Xw‖².
         n_iter: () iterations. converged: () bool. error: () final relative gradient mapping.
-        trace: (max_iter,) objective :math:`\|y - Xw\|^2` per iteration (NaN-padded).
+        trace: (max_iter,) objective ‖y - Xw‖² per iteration (NaN-padded).
     """
 
     w: jax.Array
@@ -367,15 +367,15 @@ def _constrained_core(X, y, r, tol, *, ball, max_iter, adjoint) -> ConstrainedRe
 
 def ridge_constrained(X, y, radius, *, tol=1e-8, max_iter: int = 5000,
                       adjoint: Adjoint | None = None) -> ConstrainedResult:
-    r"""Constrained ridge :math:`\min_w \|y - Xw\|^2` s.t. :math:`\|w\|_2 \le r`.
+    r"""Constrained ridge min_w ‖y - Xw‖² s.t. ‖w‖₂ ≤ r.
 
     Accelerated projected gradient (FISTA with projection onto the L2 ball, step
-    :math:`1/L`, :math:`L = 2\lambda_{\max}(X^\top X)`), stopping when the gradient-mapping
-    norm relative to :math:`\|\nabla f(0)\| = 2\|X^\top y\|` is ``<= tol``.
+    1/L, L = 2λ_max(Xᵀ X)), stopping when the gradient-mapping
+    norm relative to ‖∇f(0)‖ = 2‖Xᵀ y‖ is ``<= tol``.
 
-    The multiplier is that of the constraint written :math:`\|w\|_2^2 \le r^2`:
-    :math:`\nabla f(w) + 2\lambda w = 0`, estimated as
-    :math:`\lambda = \max(0, -w^\top\nabla f(w) / (2\|w\|^2))`. Then ``ridge(X, y, λ)``
+    The multiplier is that of the constraint written ‖w‖₂² ≤ r²:
+    ∇f(w) + 2λ w = 0, estimated as
+    λ = max(0, -wᵀ∇f(w) / (2‖w‖²)). Then ``ridge(X, y, λ)``
     returns the same ``w`` (the penalized/constrained correspondence).
 
     Args:
@@ -390,22 +390,22 @@ def ridge_constrained(X, y, radius, *, tol=1e-8, max_iter: int = 5000,
 
 def lasso_constrained(X, y, radius, *, tol=1e-8, max_iter: int = 5000,
                       adjoint: Adjoint | None = None) -> ConstrainedResult:
-    r"""Constrained lasso :math:`\min_w \|y - Xw\|^2` s.t. :math:`\|w\|_1 \le r`.
+    r"""Constrained lasso min_w ‖y - Xw‖² s.t. ‖w‖₁ ≤ r.
 
     Accelerated projected gradient with the exact sort-based projection onto the L1 ball
-    (step :math:`1/L`, :math:`L = 2\lambda_{\max}(X^\top X)`), stopping when the relative
+    (step 1/L, L = 2λ_max(Xᵀ X)), stopping when the relative
     gradient-mapping norm is ``<= tol``.
 
-    KKT: :math:`0 \in \nabla f(w) + \lambda\,\partial\|w\|_1`, so on the boundary
-    :math:`\lambda = \|\nabla f(w)\|_\infty` (and 0 inside the ball). The matching penalized
-    problem is scikit-learn's lasso with :math:`\alpha = \lambda / (2n)`.
+    KKT: 0 ∈ ∇f(w) + λ ∂‖w‖₁, so on the boundary
+    λ = ‖∇f(w)‖_∞ (and 0 inside the ball). The matching penalized
+    problem is scikit-learn's lasso with α = λ / (2n).
 
     Args:
         X: (n, d) design. y: (n,) targets. radius: () ``r >= 0``.
         tol, max_iter: stopping rule and static bound. adjoint: ``Direct()`` / ``Unrolled()``.
 
     Returns:
-        :class:`ConstrainedResult` (``multiplier`` = :math:`\lambda`).
+        :class:`ConstrainedResult` (``multiplier`` = λ).
     """
     return _constrained_ls(X, y, radius, "l1", tol=tol, max_iter=max_iter, adjoint=adjoint)
 
@@ -416,7 +416,7 @@ class LassoResult(NamedTuple):
 
     Attributes:
         w: (d,) coefficients.
-        value: () the objective :math:`\frac{1}{2n}\|y - Xw\|^2 + \alpha\|w\|_1`.
+        value: () the objective 1/(2n)‖y - Xw‖² + α‖w‖₁.
         duality_gap: () the final duality gap (same units as ``value``).
         n_iter: () iterations. converged: () bool, ``duality_gap <= tol·‖y‖²/n``.
         trace: (max_iter,) objective per iteration, NaN-padded.
@@ -578,12 +578,12 @@ def _lasso_solve_refined(exact_mv, prob: _LassoProblem, G32, alpha, w0, Gw0, *, 
                          max_iter, round_iter: int = 100):
     r"""The lasso solved with float32 products of the Gram matrix, refined to float64.
 
-    ``exact_mv`` is :math:`v \mapsto Gv` in float64, ``G32`` the Gram matrix in float32 for
-    the same product in float32, :math:`\tilde G v` (relative error ~1e-7, about half the time on CPUs).
-    Round j solves the lasso for the model :math:`f(w_j) + \nabla f(w_j)^\top(w - w_j) +
-    \tfrac12 (w - w_j)^\top\tilde G(w - w_j)` by :func:`_lasso_solve` from the anchor
-    :math:`w_j`, its operator :math:`v \mapsto Gw_j + \tilde G(v - w_j)`: the model's
-    gradient is exact at the anchor and its error, :math:`(G - \tilde G)(w - w_j)` plus
+    ``exact_mv`` is v ↦ Gv in float64, ``G32`` the Gram matrix in float32 for
+    the same product in float32, G̃ v (relative error ~1e-7, about half the time on CPUs).
+    Round j solves the lasso for the model f(wⱼ) + ∇f(wⱼ)ᵀ(w - wⱼ) +
+    ½ (w - wⱼ)ᵀG̃(w - wⱼ) by :func:`_lasso_solve` from the anchor
+    wⱼ, its operator v ↦ Gwⱼ + G̃(v - wⱼ): the model's
+    gradient is exact at the anchor and its error, (G - G̃)(w - wⱼ) plus
     float32 rounding of the product, shrinks with the step, so each round can cut the gap
     by a factor of ~1e-6 and is asked for ``_ROUND_REDUCTION``. The round's solution is the
     next anchor, where the exact duality gap (the certificate of :func:`lasso`) is
@@ -591,7 +591,7 @@ def _lasso_solve_refined(exact_mv, prob: _LassoProblem, G32, alpha, w0, Gw0, *, 
     float32 rounding can keep its model gap above the target: the next anchor then
     resumes), and there are ``max_iter // round_iter`` rounds at most, so at most
     ``max_iter`` FISTA iterations in all. It stops once the exact gap is at most
-    ``tol``·yy. ``Gw0`` is the exact :math:`Gw_0`. Returns (w, Gw, gap, n_iter, converged,
+    ``tol``·yy. ``Gw0`` is the exact Gw₀. Returns (w, Gw, gap, n_iter, converged,
     trace), the trace (max_iter,) holding each round's model objectives one after another.
     """
     round_iter = min(int(round_iter), int(max_iter))
@@ -626,14 +626,14 @@ def _lasso_solve_refined(exact_mv, prob: _LassoProblem, G32, alpha, w0, Gw0, *, 
 
 def lasso(X, y, alpha, *, tol=1e-4, max_iter: int = 5000, w0=None,
           adjoint: Adjoint | None = None) -> LassoResult:
-    r"""Lasso :math:`\min_w \frac{1}{2n}\|y - Xw\|^2 + \alpha\|w\|_1` by FISTA (scikit-learn's
+    r"""Lasso min_w 1/(2n)‖y - Xw‖² + α‖w‖₁ by FISTA (scikit-learn's
     ``Lasso(fit_intercept=False)``).
 
-    FISTA with adaptive restart in Gram form (:math:`G = X^\top X/n` formed once when
-    :math:`n \ge d`, otherwise products with :math:`X`), step :math:`1/L` with :math:`L` from
+    FISTA with adaptive restart in Gram form (G = Xᵀ X/n formed once when
+    n ≥ d, otherwise products with X), step 1/L with L from
     power iteration (guarded: doubled whenever the quadratic upper bound fails). Stops, like
     scikit-learn, when the duality gap (dual point = scaled residual) is at most
-    ``tol``·:math:`\|y\|^2/n`; the gap certifies the objective is within that of the optimum.
+    ``tol``·‖y‖²/n; the gap certifies the objective is within that of the optimum.
 
     Args:
         X: (n, d) design. y: (n,) targets. alpha: () penalty ``>= 0`` (traced: vmap over it).
@@ -665,7 +665,7 @@ def lasso_path(X, y, alphas, *, tol=1e-4, max_iter: int = 5000,
                warm_start: bool = True, warm_block: int = 16) -> LassoPathResult:
     r"""Lasso solutions for many penalties in one compiled call.
 
-    The Gram matrix, :math:`X^\top y` and the step size are computed once. With
+    The Gram matrix, Xᵀ y and the step size are computed once. With
     ``warm_start=True`` the alphas are visited from largest to smallest in a ``lax.scan``
     over blocks of ``warm_block`` consecutive alphas, the fits of a block vmapped together
     (matrix-matrix products) and all started from the previous block's last, smallest-alpha
@@ -673,7 +673,7 @@ def lasso_path(X, y, alphas, *, tol=1e-4, max_iter: int = 5000,
     previous one); with ``warm_start=False`` all alphas are solved simultaneously from zero
     by ``vmap`` (best on accelerators). Each fit stops on the duality gap as in
     :func:`lasso`, so the coefficients do not depend on the mode beyond ``tol``.
-    Large float64 problems (:math:`nd^2 \ge 2^{30}`, :math:`n \ge d`) run FISTA on float32
+    Large float64 problems (nd² ≥ 2³⁰, n ≥ d) run FISTA on float32
     products with the Gram matrix and refine each fit in rounds against the float64 one,
     the exact duality gap certifying the result (see ``_lasso_solve_refined``); ``n_iter``
     then counts FISTA iterations over all rounds.
@@ -747,10 +747,10 @@ def _lasso_path(X, y, alphas, tol, *, max_iter, warm_start, warm_block,
 
 # ----------------------------------------------------------------------------- surface
 def loss_surface(X, y, w1, w2) -> jax.Array:
-    r"""The loss :math:`J(w) = \tfrac12\|y - Xw\|^2` of a two-weight model over a grid.
+    r"""The loss J(w) = ½‖y - Xw‖² of a two-weight model over a grid.
 
-    Evaluated in Gram form, :math:`J = \tfrac12(y^\top y - 2 b^\top w + w^\top G w)`, so the
-    grid costs :math:`O(n + \text{grid})` after one pass over the data.
+    Evaluated in Gram form, J = ½(yᵀ y - 2 bᵀ w + wᵀ G w), so the
+    grid costs O(n + grid) after one pass over the data.
 
     Args:
         X: (n, 2) design (two features). y: (n,) targets.

@@ -239,13 +239,13 @@ def gradient_descent(f: Callable, x0, *, learning_rate=None, tol=1e-6, max_iter:
 
 # ----------------------------------------------------------------------------- KKT
 class KKTResiduals(NamedTuple):
-    r"""Residuals of the KKT conditions of :math:`\min f(x)` s.t. :math:`h(x) \le 0,\ e(x) = 0`.
+    r"""Residuals of the KKT conditions of min f(x) s.t. h(x) ≤ 0, e(x) = 0.
 
     Attributes (all () scalars, max-abs norms; 0 at a KKT point):
-        stationarity: :math:`\|\nabla f + J_h^\top\lambda + J_e^\top\mu\|_\infty`.
-        primal: :math:`\max(\max_i h_i(x)_+,\ \max_j |e_j(x)|)`.
-        dual: :math:`\max_i (-\lambda_i)_+`.
-        complementary: :math:`\max_i |\lambda_i h_i(x)|`.
+        stationarity: ‖∇f + J_hᵀλ + J_eᵀμ‖_∞.
+        primal: max(maxᵢ hᵢ(x)_+, maxⱼ |eⱼ(x)|).
+        dual: maxᵢ (-λᵢ)_+.
+        complementary: maxᵢ |λᵢ hᵢ(x)|.
         lam: (m,) the inequality multipliers used. mu: (p,) the equality multipliers used.
     """
 
@@ -270,14 +270,14 @@ def _as_constraint(fn, flat_unravel, x):
 
 def kkt_residuals(f: Callable, x, *, ineq: Callable | None = None, eq: Callable | None = None,
                   lam=None, mu=None, active_tol=None) -> KKTResiduals:
-    r"""KKT residuals of :math:`\min f(x)` s.t. ``ineq(x) <= 0``, ``eq(x) == 0`` at ``x``.
+    r"""KKT residuals of min f(x) s.t. ``ineq(x) <= 0``, ``eq(x) == 0`` at ``x``.
 
     Gradients and constraint Jacobians come from ``jax.grad`` / ``jax.jacobian``. When a
     multiplier is not given it is estimated: the least-squares multipliers
-    :math:`\arg\min \|\nabla f + J_h^\top \lambda + J_e^\top\mu\|_2` over the equality
-    constraints and the *active* inequalities (:math:`h_i(x) \ge -` ``active_tol``, default
-    :math:`\sqrt{\epsilon}\,(1 + \|x\|)`), inactive ones set to 0. The estimate is reported
-    unclipped, so a negative :math:`\lambda_i` (a wrongly active constraint) shows in ``dual``.
+    argmin ‖∇f + J_hᵀ λ + J_eᵀμ‖₂ over the equality
+    constraints and the *active* inequalities (hᵢ(x) ≥ - ``active_tol``, default
+    √ε (1 + ‖x‖)), inactive ones set to 0. The estimate is reported
+    unclipped, so a negative λᵢ (a wrongly active constraint) shows in ``dual``.
 
     Args:
         f: pytree -> scalar objective.
