@@ -138,7 +138,17 @@ def coordinate_ascent(updates: Sequence[Callable[[Any], Any]], elbo_fn: Callable
     if not callable(elbo_fn):
         raise TypeError("elbo_fn must be callable")
     max_iter, tol = check_loop_options(max_iter, tol)
+    try:
+        hash((updates, elbo_fn))
+        core = _coordinate_ascent
+    except TypeError:  # unhashable callables (e.g. modules holding arrays): not cached
+        core = _coordinate_ascent.__wrapped__
+    return core(state, tol, updates=updates, elbo_fn=elbo_fn, max_iter=max_iter,
+                adjoint=adjoint)
 
+
+@partial(jax.jit, static_argnames=("updates", "elbo_fn", "max_iter", "adjoint"))
+def _coordinate_ascent(state, tol, *, updates, elbo_fn, max_iter, adjoint):
     def step(s: CAVIState, _):
         q = s.q
         for u in updates:
