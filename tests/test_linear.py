@@ -266,3 +266,17 @@ def test_bad_input_other():
         lin.least_squares(X, Y[:3])
     with pytest.raises(ValueError, match="X must have exactly 2 columns"):
         lin.loss_surface(X, Y, np.zeros(3), np.zeros(3))
+
+
+def test_plain_calls_reuse_one_compiled_core():
+    """A public fit checks, then calls one jitted core: new numbers (alpha, tol) reuse it."""
+    lin.lasso_path(X, Y, np.array([1.0, 0.1]), tol=1e-6, max_iter=500)
+    n_path = lin._lasso_path._cache_size()
+    p = lin.lasso_path(X, Y, np.array([2.0, 0.2]), tol=1e-7, max_iter=500)
+    assert lin._lasso_path._cache_size() == n_path
+    assert p.trace.shape == (2, 500) and p.n_iter.shape == (2,)
+    lin.lasso(X, Y, 0.3, max_iter=500)
+    n_lasso = lin._lasso._cache_size()
+    r = lin.lasso(X, Y, 0.5, tol=1e-5, max_iter=500)
+    assert lin._lasso._cache_size() == n_lasso
+    assert np.isnan(np.asarray(r.trace)[int(r.n_iter):]).all()
