@@ -1,5 +1,6 @@
 """Private plumbing shared by every chapter: the bounded loop, input checks, linalg."""
 
+from jaxml._core.batched import BatchState, batched_solver, iterate_batched
 from jaxml._core.checks import (
     as_float_array,
     check_class_labels,
@@ -48,6 +49,17 @@ from jaxml._core.numerics import (
     safe_norm,
     standard_normal_log_prob,
     tril_from_log_cholesky,
+)
+from jaxml._core.prox import (
+    ProxInfo,
+    ProxState,
+    backtrack,
+    extrapolate,
+    is_uphill,
+    momentum,
+    prox_gradient_step,
+    prox_init,
+    restart_momentum,
 )
 from jaxml._core.train import (
     TrainInfo,
