@@ -59,6 +59,8 @@ from jaxml.vi.cavi import (
     normal_gamma_update_mu,
     normal_gamma_update_tau,
 )
+from jaxml.vi.predictive import PosteriorPredictive, posterior_predictive
+from jaxml.vi.psis import PSISDiagnostic, PSISResult, psis, psis_diagnostic, psis_expectation
 
 __all__ = [
     # families
@@ -77,4 +79,7 @@ __all__ = [
     "normal_gamma_update_tau", "normal_gamma_elbo", "normal_gamma_cavi",
     "normal_gamma_posterior", "normal_gamma_log_evidence", "MixtureQ", "MixtureCAVIResult",
     "mixture_update_assignments", "mixture_update_means", "mixture_elbo", "mixture_cavi",
+    # diagnostics and predictive
+    "PSISResult", "PSISDiagnostic", "psis", "psis_diagnostic", "psis_expectation",
+    "PosteriorPredictive", "posterior_predictive",
 ]
