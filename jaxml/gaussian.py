@@ -1,19 +1,16 @@
-r"""The multivariate Gaussian: maximum-likelihood fit, density, sampling, entropy, KL.
+"""The multivariate Gaussian: maximum-likelihood fit, density, sampling, entropy, KL.
 
-For :math:`x \in \mathbb{R}^d`,
+For x ∈ ℝᵈ,
 
-.. math::
+    log N(x | μ, Σ) = −½ (x − μ)ᵀ Σ⁻¹ (x − μ) − ½ log det Σ − (d/2) log 2π.
 
-    \log \mathcal N(x \mid \mu, \Sigma) = -\tfrac12 (x-\mu)^\top \Sigma^{-1} (x-\mu)
-        - \tfrac12 \log\det \Sigma - \tfrac d2 \log 2\pi .
+Everything goes through the lower Cholesky factor Σ = L Lᵀ: the Mahalanobis term is
+‖L⁻¹(x − μ)‖² (a triangular solve, never an inverse) and log det Σ = 2 Σᵢ log Lᵢᵢ.
 
-Everything goes through the lower Cholesky factor :math:`\Sigma = L L^\top`: the Mahalanobis
-term is :math:`\lVert L^{-1}(x-\mu)\rVert^2` (a triangular solve, never an inverse) and
-:math:`\log\det\Sigma = 2\sum_i \log L_{ii}`.
-
-The maximum-likelihood estimate from rows :math:`x_1..x_n` is the sample mean and the
-*biased* (``1/n``) sample covariance. The KL divergence between two Gaussians and the
-entropy have closed forms (below); ``kl_diag_standard_normal`` is the VAE's KL term.
+The maximum-likelihood estimate from rows x₁..xₙ is the sample mean and the *biased*
+(1/n) sample covariance (its scatter summed over row blocks by ``_core.blocked_gram``).
+The KL divergence between two Gaussians and the entropy have closed forms (below);
+``kl_diag_standard_normal`` is the VAE's KL term.
 
 Reference: C. M. Bishop, *Pattern Recognition and Machine Learning* (2006), §2.3 and
 §2.3.4 (MLE), eq. (1.104) and exercise 2.15 (entropy); K. P. Murphy, *Machine Learning: a
@@ -81,14 +78,11 @@ def _check_cov(cov, name="cov", dtype=None):
 # ----------------------------------------------------------------------------- MLE
 
 def mle(X) -> GaussianMLE:
-    r"""Maximum-likelihood mean and covariance of the rows of ``X``.
+    """Maximum-likelihood mean and covariance of the rows of ``X``.
 
-    .. math::
+        μ̂ = (1/n) Σᵢ xᵢ,    Σ̂ = (1/n) Σᵢ (xᵢ − μ̂)(xᵢ − μ̂)ᵀ
 
-        \hat\mu = \frac1n \sum_i x_i, \qquad
-        \hat\Sigma = \frac1n \sum_i (x_i-\hat\mu)(x_i-\hat\mu)^\top
-
-    (the biased ``1/n`` estimate, ``np.cov(X.T, bias=True)``).
+    (the biased 1/n estimate, ``np.cov(X.T, bias=True)``).
 
     Args:
         X: (n, d) data, one observation per row.
@@ -125,12 +119,9 @@ def _log_pdf_chol(x: jax.Array, mean: jax.Array, L: jax.Array) -> jax.Array:
 
 
 def log_pdf(x, mean, cov) -> jax.Array:
-    r"""Log density of :math:`\mathcal N(\mu, \Sigma)` at ``x``, batched over leading axes.
+    """Log density of N(μ, Σ) at ``x``, batched over leading axes.
 
-    .. math::
-
-        \log \mathcal N(x\mid\mu,\Sigma) = -\tfrac12\big(\lVert L^{-1}(x-\mu)\rVert^2
-            + 2\textstyle\sum_i \log L_{ii} + d\log 2\pi\big), \quad \Sigma = LL^\top.
+        log N(x | μ, Σ) = −½ (‖L⁻¹(x − μ)‖² + 2 Σᵢ log Lᵢᵢ + d log 2π),   Σ = LLᵀ.
 
     Args:
         x: (..., d) points (a single point (d,) gives a scalar).
@@ -150,8 +141,7 @@ def log_pdf(x, mean, cov) -> jax.Array:
 
 
 def sample(key, mean, cov, n: int) -> jax.Array:
-    r"""``n`` draws from :math:`\mathcal N(\mu, \Sigma)` by the reparameterization
-    :math:`x = \mu + L\varepsilon`, :math:`\varepsilon \sim \mathcal N(0, I)`, :math:`\Sigma = LL^\top`.
+    """``n`` draws from N(μ, Σ) by the reparameterization x = μ + Lε, ε ~ N(0, I), Σ = LLᵀ.
 
     Args:
         key: a ``jax.random`` key.
@@ -177,11 +167,9 @@ def _sample(key, mean, cov, n):
 # ----------------------------------------------------------------------------- entropy, KL
 
 def entropy(cov) -> jax.Array:
-    r"""Differential entropy of :math:`\mathcal N(\mu, \Sigma)` (independent of the mean).
+    """Differential entropy of N(μ, Σ) (independent of the mean).
 
-    .. math::
-
-        H = \tfrac d2 (1 + \log 2\pi) + \tfrac12 \log\det\Sigma .
+        H = (d/2)(1 + log 2π) + ½ log det Σ.
 
     Args:
         cov: (d, d) positive-definite covariance.
@@ -198,16 +186,11 @@ def _entropy(cov):
 
 
 def kl_divergence(mean1, cov1, mean2, cov2) -> jax.Array:
-    r"""Closed-form :math:`\mathrm{KL}(\mathcal N(\mu_1,\Sigma_1)\,\Vert\,\mathcal N(\mu_2,\Sigma_2))`.
+    """Closed-form KL(N(μ₁, Σ₁) ‖ N(μ₂, Σ₂)).
 
-    .. math::
+        ½ [tr(Σ₂⁻¹Σ₁) + (μ₂ − μ₁)ᵀ Σ₂⁻¹ (μ₂ − μ₁) − d + log det Σ₂ − log det Σ₁].
 
-        \tfrac12\Big[\operatorname{tr}(\Sigma_2^{-1}\Sigma_1)
-            + (\mu_2-\mu_1)^\top\Sigma_2^{-1}(\mu_2-\mu_1) - d
-            + \log\det\Sigma_2 - \log\det\Sigma_1\Big].
-
-    With :math:`\Sigma_2 = L_2L_2^\top`, the trace is :math:`\lVert L_2^{-1}L_1\rVert_F^2`
-    and the quadratic term :math:`\lVert L_2^{-1}(\mu_2-\mu_1)\rVert^2`.
+    With Σ₂ = L₂L₂ᵀ, the trace is ‖L₂⁻¹L₁‖²_F and the quadratic term ‖L₂⁻¹(μ₂ − μ₁)‖².
 
     Args:
         mean1, cov1: (d,), (d, d) the first Gaussian (the one the expectation is under).
@@ -236,16 +219,13 @@ def _kl(mean1, cov1, mean2, cov2):
 
 
 def kl_diag_standard_normal(mean, log_var) -> jax.Array:
-    r""":math:`\mathrm{KL}(\mathcal N(\mu, \operatorname{diag}\sigma^2)\,\Vert\,\mathcal N(0, I))`,
-    the VAE's regularizer, summed over the last axis:
+    """KL(N(μ, diag σ²) ‖ N(0, I)), the VAE's regularizer, summed over the last axis:
 
-    .. math::
-
-        -\tfrac12 \sum_j \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big).
+        −½ Σⱼ (1 + log σⱼ² − μⱼ² − σⱼ²).
 
     Args:
         mean: (..., d) means.
-        log_var: (..., d) log variances :math:`\log\sigma^2` (same shape as ``mean``).
+        log_var: (..., d) log variances log σ² (same shape as ``mean``).
 
     Returns:
         (...) one KL per leading index.

@@ -1,56 +1,47 @@
-r"""Gaussian mixture models fitted by expectation-maximization (EM).
+"""Gaussian mixture models fitted by expectation-maximization (EM).
 
-The model: a latent component :math:`z \in \{1..k\}` with :math:`p(z=j) = \pi_j`, and
-:math:`x \mid z=j \sim \mathcal N(\mu_j, \Sigma_j)`, so
+The model: a latent component z ∈ {1..k} with p(z = j) = πⱼ, and x | z = j ~ N(μⱼ, Σⱼ), so
 
-.. math::
-
-    \log p(x) = \log \sum_j \pi_j \mathcal N(x \mid \mu_j, \Sigma_j).
+    log p(x) = log Σⱼ πⱼ N(x | μⱼ, Σⱼ).
 
 EM alternates
 
-* **E step** — responsibilities :math:`r_{ij} = p(z_i=j \mid x_i, \theta)
-  = \exp(\log\pi_j + \log\mathcal N(x_i\mid\mu_j,\Sigma_j) - \log p(x_i))`, computed in
-  log space with ``logsumexp``; it also returns the mean log-likelihood
-  :math:`\frac1n\sum_i \log p(x_i\mid\theta)` of the current parameters;
-* **M step** — maximize :math:`\mathbb E_r[\log p(x, z\mid\theta)]`:
-  :math:`N_j = \sum_i r_{ij} + 10\epsilon`, :math:`\pi_j = N_j/\sum_l N_l`,
-  :math:`\mu_j = \frac1{N_j}\sum_i r_{ij}x_i`, and
-  :math:`\Sigma_j = \frac1{N_j}\sum_i r_{ij}(x_i-\mu_j)(x_i-\mu_j)^\top + \lambda I`
-  (``reg_covar`` :math:`=\lambda`), or its ``tied`` (one shared matrix), ``diag`` (per-feature
-  variances) and ``spherical`` (one variance per component) restrictions.
+* **E step** — responsibilities rᵢⱼ = p(zᵢ = j | xᵢ, θ)
+  = exp(log πⱼ + log N(xᵢ | μⱼ, Σⱼ) − log p(xᵢ)), computed in log space with
+  ``logsumexp``; it also returns the mean log-likelihood (1/n) Σᵢ log p(xᵢ | θ) of the
+  current parameters;
+* **M step** — maximize E_r[log p(x, z | θ)]: Nⱼ = Σᵢ rᵢⱼ + 10ε, πⱼ = Nⱼ / Σₗ Nₗ,
+  μⱼ = (1/Nⱼ) Σᵢ rᵢⱼ xᵢ, and Σⱼ = (1/Nⱼ) Σᵢ rᵢⱼ (xᵢ − μⱼ)(xᵢ − μⱼ)ᵀ + λI (``reg_covar`` = λ),
+  or its ``tied`` (one shared matrix), ``diag`` (per-feature variances) and ``spherical``
+  (one variance per component) restrictions.
 
 Each EM step cannot decrease the log-likelihood (Dempster, Laird & Rubin 1977). The
 conventions are scikit-learn's ``GaussianMixture``: the same parameter shapes
 (``covariances`` is (k, d, d) full, (d, d) tied, (k, d) diag, (k,) spherical), the same
-``10·eps`` floor on :math:`N_j`, ``reg_covar`` added to the diagonal, and ``lower_bound`` is
-the mean log-likelihood computed in the E step of the last iteration (so it belongs to the
+``10·eps`` floor on Nⱼ, ``reg_covar`` added to the diagonal, and ``lower_bound`` is the mean
+log-likelihood computed in the E step of the last iteration (so it belongs to the
 parameters *before* the last M step, exactly like ``lower_bound_``); ``fit`` stops when the
 change of that bound is at most ``tol``. Started from the same parameters, ``fit`` follows
-scikit-learn iteration for iteration.
+scikit-learn iteration for iteration. The covariance type is part of the parameters
+(``GMMParams.covariance_type``, static pytree metadata): every verb reads it from there.
 
-**Memory and speed.** Both steps are linear in a per-row feature vector
-:math:`\varphi(\tilde x)` of width D, where :math:`\tilde x = x - c` for a fixed shift c (the
-data mean in ``fit``/``m_step``, the mixture mean :math:`\sum_j\pi_j\mu_j` in ``e_step`` and
-the verbs), which leaves covariances unchanged and keeps cancellation small. For ``full``,
-:math:`\varphi = [\tilde x_a\tilde x_b\ (a\le b),\ \tilde x]`, so
-:math:`(\tilde x-\tilde\mu_j)^\top\Lambda_j(\tilde x-\tilde\mu_j)
-= \varphi^\top a_j + \tilde\mu_j^\top\Lambda_j\tilde\mu_j`, and the M step's sufficient
-statistics are :math:`\sum_i r_{ij}\varphi(\tilde x_i)`. The data are streamed in row blocks
-of b rows (the ``_core`` row fold: ``lax.fori_loop`` over ``lax.dynamic_slice``, nothing
-copied or padded); per block
-the E step is one (b, D)×(D, k) matmul and the M step one (k, b)×(b, D) matmul, and ``fit``
-fuses them: one pass over the data per iteration, O(b·(D + k) + k·d²) working memory, never
-an (n, k, d) array. ``e_step``/``predict_proba`` return (n, k) arrays and so need O(n·k).
-The quadratic expansion costs about
-:math:`\epsilon\,\lVert\tilde x\rVert^2\lambda_{\max}(\Lambda_j)` of absolute accuracy in the
+**Memory and speed.** Both steps are linear in a per-row feature vector φ(x̃) of width D,
+where x̃ = x − c for a fixed shift c (the data mean in ``fit``/``m_step``, the mixture mean
+Σⱼ πⱼμⱼ in ``e_step`` and the verbs), which leaves covariances unchanged and keeps
+cancellation small. For ``full``, φ = [x̃ₐx̃_b (a ≤ b), x̃], so
+(x̃ − μ̃ⱼ)ᵀΛⱼ(x̃ − μ̃ⱼ) = φᵀaⱼ + μ̃ⱼᵀΛⱼμ̃ⱼ, and the M step's sufficient statistics are
+Σᵢ rᵢⱼ φ(x̃ᵢ). The data are streamed in row blocks of b rows (the ``_core`` row fold:
+``lax.fori_loop`` over ``lax.dynamic_slice``, nothing copied or padded); per block the
+E step is one (b, D)×(D, k) matmul and the M step one (k, b)×(b, D) matmul, and ``fit``
+fuses them: one pass over the data per iteration, O(b·(D + k) + k·d²) working memory,
+never an (n, k, d) array. ``e_step``/``predict_proba`` return (n, k) arrays and so need
+O(n·k). The quadratic expansion costs about ε‖x̃‖²λ_max(Λⱼ) of absolute accuracy in the
 Mahalanobis term: negligible in float64; in float32 it matters only for very tight
 components far from c.
 
-A collapsing component (all :math:`r_{ij}\to 0`) gets :math:`N_j = 10\epsilon`, a finite
-mean and covariance :math:`\approx\lambda I`, and a tiny but positive weight, so nothing
-becomes NaN; a non-finite log-likelihood (e.g. ``reg_covar=0`` on degenerate data) is
-reported as ``converged=False``.
+A collapsing component (all rᵢⱼ → 0) gets Nⱼ = 10ε, a finite mean and covariance ≈ λI,
+and a tiny but positive weight, so nothing becomes NaN; a non-finite log-likelihood (e.g.
+``reg_covar=0`` on degenerate data) is reported as ``converged=False``.
 
 Reference: C. M. Bishop, *Pattern Recognition and Machine Learning* (2006), §9.2;
 A. P. Dempster, N. M. Laird, D. B. Rubin, "Maximum likelihood from incomplete data via the
@@ -483,12 +474,9 @@ def _fit_from(X, params, tol, reg_covar, max_iter, block=None, adjoint=None) -> 
 # ============================================================================ public API
 
 def e_step(params: GMMParams, X) -> tuple[jax.Array, jax.Array]:
-    r"""E step: responsibilities and the mean log-likelihood of ``params``.
+    """E step: responsibilities and the mean log-likelihood of ``params``.
 
-    .. math::
-
-        r_{ij} = \exp\big(\log\pi_j + \log\mathcal N(x_i\mid\mu_j,\Sigma_j) - \log p(x_i)\big),
-        \quad \log p(x_i) = \operatorname{logsumexp}_j(\cdot).
+        rᵢⱼ = exp(log πⱼ + log N(xᵢ | μⱼ, Σⱼ) − log p(xᵢ)),   log p(xᵢ) = logsumexpⱼ(·).
 
     Args:
         params: a :class:`GMMParams` (or :class:`GMMResult`); its ``covariance_type`` is
@@ -497,23 +485,22 @@ def e_step(params: GMMParams, X) -> tuple[jax.Array, jax.Array]:
 
     Returns:
         ``(resp, mean_log_likelihood)``: (n, k) rows summing to 1, and ()
-        :math:`\frac1n\sum_i\log p(x_i)`.
+        (1/n) Σᵢ log p(xᵢ).
     """
     X = _check_X(X)
     return _e_step(_check_params(params, X.dtype, X.shape[1]), X)
 
 
 def m_step(X, resp, *, reg_covar=1e-6, covariance_type: str = "full") -> GMMParams:
-    r"""M step: the parameters maximizing :math:`\mathbb E_r[\log p(X, z\mid\theta)]`.
+    """M step: the parameters maximizing E_r[log p(X, z | θ)].
 
-    :math:`N_j=\sum_i r_{ij}+10\epsilon`, :math:`\pi_j = N_j/\sum_l N_l`,
-    :math:`\mu_j=\frac1{N_j}\sum_i r_{ij}x_i`,
-    :math:`\Sigma_j=\frac1{N_j}\sum_i r_{ij}(x_i-\mu_j)(x_i-\mu_j)^\top+\lambda I` (full);
-    tied: the pooled scatter :math:`\frac1{\sum_j N_j}\sum_{ij} r_{ij}(x_i-\mu_j)(x_i-\mu_j)^\top
-    + \lambda I`; diag: the diagonal of the full estimate; spherical: the mean of the diagonal.
-    These are scikit-learn's estimators (for tied, when the rows of ``resp`` sum to 1:
-    scikit-learn uses :math:`\sum_i x_ix_i^\top` whatever the row sums, which is not the
-    pooled scatter otherwise and not shift-invariant).
+    Nⱼ = Σᵢ rᵢⱼ + 10ε, πⱼ = Nⱼ / Σₗ Nₗ, μⱼ = (1/Nⱼ) Σᵢ rᵢⱼ xᵢ,
+    Σⱼ = (1/Nⱼ) Σᵢ rᵢⱼ (xᵢ − μⱼ)(xᵢ − μⱼ)ᵀ + λI (full); tied: the pooled scatter
+    (1/Σⱼ Nⱼ) Σᵢⱼ rᵢⱼ (xᵢ − μⱼ)(xᵢ − μⱼ)ᵀ + λI; diag: the diagonal of the full estimate;
+    spherical: the mean of the diagonal. These are scikit-learn's estimators (for tied,
+    when the rows of ``resp`` sum to 1: scikit-learn uses Σᵢ xᵢxᵢᵀ whatever the row sums,
+    which is not the pooled scatter otherwise and not shift-invariant). The sums run over
+    row blocks (the ``_core`` row fold).
 
     Args:
         X: (n, d) data.

@@ -1,58 +1,44 @@
-r"""Latent Dirichlet allocation by batch variational EM (Blei, Ng & Jordan 2003, smoothed).
+"""Latent Dirichlet allocation by batch variational EM (Blei, Ng & Jordan 2003, smoothed).
 
 The generative model, for K topics over a vocabulary of V words and D documents:
 
-.. math::
+    βₖ ~ Dir(η 1_V),   θ_d ~ Dir(α 1_K),   z_dn ~ Mult(θ_d),   w_dn ~ Mult(β_{z_dn}).
 
-    \beta_k \sim \mathrm{Dir}(\eta\,\mathbf 1_V),\quad
-    \theta_d \sim \mathrm{Dir}(\alpha\,\mathbf 1_K),\quad
-    z_{dn} \sim \mathrm{Mult}(\theta_d),\quad
-    w_{dn} \sim \mathrm{Mult}(\beta_{z_{dn}}).
+The mean-field posterior is q = Πₖ Dir(βₖ | λₖ) Π_d Dir(θ_d | γ_d) Π_dn Mult(z_dn | φ_dn).
+A document is a row ``n_d`` of the (D, V) count matrix; words with the same id share
+φ_dv. Writing E log θ_dk = ψ(γ_dk) − ψ(Σⱼ γ_dj) and E log β_kv = ψ(λ_kv) − ψ(Σᵤ λ_ku):
 
-The mean-field posterior is
-:math:`q = \prod_k \mathrm{Dir}(\beta_k|\lambda_k)\prod_d \mathrm{Dir}(\theta_d|\gamma_d)
-\prod_{dn}\mathrm{Mult}(z_{dn}|\phi_{dn})`. A document is a row ``n_d`` of the (D, V)
-count matrix; words with the same id share :math:`\phi_{dv}`. Writing
-:math:`E\log\theta_{dk} = \psi(\gamma_{dk}) - \psi(\sum_j\gamma_{dj})` and
-:math:`E\log\beta_{kv} = \psi(\lambda_{kv}) - \psi(\sum_u\lambda_{ku})`:
+* **E step** (per document, fixed ``λ``): the optimal φ_dvk ∝ exp(E log θ_dk + E log β_kv),
+  and γ_d = α + Σᵥ n_dv φ_dv. With θ̃_d = exp E log θ_d (K,) and B̃ = exp E log β (K, V)
+  the fixed point is iterated without ever forming φ:
 
-* **E step** (per document, fixed ``λ``): the optimal
-  :math:`\phi_{dvk}\propto\exp(E\log\theta_{dk}+E\log\beta_{kv})`, and
-  :math:`\gamma_d = \alpha + \sum_v n_{dv}\phi_{dv}`. With
-  :math:`\tilde\theta_d=\exp E\log\theta_d` (K,) and :math:`\tilde B=\exp E\log\beta` (K, V)
-  the fixed point is iterated without ever forming :math:`\phi`:
+      γ_d ← α + θ̃_d ⊙ (B̃ (n_d ⊘ θ̃_dᵀB̃)).
 
-  .. math:: \gamma_d \leftarrow \alpha + \tilde\theta_d \odot
-            \big(\tilde B\,(n_d \oslash \tilde\theta_d^\top\tilde B)\big).
+  It stops when meanₖ |Δγ_dk| ≤ ``e_step_tol`` or after ``e_step_max_iter`` updates
+  (scikit-learn's ``mean_change_tol`` / ``max_doc_update_iter``). It is written for one
+  document and ``vmap``-ped over batches of documents. With concrete counts a document
+  is read as its L distinct words (a padded (D, L) layout, the columns of B̃ gathered per
+  batch); with traced counts (inside ``jit``) as its dense row, a batched (C, K)·(K, V)
+  product.
+* **M step** (fixed ``q(θ)``): λ_kv = η + Σ_d n_dv φ_dvk = η + B̃_kv [Θ̃ᵀ(N ⊘ Θ̃B̃)]_kv, the
+  sum over documents run in blocks of documents (the ``_core`` row fold).
+* **ELBO**, with φ optimised out, term by term:
 
-  It stops when :math:`\mathrm{mean}_k|\Delta\gamma_{dk}| \le` ``e_step_tol`` or after
-  ``e_step_max_iter`` updates (scikit-learn's ``mean_change_tol`` /
-  ``max_doc_update_iter``). It is written for one document and ``vmap``-ped over
-  batches of documents. With concrete counts a document is read as its L distinct words
-  (a padded (D, L) layout, the columns of :math:`\tilde B` gathered per batch); with
-  traced counts (inside ``jit``) as its dense row, a batched (C, K)·(K, V) product.
-* **M step** (fixed ``q(θ)``): :math:`\lambda_{kv} = \eta + \sum_d n_{dv}\phi_{dvk}
-  = \eta + \tilde B_{kv}\,[\tilde\Theta^\top (N \oslash \tilde\Theta\tilde B)]_{kv}`.
-* **ELBO**, with :math:`\phi` optimised out, term by term:
-
-  .. math::
-
-     \mathcal L = \underbrace{\sum_{dv} n_{dv}\log\sum_k
-        \exp(E\log\theta_{dk}+E\log\beta_{kv})}_{E[\log p(w,z|\theta,\beta)] - E[\log q(z)]}
-     + \underbrace{\sum_d E[\log p(\theta_d|\alpha)] - E[\log q(\theta_d|\gamma_d)]}_{-\mathrm{KL}}
-     + \underbrace{\sum_k E[\log p(\beta_k|\eta)] - E[\log q(\beta_k|\lambda_k)]}_{-\mathrm{KL}},
+      ℒ =  Σ_dv n_dv log Σₖ exp(E log θ_dk + E log β_kv)      (E[log p(w, z | θ, β)] − E[log q(z)])
+         + Σ_d E[log p(θ_d | α)] − E[log q(θ_d | γ_d)]        (−KL)
+         + Σₖ E[log p(βₖ | η)] − E[log q(βₖ | λₖ)]            (−KL),
 
   the same bound as scikit-learn's ``LatentDirichletAllocation._approx_bound``, so
-  :func:`perplexity` (:math:`\exp(-\mathcal L/\sum_{dv}n_{dv})`) is comparable number
-  for number. Each E step update and each M step is a coordinate ascent step on
-  :math:`\mathcal L`: started from the previous ``γ`` (``warm_start=True``) the ELBO
-  recorded after every EM iteration cannot decrease; restarted (the default, as
-  scikit-learn), it does not once each E step reaches its fixed point.
+  :func:`perplexity` (exp(−ℒ / Σ_dv n_dv)) is comparable number for number. Each E step
+  update and each M step is a coordinate ascent step on ℒ: started from the previous
+  ``γ`` (``warm_start=True``) the ELBO recorded after every EM iteration cannot decrease;
+  restarted (the default, as scikit-learn), it does not once each E step reaches its
+  fixed point.
 
 Numerics: the exponentials are taken after subtracting the per-document max of
-:math:`E\log\theta_d` and the per-word max over topics of :math:`E\log\beta_{\cdot v}` (both
-updates and the log-sum-exp are invariant to these scalings), so topics with tiny
-:math:`\lambda_{kv}` (where :math:`E\log\beta` reaches −100) do not underflow in float32.
+E log θ_d and the per-word max over topics of E log β_·v (both updates and the
+log-sum-exp are invariant to these scalings), so topics with tiny λ_kv (where E log β
+reaches −100) do not underflow in float32.
 Memory is O(DV + KV + D·L·K), L the most distinct words in a document (the ELBO's word
 term gathers the topics' columns at each document's words): no D × V × K array is formed.
 
@@ -190,10 +176,10 @@ class ELBOTerms(NamedTuple):
     """The ELBO term by term (sum them for :func:`elbo`).
 
     Attributes:
-        words: () :math:`\\sum_{dv} n_{dv}\\log\\sum_k\\exp(E\\log\\theta_{dk}+E\\log\\beta_{kv})`,
-            i.e. :math:`E[\\log p(w, z|\\theta,\\beta)] - E[\\log q(z)]` at the optimal ``φ``.
-        doc_topic: () :math:`\\sum_d E[\\log p(\\theta_d|\\alpha)] - E[\\log q(\\theta_d|\\gamma_d)]`.
-        topic_word: () :math:`\\sum_k E[\\log p(\\beta_k|\\eta)] - E[\\log q(\\beta_k|\\lambda_k)]`.
+        words: () Σ_dv n_dv log Σₖ exp(E log θ_dk + E log β_kv), i.e.
+            E[log p(w, z | θ, β)] − E[log q(z)] at the optimal ``φ``.
+        doc_topic: () Σ_d E[log p(θ_d | α)] − E[log q(θ_d | γ_d)].
+        topic_word: () Σₖ E[log p(βₖ | η)] − E[log q(βₖ | λₖ)].
     """
 
     words: jax.Array
@@ -205,7 +191,7 @@ class ELBOTerms(NamedTuple):
 
 
 def dirichlet_expectation(params: jax.Array) -> jax.Array:
-    """:math:`E[\\log x_i] = \\psi(a_i) - \\psi(\\sum_j a_j)` for ``x ~ Dir(a)``, along the last axis."""
+    """E[log xᵢ] = ψ(aᵢ) − ψ(Σⱼ aⱼ) for ``x ~ Dir(a)``, along the last axis."""
     return digamma(params) - digamma(jnp.sum(params, axis=-1, keepdims=True))
 
 
@@ -216,7 +202,7 @@ def _shifted_exp(log_values: jax.Array, axis: int) -> tuple[jax.Array, jax.Array
 
 
 class _Factors(NamedTuple):
-    """:math:`E\\log x` of a Dirichlet family, and ``scaled = exp(elog - shift)`` (entries ≤ 1)."""
+    """E log x of a Dirichlet family, and ``scaled = exp(elog - shift)`` (entries ≤ 1)."""
 
     elog: jax.Array
     scaled: jax.Array
@@ -224,27 +210,27 @@ class _Factors(NamedTuple):
 
 
 def _topic_factors(topic_word: jax.Array) -> _Factors:
-    """For ``λ`` (K, V): the shift (1, V) is :math:`\\max_j E\\log\\beta_{jv}` and
-    :math:`\\tilde B_{kv} = \\exp(E\\log\\beta_{kv} - \\max_j E\\log\\beta_{jv})`."""
+    """For ``λ`` (K, V): the shift (1, V) is maxⱼ E log β_jv and
+    B̃_kv = exp(E log β_kv − maxⱼ E log β_jv)."""
     elog = dirichlet_expectation(topic_word)
     return _Factors(elog, *_shifted_exp(elog, axis=0))
 
 
 def _doc_factors(doc_topic: jax.Array) -> _Factors:
     """For ``γ`` (..., K):
-    :math:`\\tilde\\theta_{dk} = \\exp(E\\log\\theta_{dk} - \\max_j E\\log\\theta_{dj})`."""
+    θ̃_dk = exp(E log θ_dk − maxⱼ E log θ_dj)."""
     elog = dirichlet_expectation(doc_topic)
     return _Factors(elog, *_shifted_exp(elog, axis=-1))
 
 
 def _word_norm(theta: jax.Array, beta: jax.Array) -> jax.Array:
-    """:math:`\\sum_k\\tilde\\theta_{dk}\\tilde B_{kv}` (the normaliser of ``φ_dv``), floored at the
+    """Σₖ θ̃_dk B̃_kv (the normaliser of ``φ_dv``), floored at the
     smallest normal number."""
     return jnp.maximum(theta @ beta, jnp.finfo(beta.dtype).tiny)
 
 
 def _neg_kl_dirichlet(prior, params: jax.Array, elog: jax.Array) -> jax.Array:
-    """:math:`\\sum_r E_{q}[\\log\\mathrm{Dir}(x_r|prior) - \\log\\mathrm{Dir}(x_r|params_r)]` over the rows.
+    """Σᵣ E_q[log Dir(xᵣ | prior) − log Dir(xᵣ | paramsᵣ)] over the rows.
 
     ``params`` (R, S) are the variational parameters, ``elog`` their
     :func:`dirichlet_expectation`, ``prior`` a scalar symmetric concentration.
@@ -424,8 +410,7 @@ def e_step(topic_word: jax.Array, counts, doc_topic: jax.Array, *, alpha,
            max_iter: int = 100, tol=1e-3, chunk_size: int = 16) -> EStepResult:
     """Fit ``γ`` of every document for fixed topics ``λ`` (the E step), vmapped over documents.
 
-    Iterates :math:`\\gamma_d \\leftarrow \\alpha + \\tilde\\theta_d\\odot(\\tilde B\\,
-    (n_d\\oslash\\tilde\\theta_d^\\top\\tilde B))` from ``doc_topic`` until the mean absolute
+    Iterates γ_d ← α + θ̃_d ⊙ (B̃ (n_d ⊘ θ̃_dᵀB̃)) from ``doc_topic`` until the mean absolute
     change of ``γ_d`` is at most ``tol`` or ``max_iter`` updates; each document stops on
     its own (scikit-learn's ``_update_doc_distribution``). Documents are vmapped in
     batches of ``chunk_size`` (the longest first), each batch looping until its last
@@ -461,11 +446,10 @@ def _e_step_jit(topic_word, corpus, doc_topic, alpha, tol, max_iter, chunk_size)
 
 
 def m_step(topic_word: jax.Array, counts: jax.Array, doc_topic: jax.Array, *, eta) -> jax.Array:
-    """The new topics :math:`\\lambda = \\eta + \\sum_d n_{dv}\\phi_{dvk}` (the M step).
+    """The new topics λ = η + Σ_d n_dv φ_dvk (the M step).
 
     ``φ`` is the optimum for ``γ = doc_topic`` and the current ``λ = topic_word``:
-    :math:`\\lambda_{kv} = \\eta +
-    \\tilde B_{kv}[\\tilde\\Theta^\\top(N\\oslash\\tilde\\Theta\\tilde B)]_{kv}`.
+    λ_kv = η + B̃_kv [Θ̃ᵀ(N ⊘ Θ̃B̃)]_kv, summed over blocks of documents.
 
     Args:
         topic_word: (K, V) current ``λ``. counts: (D, V). doc_topic: (D, K) ``γ``.
@@ -544,8 +528,8 @@ def _check_vocab_size(model, counts, name: str = "counts") -> None:
 def _gamma100(key: jax.Array, shape, dtype) -> jax.Array:
     """Draws close to Gamma(100, 1/100) (mean 1, sd 0.1), scikit-learn's initial values.
 
-    The Marsaglia–Tsang transform :math:`d(1+cx)^3/100`, :math:`x\\sim N(0,1)`,
-    :math:`d = 100-1/3`, :math:`c = 1/\\sqrt{9d}`, without its rejection step (which
+    The Marsaglia–Tsang transform d(1 + cx)³/100, x ~ N(0, 1), d = 100 − 1/3,
+    c = 1/√(9d), without its rejection step (which
     accepts more than 99.8% of draws at shape 100): only initial values, and much cheaper
     to compile than ``jax.random.gamma``'s rejection loop.
     """
@@ -776,7 +760,7 @@ def transform(model, counts, *, e_step_max_iter: int = 100, e_step_tol=1e-3,
 
 def perplexity(model, counts, *, doc_topic=None, e_step_max_iter: int = 100,
                e_step_tol=1e-3) -> jax.Array:
-    """Perplexity :math:`\\exp(-\\mathcal L/\\sum_{dv}n_{dv})`, scikit-learn's definition.
+    """Perplexity exp(−ℒ / Σ_dv n_dv), scikit-learn's definition.
 
     ``L`` is :func:`elbo` at ``γ = transform(model, counts)`` (or the given ``doc_topic``),
     including the topics' KL term, exactly as ``LatentDirichletAllocation.perplexity``.
@@ -799,7 +783,7 @@ def perplexity(model, counts, *, doc_topic=None, e_step_max_iter: int = 100,
 
 
 def topic_word_mean(model) -> jax.Array:
-    """:math:`E_q[\\beta_k] = \\lambda_k/\\sum_v\\lambda_{kv}`: (K, V) rows on the simplex."""
+    """E_q[βₖ] = λₖ / Σᵥ λ_kv: (K, V) rows on the simplex."""
     lam = model.topic_word
     return lam / jnp.sum(lam, axis=1, keepdims=True)
 
