@@ -55,7 +55,7 @@ def _vec(x, name: str) -> jax.Array:
 def _scalar_like(v, name: str, dtype, *, nonnegative: bool = False) -> jax.Array:
     v = as_float_array(v, name, dtype=dtype, finite=False)
     if nonnegative:
-        check_nonnegative(v, name)
+        v = check_nonnegative(v, name, finite=False)   # radius = inf is the whole space
     return v
 
 

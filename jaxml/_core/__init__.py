@@ -3,8 +3,11 @@
 from jaxml._core.batched import BatchState, batched_solver, iterate_batched
 from jaxml._core.checks import (
     as_float_array,
+    check_callable,
     check_class_labels,
     check_finite,
+    check_in_range,
+    check_int,
     check_int_in_range,
     check_labels,
     check_loop_options,
@@ -12,10 +15,16 @@ from jaxml._core.checks import (
     check_ndim,
     check_nonnegative,
     check_positive,
+    check_real_dtype,
+    check_returns,
     check_same_length,
+    check_value,
     check_vector,
     float_dtype,
     is_concrete,
+    runtime_checks,
+    runtime_checks_enabled,
+    set_runtime_checks,
 )
 from jaxml._core.fold import fold_map_rows, fold_rows, map_rows, n_rows
 from jaxml._core.linalg import (

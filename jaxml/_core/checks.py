@@ -1,17 +1,56 @@
-"""Input checks at the Python boundary: clear errors naming the argument.
+r"""Input checks: one mechanism, eager at the Python boundary and at run time under a trace.
 
-Shape checks always run (shapes are static, even under ``jit``/``vmap``). Value checks
-(finiteness, signs, label sets) run only on concrete arrays: inside a trace the values are
-unknown, and numerical trouble is handled by the algorithm instead.
+Every check names the argument it rejects. Shapes and dtypes are static, so those checks
+always run in Python. Value checks (finiteness, signs, ranges, label sets) run
+
+* **eagerly** when the value is concrete: in NumPy, before any JAX operation (inside a
+  ``jit`` trace even a concrete array turns into a tracer once a JAX operation touches it);
+* **at run time** when the value is traced (the caller wrapped jaxml in ``jit``, ``vmap``,
+  ``grad``): through ``equinox.error_if``, which raises from the compiled program with the
+  same message (an ``EquinoxRuntimeError``, a ``RuntimeError``), under ``vmap`` too.
+
+Run-time checks cost a reduction and a branch per checked value; switch them off for speed
+with ``jaxml.config.runtime_checks(False)`` (a context manager) or
+``jaxml.config.set_runtime_checks(False)``; the switch is read when a function is traced.
+Eager checks always run.
+
+Every value check returns the value it checked: use the returned array, so that the run-time
+check stays on the data path (``C = check_positive(C, "C")``).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+import operator
+from typing import Any, Callable, Sequence
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+_RUNTIME_CHECKS = {"enabled": True}
+
+
+def set_runtime_checks(enabled: bool) -> None:
+    """Turn run-time (traced) value checks on or off; eager checks always run."""
+    _RUNTIME_CHECKS["enabled"] = bool(enabled)
+
+
+def runtime_checks_enabled() -> bool:
+    """Whether traced value checks are compiled into functions traced from now on."""
+    return _RUNTIME_CHECKS["enabled"]
+
+
+@contextlib.contextmanager
+def runtime_checks(enabled: bool):
+    """``with runtime_checks(False): ...`` traces without run-time value checks."""
+    old = _RUNTIME_CHECKS["enabled"]
+    set_runtime_checks(enabled)
+    try:
+        yield
+    finally:
+        set_runtime_checks(old)
 
 
 def is_concrete(x) -> bool:
@@ -27,123 +66,225 @@ def float_dtype(*arrays):
     return dt
 
 
-def as_float_array(x, name: str, *, ndim: int | Sequence[int] | None = None, dtype=None,
-                   finite: bool = True) -> jax.Array:
-    """``x`` as a floating JAX array of the given rank, finite if concrete.
+def check_value(x, name: str, bad: Callable[[Any, Any], Any], message: str):
+    """Return ``x``; raise ``ValueError(f"{name} {message}")`` where ``bad(xp, x)`` holds.
 
-    Raises:
-        TypeError: ``x`` is not array-like or not numeric.
-        ValueError: wrong rank, or NaN/inf in ``x``.
+    ``bad(xp, v)`` is written once for both namespaces: ``xp`` is NumPy for a concrete ``v``
+    (checked now) and ``jax.numpy`` for a traced one (checked at run time, unless switched
+    off).
     """
+    if is_concrete(x):
+        if isinstance(x, jax.Array):
+            # on the array's device (no copy to the host); eagerly even inside a trace
+            with jax.ensure_compile_time_eval():
+                failed = x.size and bool(jnp.any(bad(jnp, x)))
+        else:
+            v = np.asarray(x)
+            failed = v.size and bool(np.any(bad(np, v)))
+        if failed:
+            raise ValueError(f"{name} {message}")
+        return x
+    if not runtime_checks_enabled():
+        return x
+    return eqx.error_if(x, jnp.any(bad(jnp, x)), f"{name} {message}")
+
+
+def _raw_dtype(x, name: str):
+    if isinstance(x, (jax.Array, np.ndarray, np.generic)):
+        return x.dtype
+    if isinstance(x, (bool, int, float)):
+        return np.asarray(x).dtype
+    if isinstance(x, complex):
+        return np.dtype(complex)
     try:
-        arr = jnp.asarray(x)
-    except TypeError as e:
+        return np.asarray(x).dtype
+    except (TypeError, ValueError) as e:
         raise TypeError(f"{name} must be array-like, got {type(x).__name__}") from e
-    if not (jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_):
-        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
-    arr = arr.astype(dtype if dtype is not None else float_dtype(arr))
-    check_ndim(arr, name, ndim)
-    if finite:
-        check_finite(arr, name)
-    return arr
+
+
+def check_real_dtype(x, name: str):
+    """Raise ``TypeError`` unless ``x`` holds real numbers (floating, integer or bool):
+    complex, string and object data are rejected by name. Returns the dtype."""
+    dt = _raw_dtype(x, name)
+    if dt.kind == "c":
+        raise TypeError(f"{name} must be real, got complex dtype {dt}")
+    if dt.kind not in "biuf" and dt != jnp.bfloat16:
+        raise TypeError(f"{name} must hold real numbers (floating or integer), got dtype {dt}")
+    return dt
 
 
 def check_ndim(x, name: str, ndim: int | Sequence[int] | None) -> None:
     if ndim is None:
         return
     allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-    if jnp.ndim(x) not in allowed:
+    if np.ndim(x) not in allowed:
         want = " or ".join(str(a) for a in allowed)
-        raise ValueError(f"{name} must have {want} dimension(s), got shape {jnp.shape(x)}")
+        raise ValueError(f"{name} must have {want} dimension(s), got shape {np.shape(x)}")
 
 
-def check_finite(x, name: str) -> None:
-    """Raise if a concrete ``x`` holds NaN or inf (tested in NumPy, so it also works on a
-    concrete array closed over by a function being traced)."""
-    if is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):
-        raise ValueError(f"{name} contains NaN or inf")
+def check_finite(x, name: str):
+    """``x`` unchanged; NaN or ±inf anywhere in it is an error naming ``name``."""
+    return check_value(x, name, lambda xp, v: ~xp.isfinite(v), "contains NaN or inf")
 
 
-def check_matrix(X, name: str = "X", *, dtype=None) -> jax.Array:
-    """A finite (n, d) floating array."""
-    return as_float_array(X, name, ndim=2, dtype=dtype)
+def as_float_array(x, name: str, *, ndim: int | Sequence[int] | None = None, dtype=None,
+                   finite: bool = True) -> jax.Array:
+    """``x`` as a floating JAX array of the given rank, finite unless ``finite=False``.
+
+    Raises:
+        TypeError: ``x`` is not array-like, or complex, string or object data.
+        ValueError: wrong rank, or NaN/inf in ``x`` (at run time when traced).
+    """
+    dt = check_real_dtype(x, name)
+    check_ndim(x, name, ndim)
+    if finite:
+        x = check_finite(x, name)
+    if dtype is None:
+        dtype = dt if jnp.issubdtype(dt, jnp.floating) else jnp.result_type(float)
+    return jnp.asarray(x, dtype=dtype)
 
 
-def check_vector(x, name: str, *, dtype=None) -> jax.Array:
-    """A finite (n,) floating array."""
-    return as_float_array(x, name, ndim=1, dtype=dtype)
+def check_matrix(X, name: str = "X", *, dtype=None, min_rows: int = 1, min_cols: int = 1,
+                 finite: bool = True) -> jax.Array:
+    """A finite (n, d) floating array with n ≥ ``min_rows`` and d ≥ ``min_cols``."""
+    X = as_float_array(X, name, ndim=2, dtype=dtype, finite=finite)
+    n, d = X.shape
+    if n < min_rows:
+        raise ValueError(f"{name} must have at least {min_rows} row(s), got shape {X.shape}")
+    if d < min_cols:
+        raise ValueError(f"{name} must have at least {min_cols} column(s), got shape {X.shape}")
+    return X
+
+
+def check_vector(x, name: str, *, dtype=None, min_size: int = 1, finite: bool = True) -> jax.Array:
+    """A finite (n,) floating array with n ≥ ``min_size``."""
+    x = as_float_array(x, name, ndim=1, dtype=dtype, finite=finite)
+    if x.shape[0] < min_size:
+        raise ValueError(f"{name} must have at least {min_size} entries, got shape {x.shape}")
+    return x
 
 
 def check_same_length(a, a_name: str, b, b_name: str) -> None:
-    if jnp.shape(a)[0] != jnp.shape(b)[0]:
+    if np.shape(a)[0] != np.shape(b)[0]:
         raise ValueError(
             f"{a_name} and {b_name} must have the same number of rows, "
-            f"got {jnp.shape(a)[0]} and {jnp.shape(b)[0]}")
+            f"got {np.shape(a)[0]} and {np.shape(b)[0]}")
 
 
-def check_nonnegative(x, name: str) -> None:
-    """Raise unless every (concrete) entry of ``x`` is >= 0 and not NaN."""
-    if is_concrete(x):
-        v = np.asarray(x)
-        if np.any(np.isnan(v)) or np.any(v < 0):
-            raise ValueError(f"{name} must be non-negative, got {x}")
+def check_nonnegative(x, name: str, *, finite: bool = True):
+    """``x`` unchanged; every entry must be ≥ 0 (and finite unless ``finite=False``)."""
+    check_real_dtype(x, name)
+    if finite:
+        return check_value(x, name, lambda xp, v: ~(xp.isfinite(v) & (v >= 0)),
+                           "must be finite and non-negative")
+    return check_value(x, name, lambda xp, v: ~(v >= 0), "must be non-negative")
 
 
-def check_positive(x, name: str) -> None:
-    """Raise unless every (concrete) entry of ``x`` is > 0."""
-    if is_concrete(x):
-        v = np.asarray(x)
-        if np.any(np.isnan(v)) or np.any(v <= 0):
-            raise ValueError(f"{name} must be positive, got {x}")
+def check_positive(x, name: str, *, finite: bool = True):
+    """``x`` unchanged; every entry must be > 0 (and finite unless ``finite=False``)."""
+    check_real_dtype(x, name)
+    if finite:
+        return check_value(x, name, lambda xp, v: ~(xp.isfinite(v) & (v > 0)),
+                           "must be finite and positive")
+    return check_value(x, name, lambda xp, v: ~(v > 0), "must be positive")
 
 
-def check_int_in_range(x, name: str, low: int, high: int) -> None:
-    """Raise unless ``low <= x <= high`` for a Python/static integer."""
-    if not isinstance(x, (int, np.integer)) or isinstance(x, bool):
-        raise TypeError(f"{name} must be an int, got {type(x).__name__}")
-    if not low <= x <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {x}")
+def check_in_range(x, name: str, low=None, high=None, *, low_open: bool = False,
+                   high_open: bool = False):
+    """``x`` unchanged; every entry finite and within the (closed unless ``*_open``) range."""
+    check_real_dtype(x, name)
+
+    def bad(xp, v):
+        ok = xp.isfinite(v)
+        if low is not None:
+            ok = ok & ((v > low) if low_open else (v >= low))
+        if high is not None:
+            ok = ok & ((v < high) if high_open else (v <= high))
+        return ~ok
+
+    lo = "" if low is None else ("(" if low_open else "[") + f"{low}, "
+    hi = "" if high is None else f"{high}" + (")" if high_open else "]")
+    return check_value(x, name, bad, f"must be finite and in {lo or '(-inf, '}{hi or 'inf)'}")
+
+
+def check_int(x, name: str, low: int = 0, high: int = 2**31 - 1) -> int:
+    """A static integer in [low, high] (Python, NumPy and 0-d integer arrays accepted;
+    bools and floats rejected). Returns a Python ``int``."""
+    if isinstance(x, (bool, np.bool_)) or isinstance(x, jax.core.Tracer):
+        raise TypeError(f"{name} must be a static int, got {type(x).__name__}")
+    try:
+        v = operator.index(x)
+    except TypeError as e:
+        raise TypeError(f"{name} must be an int, got {type(x).__name__}") from e
+    if not low <= v <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {v}")
+    return v
+
+
+def check_int_in_range(x, name: str, low: int, high: int) -> int:
+    """Alias of :func:`check_int` (kept for its callers)."""
+    return check_int(x, name, low, high)
 
 
 def check_labels(y, name: str, allowed) -> jax.Array:
-    """Raise unless every (concrete) label of ``y`` lies in ``allowed``."""
-    y = jnp.asarray(y)
+    """``y`` (n,) with every label in ``allowed`` (checked at run time when traced)."""
+    check_real_dtype(y, name)
     check_ndim(y, name, 1)
+    allowed_np = np.asarray(allowed)
     if is_concrete(y):
-        bad = ~np.isin(np.asarray(y), np.asarray(allowed))
+        v = np.asarray(y)
+        bad = ~np.isin(v, allowed_np)
         if np.any(bad):
             raise ValueError(
-                f"{name} must take values in {list(np.asarray(allowed).tolist())}, "
-                f"got {np.unique(np.asarray(y)[bad]).tolist()[:5]}")
-    return y
+                f"{name} must take values in {allowed_np.tolist()}, "
+                f"got {np.unique(v[bad]).tolist()[:5]}")
+        return jnp.asarray(y)
+    return check_value(y, name, lambda xp, v: ~xp.isin(v, xp.asarray(allowed_np)),
+                       f"must take values in {allowed_np.tolist()}")
 
 
 def check_class_labels(y, name: str, n_classes: int) -> jax.Array:
-    """Integer class labels in ``0..n_classes-1``."""
-    y = jnp.asarray(y)
+    """Integer class labels (n,) in ``0..n_classes-1`` (integral floats accepted)."""
+    dt = check_real_dtype(y, name)
     check_ndim(y, name, 1)
-    if not jnp.issubdtype(y.dtype, jnp.integer):
+    if not jnp.issubdtype(dt, jnp.integer):
         if is_concrete(y) and np.all(np.asarray(y) == np.round(np.asarray(y))):
-            y = y.astype(jnp.int32)
+            y = np.asarray(y).astype(np.int32)
         else:
-            raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
-    if is_concrete(y):
-        v = np.asarray(y)
-        if v.size and (v.min() < 0 or v.max() >= n_classes):
-            raise ValueError(f"{name} must lie in 0..{n_classes - 1}, got range [{v.min()}, {v.max()}]")
-    return y
+            raise TypeError(f"{name} must hold integer class labels, got dtype {dt}")
+    y = check_value(y, name, lambda xp, v: (v < 0) | (v >= n_classes),
+                    f"must lie in 0..{n_classes - 1}")
+    return jnp.asarray(y)
 
 
-def check_loop_options(max_iter, tol, *, allow_zero_tol: bool = True) -> tuple[int, object]:
+def check_callable(f, name: str) -> Callable:
+    """Raise ``TypeError`` unless ``f`` is callable."""
+    if not callable(f):
+        raise TypeError(f"{name} must be callable, got {type(f).__name__}")
+    return f
+
+
+def check_returns(f, name: str, *example_args, shape: tuple = ()) -> None:
+    """Raise unless ``f(*example_args)`` returns a real floating array of ``shape`` (checked
+    abstractly with ``jax.eval_shape``: nothing runs)."""
+    check_callable(f, name)
+    try:
+        out = jax.eval_shape(f, *example_args)
+    except Exception as e:  # noqa: BLE001  the user's function failed on a valid input
+        raise TypeError(f"{name} failed on an input of the expected shape: {e}") from e
+    if not hasattr(out, "shape") or tuple(out.shape) != tuple(shape):
+        got = getattr(out, "shape", type(out).__name__)
+        raise ValueError(f"{name} must return an array of shape {tuple(shape)}, got {got}")
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        raise TypeError(f"{name} must return floating values, got dtype {out.dtype}")
+
+
+def check_loop_options(max_iter, tol, *, allow_zero_tol: bool = True) -> tuple[int, Any]:
     """The shared loop's options: ``max_iter`` a positive integer (NumPy integers accepted),
     ``tol`` a finite number ≥ 0 (> 0 with ``allow_zero_tol=False``). Returns
     ``(int(max_iter), tol)``."""
-    check_int_in_range(max_iter, "max_iter", 1, 2**31 - 1)
-    if is_concrete(tol):
-        v = np.asarray(tol)
-        if v.dtype.kind not in "biuf" or v.ndim != 0:
-            raise TypeError(f"tol must be a real number, got {tol!r}")
-        if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero_tol):
-            want = "non-negative" if allow_zero_tol else "positive"
-            raise ValueError(f"tol must be a finite {want} number, got {tol!r}")
-    return int(max_iter), tol
+    max_iter = check_int(max_iter, "max_iter", 1, 2**31 - 1)
+    if np.ndim(tol) != 0:
+        raise ValueError(f"tol must be a scalar, got shape {np.shape(tol)}")
+    tol = check_nonnegative(tol, "tol") if allow_zero_tol else check_positive(tol, "tol")
+    return max_iter, tol

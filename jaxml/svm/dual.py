@@ -361,9 +361,7 @@ def check_binary(X, y, C, tol, kernel):
         if vals.size < 2:
             raise ValueError(f"y must contain both labels -1 and +1, got only {vals.tolist()}")
     y = y.astype(X.dtype)
-    C = jnp.asarray(C, X.dtype)
-    if is_concrete(C):
-        check_positive(C, "C")
+    C = jnp.asarray(check_positive(C, "C", finite=False), X.dtype)   # C = inf: hard margin
     tol = jnp.asarray(tol, X.dtype)
     if is_concrete(tol):
         check_positive(tol, "tol")
