@@ -55,15 +55,15 @@ import jax.numpy as jnp
 import optax
 
 from jaxml._core import (
-    TrainResult, as_float_array, bernoulli_log_prob, check_class_labels, check_int_in_range,
-    check_labels, check_nonnegative, check_positive, check_same_length, diag_gaussian_log_prob,
-    train,
+    TrainInfo, TrainResult, TrainState, as_float_array, bernoulli_log_prob, check_class_labels,
+    check_int_in_range, check_labels, check_nonnegative, check_positive, check_same_length,
+    diag_gaussian_log_prob, train, train_init, train_step,
 )
 
 __all__ = [
     "BayesianLinear", "BayesianMLP", "kl_log_uniform", "kl_ard", "kl_divergence",
-    "SparsityReport", "sparsity", "prune", "PRUNE_THRESHOLD", "TrainResult", "kl_schedule",
-    "negative_log_likelihood", "fit",
+    "SparsityReport", "sparsity", "prune", "PRUNE_THRESHOLD", "TrainResult", "TrainState",
+    "TrainInfo", "kl_schedule", "negative_log_likelihood", "init", "step", "fit",
 ]
 
 _K1, _K2, _K3 = 0.63576, 1.87320, 1.48695
@@ -288,6 +288,12 @@ def _minibatch_neg_elbo(model, key, X, y, beta, *, likelihood, batch_size, noise
     return (n / X.shape[0]) * jnp.sum(nll) + beta * kl_divergence(model)
 
 
+def _neg_elbo_loss(X, y, *, likelihood, batch_size, noise_std) -> Callable:
+    """``loss(model, key, beta)``: :func:`_minibatch_neg_elbo` on the data."""
+    return partial(_minibatch_neg_elbo, X=X, y=y, likelihood=likelihood, batch_size=batch_size,
+                   noise_std=noise_std)
+
+
 @partial(jax.jit, static_argnames=("static", "likelihood", "n_steps", "batch_size", "optimizer",
                                    "progress"))
 def _fit_core(key, dynamic, X, y, *, learning_rate, kl_weight, warmup_steps, noise_std, static,
@@ -296,13 +302,10 @@ def _fit_core(key, dynamic, X, y, *, learning_rate, kl_weight, warmup_steps, noi
     if optimizer is None:
         optimizer = optax.adam(learning_rate)
     betas = kl_schedule(n_steps, kl_weight=kl_weight, warmup_steps=warmup_steps, dtype=X.dtype)
-
-    def loss(m, k, beta):
-        return _minibatch_neg_elbo(m, k, X, y, beta, likelihood=likelihood,
-                                   batch_size=batch_size, noise_std=noise_std)
-
-    res = train(key, loss, model, optimizer=optimizer, n_steps=n_steps, xs=betas,
-                progress=progress, desc="bayes_layers fit")
+    loss = _neg_elbo_loss(X, y, likelihood=likelihood, batch_size=batch_size,
+                          noise_std=noise_std)
+    res = train(key, lambda m, k, beta: loss(m, k, beta=beta), model, optimizer=optimizer,
+                n_steps=n_steps, xs=betas, progress=progress, desc="bayes_layers fit")
     return res._replace(params=eqx.filter(res.params, eqx.is_array))
 
 
@@ -311,6 +314,75 @@ def _model_dtype(model):
     if not layers:
         raise ValueError("model contains no BayesianLinear layer")
     return layers[0].weight_mean.dtype
+
+
+def _check_training(model, X, y, *, likelihood, batch_size, noise_std, kl_weight):
+    """The checks :func:`fit` and :func:`step` share: (X, y, dtype, batch size)."""
+    if likelihood not in _LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {_LIKELIHOODS}, got {likelihood!r}")
+    dtype = _model_dtype(model)
+    X = as_float_array(X, "X", ndim=2, dtype=dtype)
+    batch_size = X.shape[0] if batch_size is None else batch_size
+    check_int_in_range(batch_size, "batch_size", 1, 1 << 31)
+    check_positive(noise_std, "noise_std")
+    check_nonnegative(kl_weight, "kl_weight")
+    out = jax.eval_shape(lambda m, x: m(x), model, X[:1])
+    if likelihood == "categorical":
+        y = check_class_labels(y, "y", out.shape[-1])
+    elif likelihood == "bernoulli":
+        if out.shape[-1] != 1:
+            raise ValueError("likelihood='bernoulli' needs one output, the model gives "
+                             f"{out.shape[-1]}")
+        y = check_labels(y, "y", [0, 1])
+    else:
+        y = as_float_array(y, "y", ndim=(1, 2), dtype=dtype)
+    check_same_length(X, "X", y, "y")
+    return X, y, dtype, min(int(batch_size), X.shape[0])
+
+
+def init(model, *, optimizer: optax.GradientTransformation) -> TrainState:
+    """The training state of ``model`` (a pytree with :class:`BayesianLinear` layers) for
+    :func:`step`: its trainable (inexact-array) leaves, a fresh ``optimizer`` state, and
+    ``finite=True``."""
+    _model_dtype(model)
+    return train_init(model, optimizer)[0]
+
+
+@partial(jax.jit, static_argnames=("static", "optimizer", "likelihood", "batch_size"))
+def _step_core(key, state, dynamic, X, y, *, kl_weight, noise_std, static, optimizer,
+               likelihood, batch_size):
+    model = eqx.combine(dynamic, static)
+    loss = _neg_elbo_loss(X, y, likelihood=likelihood, batch_size=batch_size,
+                          noise_std=noise_std)
+    return train_step(key, state, lambda m, k: loss(m, k, beta=kl_weight),
+                      eqx.filter(model, eqx.is_inexact_array, inverse=True), optimizer)
+
+
+def step(key: jax.Array, state: TrainState, model, X: jax.Array, y: jax.Array, *,
+         optimizer: optax.GradientTransformation, kl_weight=1.0,
+         likelihood: str = "categorical", batch_size: int | None = None,
+         noise_std=1.0) -> tuple[TrainState, TrainInfo]:
+    """One ``optimizer`` step of :func:`fit` on −ELBO_β with β = ``kl_weight`` (traced): one
+    local-reparameterized pass on a minibatch of ``batch_size`` rows drawn by ``key``
+    (``jaxml._core.train_step``), for a loop of one's own (e.g. another KL schedule).
+
+    ``model`` gives the structure; the trained arrays are ``state.params`` (from :func:`init`)
+    and the current model is ``eqx.combine(state.params, model)``. X (n, d), y (n,) or
+    (n, out) as for :func:`fit`. With the keys ``jax.random.split(key, n_steps)`` and
+    β_t = ``kl_schedule(n_steps, ...)[t]`` the steps reproduce ``fit(key, ...)``.
+
+    Returns:
+        ``(state, info)``: the new :class:`TrainState`; :class:`TrainInfo` with ``value`` ()
+        the minibatch −ELBO_β before the update (NaN once a step was not finite) and
+        ``error`` () 0, or inf once a loss or gradient was not finite.
+    """
+    X, y, dtype, batch_size = _check_training(model, X, y, likelihood=likelihood,
+                                              batch_size=batch_size, noise_std=noise_std,
+                                              kl_weight=kl_weight)
+    dynamic, static = eqx.partition(model, eqx.is_array)
+    return _step_core(key, state, dynamic, X, y, kl_weight=jnp.asarray(kl_weight, dtype),
+                      noise_std=jnp.asarray(noise_std, dtype), static=static,
+                      optimizer=optimizer, likelihood=likelihood, batch_size=batch_size)
 
 
 def fit(key, model, X, y, *, likelihood: str = "categorical", n_steps: int = 1000,
@@ -353,33 +425,17 @@ def fit(key, model, X, y, *, likelihood: str = "categorical", n_steps: int = 100
     Raises:
         ValueError / TypeError: bad shapes, labels, options; a model without Bayesian layers.
     """
-    if likelihood not in _LIKELIHOODS:
-        raise ValueError(f"likelihood must be one of {_LIKELIHOODS}, got {likelihood!r}")
-    dtype = _model_dtype(model)
-    X = as_float_array(X, "X", ndim=2, dtype=dtype)
+    X, y, dtype, batch_size = _check_training(model, X, y, likelihood=likelihood,
+                                              batch_size=batch_size, noise_std=noise_std,
+                                              kl_weight=kl_weight)
     check_int_in_range(n_steps, "n_steps", 1, 1 << 31)
-    batch_size = X.shape[0] if batch_size is None else batch_size
-    check_int_in_range(batch_size, "batch_size", 1, 1 << 31)
     check_positive(learning_rate, "learning_rate")
-    check_positive(noise_std, "noise_std")
-    check_nonnegative(kl_weight, "kl_weight")
     check_nonnegative(warmup_steps, "warmup_steps")
-    out = jax.eval_shape(lambda m, x: m(x), model, X[:1])
-    if likelihood == "categorical":
-        y = check_class_labels(y, "y", out.shape[-1])
-    elif likelihood == "bernoulli":
-        if out.shape[-1] != 1:
-            raise ValueError("likelihood='bernoulli' needs one output, the model gives "
-                             f"{out.shape[-1]}")
-        y = check_labels(y, "y", [0, 1])
-    else:
-        y = as_float_array(y, "y", ndim=(1, 2), dtype=dtype)
-    check_same_length(X, "X", y, "y")
     cast = lambda v: jnp.asarray(v, dtype)  # noqa: E731
     dynamic, static = eqx.partition(model, eqx.is_array)
     res = _fit_core(key, dynamic, X, y, learning_rate=cast(learning_rate),
                     kl_weight=cast(kl_weight), warmup_steps=cast(warmup_steps),
                     noise_std=cast(noise_std), static=static, likelihood=likelihood,
-                    n_steps=int(n_steps), batch_size=min(int(batch_size), X.shape[0]),
+                    n_steps=int(n_steps), batch_size=batch_size,
                     optimizer=optimizer, progress=bool(progress))
     return res._replace(params=eqx.combine(res.params, static))

@@ -40,15 +40,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxml._core import (TrainResult, as_float_array, bernoulli_log_prob, check_int_in_range,
-                         check_positive, diag_gaussian_log_prob, standard_normal_log_prob,
-                         train)
+from jaxml._core import (TrainInfo, TrainResult, TrainState, as_float_array, bernoulli_log_prob,
+                         check_int_in_range, check_positive, diag_gaussian_log_prob,
+                         standard_normal_log_prob, train, train_init, train_step)
 from jaxml.gaussian import kl_diag_standard_normal
 
 __all__ = [
     "VAE", "Autoencoder", "ELBOTerms", "TrainResult", "encode", "decode", "elbo", "elbo_terms",
     "iwae_bound", "decoder_log_prob", "reconstruct", "sample", "reconstruction_loss",
-    "loss", "fit",
+    "loss", "TrainState", "TrainInfo", "init", "step", "fit",
 ]
 
 _LIKELIHOODS = ("bernoulli", "gaussian")
@@ -356,20 +356,59 @@ def loss(key: jax.Array, model: VAE | Autoencoder, x: jax.Array) -> jax.Array:
 # ----------------------------------------------------------------------------- fitting
 
 
-@partial(jax.jit, static_argnames=("static", "batch_size", "optimizer", "n_steps", "progress"))
-def _fit_core(key, dynamic, X, *, learning_rate, static, batch_size, optimizer, n_steps,
-              progress):
-    model = eqx.combine(dynamic, static)
-    if optimizer is None:
-        optimizer = optax.adam(learning_rate)
+def _batch_loss(X, batch_size: int) -> Callable:
+    """``loss_fn(model, key)``: :func:`loss` on ``batch_size`` rows of X drawn by ``key``."""
     n = X.shape[0]
 
     def loss_fn(m, k):
         kb, kl = jax.random.split(k)
-        idx = jax.random.randint(kb, (min(batch_size, n),), 0, n)
-        return _loss(m, kl, X[idx])
+        return _loss(m, kl, X[jax.random.randint(kb, (min(batch_size, n),), 0, n)])
+    return loss_fn
 
-    res = train(key, loss_fn, model, optimizer=optimizer, n_steps=n_steps, progress=progress,
+
+def init(model: VAE | Autoencoder, *, optimizer: optax.GradientTransformation) -> TrainState:
+    """The training state of ``model`` for :func:`step`: its trainable (inexact-array)
+    leaves, a fresh ``optimizer`` state, and ``finite=True``."""
+    _check_model(model)
+    return train_init(model, optimizer)[0]
+
+
+@partial(jax.jit, static_argnames=("static", "optimizer", "batch_size"))
+def _step_core(key, state, dynamic, X, *, static, optimizer, batch_size):
+    model = eqx.combine(dynamic, static)
+    return train_step(key, state, _batch_loss(X, batch_size),
+                      eqx.filter(model, eqx.is_inexact_array, inverse=True), optimizer)
+
+
+def step(key: jax.Array, state: TrainState, model: VAE | Autoencoder, X: jax.Array, *,
+         optimizer: optax.GradientTransformation,
+         batch_size: int = 128) -> tuple[TrainState, TrainInfo]:
+    """One ``optimizer`` step of :func:`fit` on a minibatch of ``batch_size`` rows of X (n, d)
+    drawn by ``key`` (``jaxml._core.train_step`` on :func:`loss`), for a training loop of
+    one's own. ``model`` gives the structure; the trained arrays are ``state.params`` (from
+    :func:`init`) and the current model is ``eqx.combine(state.params, model)``. With the keys
+    ``jax.random.split(key, n_steps)`` the steps reproduce ``fit(key, ...)``.
+
+    Returns:
+        ``(state, info)``: the new :class:`TrainState`; :class:`TrainInfo` with ``value`` ()
+        the minibatch loss before the update (NaN once a step was not finite) and ``error``
+        () 0, or inf once a loss or gradient was not finite.
+    """
+    _check_model(model)
+    X = _check_x(model, X, "X", ndim=2)
+    check_int_in_range(batch_size, "batch_size", 1, 1 << 31)
+    dynamic, static = eqx.partition(model, eqx.is_array)
+    return _step_core(key, state, dynamic, X, static=static, optimizer=optimizer,
+                      batch_size=int(batch_size))
+
+
+@partial(jax.jit, static_argnames=("static", "batch_size", "optimizer", "n_steps", "progress"))
+def _fit_core(key, dynamic, X, *, learning_rate, static, batch_size, optimizer, n_steps,
+              progress):
+    model = eqx.combine(dynamic, static)
+    res = train(key, _batch_loss(X, batch_size), model,
+                optimizer=optax.adam(learning_rate) if optimizer is None else optimizer,
+                n_steps=n_steps, progress=progress,
                 desc="vae fit" if isinstance(model, VAE) else "autoencoder fit")
     return res._replace(params=eqx.filter(res.params, eqx.is_array))
 
@@ -380,7 +419,8 @@ def fit(key: jax.Array, model: VAE | Autoencoder, X: jax.Array, *, n_steps: int 
         progress: bool = False) -> TrainResult:
     """Train a VAE (maximize the ELBO) or an autoencoder (minimize the squared reconstruction
     error) with Adam (or ``optimizer``), ``n_steps`` steps in one compiled ``lax.scan``, each
-    on a minibatch of ``batch_size`` rows of X (n, d) drawn with replacement by ``key``.
+    on a minibatch of ``batch_size`` rows of X (n, d) drawn with replacement by ``key``:
+    :func:`init`, then ``n_steps`` of :func:`step` (the shared ``jaxml._core.train``).
 
     ``learning_rate`` is traced (no recompilation across values, ``vmap`` works); sizes are
     static; ``progress=True`` shows a tqdm bar.

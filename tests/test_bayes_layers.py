@@ -213,6 +213,28 @@ def test_mlp_composition_kl_jit_vmap_float32():
     assert f32.params.layers[0].weight_mean.dtype == jnp.float32
 
 
+def test_init_and_step_reproduce_fit():
+    """fit = init + a scan of step with β_t from kl_schedule: stepping by hand with fit's keys
+    and β's gives fit's trace and parameters."""
+    import optax
+    mlp = bl.BayesianMLP((4, 5, 3), key=jax.random.key(0))
+    rng = np.random.default_rng(7)
+    X, y = jnp.asarray(rng.normal(size=(20, 4))), jnp.asarray(rng.integers(0, 3, 20))
+    opt = optax.adam(1e-2)
+    res = bl.fit(jax.random.key(1), mlp, X, y, n_steps=4, batch_size=8, optimizer=opt,
+                 warmup_steps=3)
+    state = bl.init(mlp, optimizer=opt)
+    values = []
+    betas = bl.kl_schedule(4, warmup_steps=3)
+    for k, beta in zip(jax.random.split(jax.random.key(1), 4), betas):
+        state, info = bl.step(k, state, mlp, X, y, optimizer=opt, kl_weight=beta, batch_size=8)
+        values.append(info.value)
+    np.testing.assert_allclose(np.array(values), res.trace, rtol=1e-12)
+    mine = eqx.combine(state.params, mlp)
+    np.testing.assert_allclose(mine.layers[0].weight_mean, res.params.layers[0].weight_mean,
+                               rtol=1e-12)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="prior"):
         bl.BayesianLinear(3, 2, key=jax.random.key(0), prior="horseshoe")

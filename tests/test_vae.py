@@ -163,6 +163,24 @@ def test_linear_autoencoder_reaches_pca_error(digits):
     assert err <= 1.05 * pca_err
 
 
+def test_init_and_step_reproduce_fit(digits):
+    """fit = init + a scan of step: stepping by hand with fit's keys gives fit's trace."""
+    import optax
+    opt = optax.adam(1e-2)
+    for model in (vae.VAE(jax.random.key(0), 64, 2, width=8),
+                  vae.Autoencoder(jax.random.key(0), 64, 2, width=8)):
+        res = vae.fit(jax.random.key(1), model, digits, n_steps=3, batch_size=16, optimizer=opt)
+        state = vae.init(model, optimizer=opt)
+        values = []
+        for k in jax.random.split(jax.random.key(1), 3):
+            state, info = vae.step(k, state, model, digits, optimizer=opt, batch_size=16)
+            values.append(info.value)
+        np.testing.assert_allclose(np.array(values), res.trace, rtol=1e-12)
+        mine = eqx.combine(state.params, model)
+        np.testing.assert_allclose(mine.decoder.layers[-1].weight,
+                                   res.params.decoder.layers[-1].weight, rtol=1e-12)
+
+
 def test_bad_input(digits):
     m = vae.VAE(jax.random.key(0), 64, 2, width=8)
     with pytest.raises(ValueError, match="likelihood"):
