@@ -56,14 +56,14 @@ import optax
 
 from jaxml._core import (
     TrainInfo, TrainResult, TrainState, as_float_array, bernoulli_log_prob, check_class_labels,
-    check_int_in_range, check_labels, check_nonnegative, check_positive, check_same_length,
-    diag_gaussian_log_prob, train, train_init, train_step,
+    check_finite, check_int_in_range, check_labels, check_nonnegative, check_positive,
+    check_same_length, diag_gaussian_log_prob, train, train_init, train_step,
 )
 
 __all__ = [
     "BayesianLinear", "BayesianMLP", "kl_log_uniform", "kl_ard", "kl_divergence",
     "SparsityReport", "sparsity", "prune", "PRUNE_THRESHOLD", "TrainResult", "TrainState",
-    "TrainInfo", "kl_schedule", "negative_log_likelihood", "init", "step", "fit",
+    "TrainInfo", "kl_schedule", "negative_log_likelihood", "loss", "init", "step", "fit",
 ]
 
 _K1, _K2, _K3 = 0.63576, 1.87320, 1.48695
@@ -83,6 +83,18 @@ def kl_log_uniform(log_alpha: jax.Array) -> jax.Array:
 def kl_ard(log_alpha: jax.Array) -> jax.Array:
     """KL(N(θ, σ²) ‖ N(0, θ² + σ²)) = ½ log(1 + 1/α), α = σ²/θ², elementwise (optimal ARD prior)."""
     return 0.5 * jax.nn.softplus(-log_alpha)
+
+
+def _safe_sqrt(v: jax.Array) -> jax.Array:
+    """√v with a zero (not infinite) derivative where v = 0.
+
+    A pre-activation's variance x² (σ²)ᵀ is exactly 0 for an all-zero input row (sparse or
+    one-hot data, or a hidden row whose ReLU units are all off); the plain square root's
+    derivative is infinite there and 0 · ∞ = NaN reaches every parameter. There the draw
+    does not depend on σ at all, so 0 is the exact derivative.
+    """
+    pos = v > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, v, 1.0)), 0.0)
 
 
 class BayesianLinear(eqx.Module):
@@ -129,7 +141,7 @@ class BayesianLinear(eqx.Module):
         mean, var = self.moments(x)
         if deterministic or key is None:
             return mean
-        return mean + jnp.sqrt(var) * jax.random.normal(key, mean.shape, mean.dtype)
+        return mean + _safe_sqrt(var) * jax.random.normal(key, mean.shape, mean.dtype)
 
     def log_alpha(self) -> jax.Array:
         """(out, in) log α = log σ² − log θ² (the log dropout odds of each weight)."""
@@ -276,8 +288,9 @@ def negative_log_likelihood(outputs: jax.Array, y: jax.Array, *, likelihood: str
 
 
 def _minibatch_neg_elbo(model, key, X, y, beta, *, likelihood, batch_size, noise_std):
-    """(n / B) Σ_{i in batch} NLLᵢ + β KL: an unbiased estimate of −ELBO_β (batch drawn with
-    replacement; the whole data when B ≥ n), with fresh local-reparameterization noise."""
+    """(n / B) Σ_{i in batch} NLLᵢ + β KL: an unbiased estimate of −ELBO_β (batch of B rows
+    drawn uniformly with replacement; the whole data when B ≥ n), with fresh
+    local-reparameterization noise."""
     n = X.shape[0]
     if batch_size < n:
         kb, key = jax.random.split(key)
@@ -316,17 +329,46 @@ def _model_dtype(model):
     return layers[0].weight_mean.dtype
 
 
+def _check_model(model):
+    """Every Bayesian layer's parameters have the shapes its sizes say; returns the dtype."""
+    dtype = _model_dtype(model)
+    for i, layer in enumerate(_layers(model)):
+        want = (layer.out_features, layer.in_features)
+        shapes = [("weight_mean", layer.weight_mean, want),
+                  ("weight_log_sigma2", layer.weight_log_sigma2, want)]
+        if layer.bias is not None:
+            shapes.append(("bias", layer.bias, (layer.out_features,)))
+        for field, value, shape in shapes:
+            if not hasattr(value, "shape") or tuple(value.shape) != shape:
+                got = getattr(value, "shape", type(value).__name__)
+                raise ValueError(f"model: BayesianLinear layer {i} {field} must have shape "
+                                 f"{shape}, got {got}")
+    return dtype
+
+
+def _checked_params(dynamic):
+    """The model's floating leaves checked finite (NaN/inf initial values are an error)."""
+    return jax.tree_util.tree_map(
+        lambda a: check_finite(a, "model") if eqx.is_inexact_array(a) else a, dynamic)
+
+
 def _check_training(model, X, y, *, likelihood, batch_size, noise_std, kl_weight):
-    """The checks :func:`fit` and :func:`step` share: (X, y, dtype, batch size)."""
+    """The checks :func:`fit`, :func:`step` and :func:`loss` share. Returns the checked
+    (X, y, noise_std, kl_weight) as arrays of the model's dtype, and the batch size."""
     if likelihood not in _LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {_LIKELIHOODS}, got {likelihood!r}")
-    dtype = _model_dtype(model)
+    dtype = _check_model(model)
     X = as_float_array(X, "X", ndim=2, dtype=dtype)
+    if X.shape[0] < 1:
+        raise ValueError(f"X must have at least 1 row, got shape {X.shape}")
     batch_size = X.shape[0] if batch_size is None else batch_size
-    check_int_in_range(batch_size, "batch_size", 1, 1 << 31)
-    check_positive(noise_std, "noise_std")
-    check_nonnegative(kl_weight, "kl_weight")
-    out = jax.eval_shape(lambda m, x: m(x), model, X[:1])
+    batch_size = check_int_in_range(batch_size, "batch_size", 1, 1 << 31)
+    noise_std = jnp.asarray(check_positive(noise_std, "noise_std"), dtype)
+    kl_weight = jnp.asarray(check_nonnegative(kl_weight, "kl_weight"), dtype)
+    try:
+        out = jax.eval_shape(lambda m, x: m(x), model, X[:1])
+    except Exception as e:  # noqa: BLE001  a model that does not take rows of X
+        raise ValueError(f"model cannot be applied to rows of X (shape {X.shape}): {e}") from e
     if likelihood == "categorical":
         y = check_class_labels(y, "y", out.shape[-1])
     elif likelihood == "bernoulli":
@@ -336,15 +378,62 @@ def _check_training(model, X, y, *, likelihood, batch_size, noise_std, kl_weight
         y = check_labels(y, "y", [0, 1])
     else:
         y = as_float_array(y, "y", ndim=(1, 2), dtype=dtype)
+        if y.size != y.shape[0] * out.shape[-1]:
+            raise ValueError(f"y must have {out.shape[-1]} value(s) per row (the model's "
+                             f"outputs), got shape {y.shape}")
     check_same_length(X, "X", y, "y")
-    return X, y, dtype, min(int(batch_size), X.shape[0])
+    return X, y, noise_std, kl_weight, min(int(batch_size), X.shape[0])
+
+
+@partial(jax.jit, static_argnames=("static", "likelihood", "batch_size"))
+def _loss_core(key, dynamic, X, y, *, kl_weight, noise_std, static, likelihood, batch_size):
+    return _minibatch_neg_elbo(eqx.combine(dynamic, static), key, X, y, kl_weight,
+                               likelihood=likelihood, batch_size=batch_size, noise_std=noise_std)
+
+
+def loss(key: jax.Array, model, X: jax.Array, y: jax.Array, *,
+         likelihood: str = "categorical", batch_size: int | None = None, kl_weight=1.0,
+         noise_std=1.0) -> jax.Array:
+    r"""The minibatch estimate of −ELBO_β that :func:`fit` and :func:`step` descend.
+
+    With B = ``batch_size`` rows i₁, …, i_B drawn by ``key`` uniformly with replacement and
+    one local-reparameterized forward pass (fresh noise ε in every layer),
+
+        L̂ = (n / B) Σ_b −log p(y_{i_b} | f_{W(ε)}(x_{i_b})) + β · KL(q ‖ p),
+
+    an unbiased estimate of the full-data objective: E[L̂] = Σᵢ E_q[−log p(yᵢ | f_W(xᵢ))]
+    + β · KL = −ELBO_β (stochastic variational inference with the N/B likelihood scaling,
+    Hoffman et al. 2013). ``batch_size=None`` (or ≥ n) uses every row once (only the noise
+    is random).
+
+    Args:
+        key: PRNG key (minibatch and noise).
+        model: a pytree with :class:`BayesianLinear` layers, as for :func:`fit`.
+        X: (n, d) inputs.
+        y: (n,) or (n, out) targets for ``likelihood`` (as for :func:`fit`).
+        likelihood: ``"categorical"``, ``"bernoulli"`` or ``"gaussian"``.
+        batch_size: static B. kl_weight, noise_std: β ≥ 0 and the Gaussian noise > 0 (traced).
+
+    Returns:
+        () the estimate L̂.
+
+    Reference: M. D. Hoffman, D. M. Blei, C. Wang & J. Paisley, "Stochastic variational
+    inference", JMLR 14 (2013).
+    """
+    X, y, noise_std, kl_weight, batch_size = _check_training(
+        model, X, y, likelihood=likelihood, batch_size=batch_size, noise_std=noise_std,
+        kl_weight=kl_weight)
+    dynamic, static = eqx.partition(model, eqx.is_array)
+    return _loss_core(key, _checked_params(dynamic), X, y, kl_weight=kl_weight,
+                      noise_std=noise_std, static=static, likelihood=likelihood,
+                      batch_size=batch_size)
 
 
 def init(model, *, optimizer: optax.GradientTransformation) -> TrainState:
     """The training state of ``model`` (a pytree with :class:`BayesianLinear` layers) for
     :func:`step`: its trainable (inexact-array) leaves, a fresh ``optimizer`` state, and
     ``finite=True``."""
-    _model_dtype(model)
+    _check_model(model)
     return train_init(model, optimizer)[0]
 
 
@@ -364,7 +453,8 @@ def step(key: jax.Array, state: TrainState, model, X: jax.Array, y: jax.Array, *
          noise_std=1.0) -> tuple[TrainState, TrainInfo]:
     """One ``optimizer`` step of :func:`fit` on −ELBO_β with β = ``kl_weight`` (traced): one
     local-reparameterized pass on a minibatch of ``batch_size`` rows drawn by ``key``
-    (``jaxml._core.train_step``), for a loop of one's own (e.g. another KL schedule).
+    (the unbiased N/B-scaled estimate :func:`loss`, differentiated by
+    ``jaxml._core.train_step``), for a loop of one's own (e.g. another KL schedule).
 
     ``model`` gives the structure; the trained arrays are ``state.params`` (from :func:`init`)
     and the current model is ``eqx.combine(state.params, model)``. X (n, d), y (n,) or
@@ -376,13 +466,13 @@ def step(key: jax.Array, state: TrainState, model, X: jax.Array, y: jax.Array, *
         the minibatch −ELBO_β before the update (NaN once a step was not finite) and
         ``error`` () 0, or inf once a loss or gradient was not finite.
     """
-    X, y, dtype, batch_size = _check_training(model, X, y, likelihood=likelihood,
-                                              batch_size=batch_size, noise_std=noise_std,
-                                              kl_weight=kl_weight)
+    X, y, noise_std, kl_weight, batch_size = _check_training(
+        model, X, y, likelihood=likelihood, batch_size=batch_size, noise_std=noise_std,
+        kl_weight=kl_weight)
     dynamic, static = eqx.partition(model, eqx.is_array)
-    return _step_core(key, state, dynamic, X, y, kl_weight=jnp.asarray(kl_weight, dtype),
-                      noise_std=jnp.asarray(noise_std, dtype), static=static,
-                      optimizer=optimizer, likelihood=likelihood, batch_size=batch_size)
+    return _step_core(key, state, dynamic, X, y, kl_weight=kl_weight, noise_std=noise_std,
+                      static=static, optimizer=optimizer, likelihood=likelihood,
+                      batch_size=batch_size)
 
 
 def fit(key, model, X, y, *, likelihood: str = "categorical", n_steps: int = 1000,
@@ -395,47 +485,59 @@ def fit(key, model, X, y, *, likelihood: str = "categorical", n_steps: int = 100
 
         −ELBO_β(q) = Σᵢ E_q[−log p(yᵢ | f_W(xᵢ))] + β_t · KL(q ‖ p),
 
-    the expectation estimated with one local-reparameterized forward pass per step (fresh
-    pre-activation noise in every :class:`BayesianLinear`) on a minibatch of ``batch_size``
-    rows drawn with replacement and rescaled by n / B (all rows when ``batch_size`` is
-    ``None`` or ≥ n); KL is :func:`kl_divergence` of the model (each layer's ``prior``).
+    by stochastic variational inference (Hoffman et al. 2013): each step descends the
+    minibatch estimate :func:`loss`, one local-reparameterized forward pass (fresh
+    pre-activation noise in every :class:`BayesianLinear`) on ``batch_size`` = B rows drawn
+    uniformly with replacement, their log-likelihood scaled by n / B, plus β_t · KL. Its
+    expectation over the batch and the noise is exactly −ELBO_β of the full data (so its
+    gradient is an unbiased gradient of it); all rows are used when ``batch_size`` is
+    ``None`` or ≥ n. KL is :func:`kl_divergence` of the model (each layer's ``prior``).
     β_t follows :func:`kl_schedule`: a linear warm-up from kl_weight/warmup_steps to
     ``kl_weight`` over the first ``warmup_steps`` steps (a common way to let the data shape
     the weights before the sparsifying penalty acts), ``kl_weight`` = 1 being the true ELBO.
 
+    All-zero input rows (one-hot or sparse data, or hidden rows whose ReLU units are all off)
+    are fine: their pre-activation variance is 0 and its square root has a zero derivative.
+
     Args:
         key: PRNG key (noise and minibatches).
         model: a pytree (e.g. :class:`BayesianMLP`) containing :class:`BayesianLinear` layers,
-            called as ``model(x, key=k)`` on (B, d) inputs.
-        X: (n, d) inputs, cast to the model's dtype.
+            called as ``model(x, key=k)`` on (B, d) inputs; finite parameters.
+        X: (n, d) finite inputs, cast to the model's dtype.
         y: (n,) labels / targets for ``likelihood`` (see :func:`negative_log_likelihood`):
             classes 0..K−1 (``"categorical"``), {0, 1} (``"bernoulli"``) or reals
             (``"gaussian"``, (n,) or (n, out), noise standard deviation ``noise_std``).
         n_steps, batch_size: static sizes. learning_rate, kl_weight, warmup_steps, noise_std:
-            traced (a sweep does not recompile). progress: show a tqdm bar.
+            traced (a sweep does not recompile); learning_rate and noise_std finite and > 0,
+            kl_weight and warmup_steps finite and ≥ 0. progress: show a tqdm bar.
 
     Returns:
         :class:`TrainResult`: ``params`` the trained model (same structure as given),
         ``trace`` (n_steps,) the minibatch estimate of −ELBO_β at every step, before that
         step's update ((n / B) Σ_batch NLL + β_t · KL with the step's own β_t), ``n_iter`` ()
-        the finite steps, ``finite`` () every loss and gradient finite, ``opt_state`` the
-        optimizer state. The β_t used at step t is
-        ``kl_schedule(n_steps, kl_weight=kl_weight, warmup_steps=warmup_steps)[t]``.
+        the finite steps, ``finite`` () every loss and gradient finite (False for a diverged
+        fit, e.g. a far too large learning rate), ``opt_state`` the optimizer state. The β_t
+        used at step t is ``kl_schedule(n_steps, kl_weight=kl_weight,
+        warmup_steps=warmup_steps)[t]``.
 
     Raises:
-        ValueError / TypeError: bad shapes, labels, options; a model without Bayesian layers.
+        ValueError / TypeError: bad shapes, labels, options; a model without Bayesian layers
+        or with parameters of the wrong shape; NaN/inf in X or the model (at run time when
+        traced).
+
+    Reference: M. D. Hoffman, D. M. Blei, C. Wang & J. Paisley, "Stochastic variational
+    inference", JMLR 14 (2013).
     """
-    X, y, dtype, batch_size = _check_training(model, X, y, likelihood=likelihood,
-                                              batch_size=batch_size, noise_std=noise_std,
-                                              kl_weight=kl_weight)
-    check_int_in_range(n_steps, "n_steps", 1, 1 << 31)
-    check_positive(learning_rate, "learning_rate")
-    check_nonnegative(warmup_steps, "warmup_steps")
-    cast = lambda v: jnp.asarray(v, dtype)  # noqa: E731
+    X, y, noise_std, kl_weight, batch_size = _check_training(
+        model, X, y, likelihood=likelihood, batch_size=batch_size, noise_std=noise_std,
+        kl_weight=kl_weight)
+    n_steps = check_int_in_range(n_steps, "n_steps", 1, 1 << 31)
+    dtype = X.dtype
+    learning_rate = jnp.asarray(check_positive(learning_rate, "learning_rate"), dtype)
+    warmup_steps = jnp.asarray(check_nonnegative(warmup_steps, "warmup_steps"), dtype)
     dynamic, static = eqx.partition(model, eqx.is_array)
-    res = _fit_core(key, dynamic, X, y, learning_rate=cast(learning_rate),
-                    kl_weight=cast(kl_weight), warmup_steps=cast(warmup_steps),
-                    noise_std=cast(noise_std), static=static, likelihood=likelihood,
-                    n_steps=int(n_steps), batch_size=batch_size,
-                    optimizer=optimizer, progress=bool(progress))
+    res = _fit_core(key, _checked_params(dynamic), X, y, learning_rate=learning_rate,
+                    kl_weight=kl_weight, warmup_steps=warmup_steps, noise_std=noise_std,
+                    static=static, likelihood=likelihood, n_steps=n_steps,
+                    batch_size=batch_size, optimizer=optimizer, progress=bool(progress))
     return res._replace(params=eqx.combine(res.params, static))

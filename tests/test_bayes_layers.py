@@ -256,3 +256,110 @@ def test_bad_arguments():
         bl.fit(jax.random.key(0), mlp, X, np.zeros(6, int), likelihood="poisson")
     with pytest.raises(ValueError, match="learning_rate"):
         bl.fit(jax.random.key(0), mlp, X, np.zeros(6, int), learning_rate=0.0)
+
+
+def _one_hot_with_zero_rows():
+    rng = np.random.default_rng(8)
+    X = np.eye(4)[rng.integers(0, 4, 12)]
+    X[::3] = 0.0                                  # all-zero rows: pre-activation variance 0
+    return X, rng.integers(0, 3, 12)
+
+
+def test_zero_rows_and_dead_relus_stay_finite():
+    """Issue 13: an all-zero input row (one-hot / sparse data), or a hidden row whose ReLU
+    units are all off, has variance exactly 0 under the local-reparameterization square
+    root; the fit stays finite (eagerly and under jit), and the zero rows' draws equal the
+    mean (bias) exactly."""
+    X, y = _one_hot_with_zero_rows()
+    mlp = bl.BayesianMLP((4, 6, 3), key=jax.random.key(0))
+    for run in (bl.fit, jax.jit(bl.fit, static_argnames=("n_steps",))):
+        res = run(jax.random.key(1), mlp, X, y, n_steps=20, learning_rate=1e-2)
+        assert bool(res.finite) and int(res.n_iter) == 20
+        assert np.all(np.isfinite(np.asarray(res.params.layers[0].weight_log_sigma2)))
+    layer = mlp.layers[0]
+    g = jax.grad(lambda l: jnp.sum(l(jnp.asarray(X), key=jax.random.key(3))))(layer)
+    assert np.all(np.isfinite(np.asarray(g.weight_log_sigma2)))
+    np.testing.assert_allclose(layer(jnp.asarray(X), key=jax.random.key(3))[::3],
+                               np.broadcast_to(np.asarray(layer.bias), (4, 6)))
+    # every ReLU off for every row: the second layer sees zero rows only
+    dead = eqx.tree_at(lambda m: m.layers[0].bias, mlp, jnp.full(6, -50.0))
+    res = bl.fit(jax.random.key(1), dead, np.abs(X) + 0.1, y, n_steps=5, learning_rate=1e-2)
+    assert bool(res.finite) and int(res.n_iter) == 5
+
+
+def test_diverged_fit_reports_not_finite():
+    X, y = _one_hot_with_zero_rows()
+    mlp = bl.BayesianMLP((4, 6, 3), key=jax.random.key(0))
+    res = bl.fit(jax.random.key(1), mlp, X, y, n_steps=20, learning_rate=1e6)
+    assert not bool(res.finite) and int(res.n_iter) < 20
+    assert np.all(np.isfinite(np.asarray(res.params.layers[0].weight_mean)))  # last finite
+
+
+def test_bad_values_rejected_eagerly_and_under_jit():
+    X, y = _one_hot_with_zero_rows()
+    mlp = bl.BayesianMLP((4, 6, 3), key=jax.random.key(0))
+    good = {"learning_rate": 1e-2, "kl_weight": 1.0, "warmup_steps": 0.0}
+    jitted = jax.jit(lambda v: bl.fit(jax.random.key(0), mlp, X, y, n_steps=2, **v).trace)
+    for name, bad in (("learning_rate", 0.0), ("learning_rate", -1.0),
+                      ("learning_rate", np.nan), ("learning_rate", np.inf),
+                      ("kl_weight", -1.0), ("kl_weight", np.nan), ("noise_std", 0.0),
+                      ("warmup_steps", -2.0)):
+        with pytest.raises(ValueError, match=f"{name} must"):
+            bl.fit(jax.random.key(0), mlp, X, y, n_steps=2, **{name: bad})
+        if name in good:      # traced (one compilation): checked at run time
+            with pytest.raises(Exception, match=f"{name} must"):
+                jitted({**good, name: bad})
+    assert np.all(np.isfinite(np.asarray(jitted(good))))
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        bl.fit(jax.random.key(0), mlp, Xn, y, n_steps=2)
+    with pytest.raises(Exception, match="X contains NaN"):
+        jax.jit(lambda X: bl.fit(jax.random.key(0), mlp, X, y, n_steps=2).trace)(Xn)
+    with pytest.raises(Exception, match="learning_rate must"):
+        jax.vmap(lambda lr: bl.fit(jax.random.key(0), mlp, X, y, n_steps=2,
+                                   learning_rate=lr).trace)(jnp.array([1e-2, -1.0]))
+    with pytest.raises(TypeError, match="X must be real"):
+        bl.fit(jax.random.key(0), mlp, X + 1j, y, n_steps=2)
+    with pytest.raises(ValueError, match="X must have at least 1 row"):
+        bl.fit(jax.random.key(0), mlp, np.zeros((0, 4)), np.zeros(0, int), n_steps=2)
+    # parameters of the wrong shape, or NaN, in the model
+    wrong = eqx.tree_at(lambda m: m.layers[1].weight_mean, mlp, jnp.zeros((3, 5)))
+    with pytest.raises(ValueError, match=r"weight_mean must have shape \(3, 6\)"):
+        bl.fit(jax.random.key(0), wrong, X, y, n_steps=2)
+    nan_model = eqx.tree_at(lambda m: m.layers[0].bias, mlp, jnp.full(6, jnp.nan))
+    with pytest.raises(ValueError, match="model contains NaN"):
+        bl.fit(jax.random.key(0), nan_model, X, y, n_steps=2)
+    with pytest.raises(ValueError, match="model cannot be applied"):
+        bl.fit(jax.random.key(0), mlp, np.zeros((12, 5)), y, n_steps=2)
+
+
+@pytest.mark.parametrize("batch_size", [None, 5])
+def test_minibatch_objective_is_unbiased_for_the_full_data_elbo(batch_size):
+    """Issue 19 (SVI, Hoffman et al. 2013): the N/B-scaled minibatch −ELBO, averaged over
+    minibatch and noise keys, equals the full-data −ELBO. Oracle: the Gaussian likelihood's
+    expectation under local reparameterization in closed form,
+    E[−log N(y | m + √v ε, s²)] = ((y − m)² + v)/(2s²) + log s + ½ log 2π."""
+    from jaxml.testing import check_unbiased
+    rng = np.random.default_rng(9)
+    n, d, s, beta = 23, 3, 0.8, 0.7
+    X = rng.normal(size=(n, d))
+    X[4] = 0.0
+    y = rng.normal(size=n)
+    layer = bl.BayesianLinear(d, 1, key=jax.random.key(0))
+    layer = eqx.tree_at(lambda l: l.weight_log_sigma2, layer,
+                        jnp.asarray(rng.uniform(-2, 0, (1, d))))
+    m, v = (np.asarray(a)[:, 0] for a in layer.moments(jnp.asarray(X)))
+    exact = (np.sum(((y - m) ** 2 + v) / (2 * s * s) + np.log(s) + 0.5 * np.log(2 * np.pi))
+             + beta * float(layer.kl()))
+    rep = check_unbiased(jax.random.key(1), lambda k: bl.loss(
+        k, layer, X, y, likelihood="gaussian", batch_size=batch_size, kl_weight=beta,
+        noise_std=s), exact, n_draws=4000)
+    assert rep is not None
+    # and the minibatch objective is what fit's trace records (batch_size B, first step)
+    res = bl.fit(jax.random.key(2), layer, X, y, likelihood="gaussian", n_steps=1,
+                 batch_size=batch_size, kl_weight=beta, noise_std=s)
+    k0 = jax.random.split(jax.random.key(2), 1)[0]
+    np.testing.assert_allclose(res.trace[0], bl.loss(k0, layer, X, y, likelihood="gaussian",
+                                                     batch_size=batch_size, kl_weight=beta,
+                                                     noise_std=s), rtol=1e-12)
