@@ -24,7 +24,7 @@ References:
 from __future__ import annotations
 
 from functools import lru_cache, partial
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -109,27 +109,134 @@ def squared_loss_grad(w, X, y) -> jax.Array:
 
 # ----------------------------------------------------------------------------- least squares
 def least_squares(X, y) -> jax.Array:
-    r"""Closed-form least squares w = X⁺ y via the SVD (``lstsq``).
+    r"""Closed-form least squares w = X⁺ y, as accurate as a backward-stable solver.
 
-    Never forms (Xᵀ X)⁻¹: the SVD works with the condition number of
-    X, not its square, so ill-conditioned data keeps its accuracy, and when
-    Xᵀ X is singular (collinear columns, d > n) the result is the
-    minimum-norm minimizer (singular values below ε max(n, d) σ₁
-    are treated as zero).
+    Never forms Xᵀ X. A column-pivoted Householder QR factorization X Π = Q R (LAPACK
+    ``geqp3``) gives
+
+        w = Π R⁻¹ Qᵀ y,
+
+    followed by one step of iterative refinement w ← w + Π R⁻¹ Qᵀ (y − X w). Householder
+    QR is backward stable column by column (‖δx_j‖ ≤ c ε ‖x_j‖), so the error follows the
+    condition number of the best column scaling of X, not κ(X): a degree-10 polynomial
+    fitted in raw powers (κ(X) ≈ 1e14–1e20) keeps the digits a column-pivoted QR keeps,
+    where an SVD with the usual relative cut-off (``numpy.linalg.lstsq``) keeps none.
+    (Equilibrating the columns first changes only the pivot order; measured on such
+    designs it lost 0.5–1 digit, so it is not done.)
+
+    Rank is read from the pivoted R, scale-invariantly: X is taken as rank-deficient when
+    some pivot column is within rounding of the span of the columns before it,
+    |R_kk| ≤ 10 max(n, d) ε ‖x_π(k)‖₂ (or when n < d). Then the result is the
+    minimum-norm minimizer w = X⁺ y from an SVD of X, singular values below
+    max(n, d) ε σ₁ treated as zero. The branch is a ``lax.cond`` (both run under
+    ``vmap``).
+
+    Differentiable in X and y (``jax.grad``, ``jax.jvp``) by the derivative of the
+    pseudo-inverse at constant rank (Golub & Pereyra 1973), applied with the same factors:
+
+        dw = X⁺(dy − dX w) + X⁺X⁺ᵀ dXᵀ r + (I − X⁺X) dXᵀ X⁺ᵀ w,   r = y − X w.
+
+    Cost O(n d²) time, O(n d) memory.
 
     Args:
         X: (n, d) design. y: (n,) targets.
 
     Returns:
         (d,) the weights, dtype of ``X``/``y``.
+
+    References:
+        Golub & Van Loan, *Matrix Computations* (2013), §5.4.1 (QR with column pivoting),
+        §5.5 (rank-deficient least squares); Higham, *Accuracy and Stability of Numerical
+        Algorithms* (2002), §20 (column scaling, iterative refinement).
+        Golub & Pereyra, "The differentiation of pseudo-inverses and nonlinear least
+        squares problems", SIAM J. Numer. Anal. 10 (1973).
     """
     X, y = _data(X, y)
     return _least_squares(X, y)
 
 
+class _LSOperators(NamedTuple):
+    """X⁺ and the products the derivative of X⁺ y needs, from one factorization of X."""
+
+    pinv: Callable      # b (n,) ↦ X⁺ b
+    pinv_t: Callable    # v (d,) ↦ X⁺ᵀ v
+    gram_pinv: Callable  # u (d,) ↦ X⁺ X⁺ᵀ u  (= (XᵀX)⁻¹ u at full rank)
+    null: Callable      # u (d,) ↦ (I − X⁺X) u  (0 at full rank)
+
+
+def _ls_branch(ops: _LSOperators, X, y, tangents, *, refine: bool):
+    """(w, dw) from the operators: w = X⁺y (refined once), dw its derivative (or None)."""
+    w = ops.pinv(y)
+    if refine:
+        w = w + ops.pinv(y - jnp.dot(X, w, precision=HIGHEST))
+    if tangents is None:
+        return w, None
+    dX, dy = tangents
+    r = y - jnp.dot(X, w, precision=HIGHEST)
+    dw = (ops.pinv(dy - jnp.dot(dX, w, precision=HIGHEST))
+          + ops.gram_pinv(jnp.dot(r, dX, precision=HIGHEST))
+          + ops.null(jnp.dot(ops.pinv_t(w), dX, precision=HIGHEST)))
+    return w, dw
+
+
+def _ls_svd_operators(X) -> _LSOperators:
+    """Minimum-norm operators from the SVD of the unscaled X (cut-off max(n, d) ε σ₁)."""
+    n, d = X.shape
+    U, s, Vt = jnp.linalg.svd(X, full_matrices=False)
+    keep = s > max(n, d) * jnp.finfo(X.dtype).eps * s[0]
+    s_inv = jnp.where(keep, 1.0 / jnp.where(keep, s, 1.0), 0.0)
+    dot = partial(jnp.dot, precision=HIGHEST)
+    return _LSOperators(
+        pinv=lambda b: dot(Vt.T, s_inv * dot(U.T, b)),
+        pinv_t=lambda v: dot(U, s_inv * dot(Vt, v)),
+        gram_pinv=lambda u: dot(Vt.T, s_inv ** 2 * dot(Vt, u)),
+        null=lambda u: u - dot(Vt.T, jnp.where(keep, dot(Vt, u), 0.0)))
+
+
+def _least_squares_impl(X, y, tangents=None):
+    """(w, dw): pivoted QR at full rank, else the SVD's minimum-norm solution."""
+    n, d = X.shape
+
+    def via_svd(X, y, tangents):
+        return _ls_branch(_ls_svd_operators(X), X, y, tangents, refine=False)
+
+    if n < d:
+        return via_svd(X, y, tangents)
+    dt = X.dtype
+    Q, R, perm = jax.scipy.linalg.qr(X, mode="economic", pivoting=True)
+    pivot_norms = safe_norm(X, axis=0)[perm]
+    full_rank = jnp.all(jnp.abs(jnp.diagonal(R))
+                        > 10 * max(n, d) * jnp.finfo(dt).eps * pivot_norms)
+    R = jnp.where(full_rank, R, jnp.eye(d, dtype=dt))   # finite in the branch not taken (vmap)
+    inv_perm = jnp.argsort(perm)
+    dot = partial(jnp.dot, precision=HIGHEST)
+    tri = partial(jax.scipy.linalg.solve_triangular, R, lower=False)
+    tri_t = partial(jax.scipy.linalg.solve_triangular, R, lower=False, trans="T")
+    qr_ops = _LSOperators(
+        pinv=lambda b: tri(dot(Q.T, b))[inv_perm],
+        pinv_t=lambda v: dot(Q, tri_t(v[perm])),
+        gram_pinv=lambda u: tri(tri_t(u[perm]))[inv_perm],
+        null=jnp.zeros_like)
+
+    def via_qr(X, y, tangents):
+        return _ls_branch(qr_ops, X, y, tangents, refine=True)
+
+    return lax.cond(full_rank, via_qr, via_svd, X, y, tangents)
+
+
+@jax.custom_jvp
+def _least_squares_value(X, y):
+    return _least_squares_impl(X, y)[0]
+
+
+@_least_squares_value.defjvp
+def _least_squares_jvp(primals, tangents):
+    return _least_squares_impl(*primals, tangents)
+
+
 @jax.jit
 def _least_squares(X, y):
-    return jnp.linalg.lstsq(X, y)[0]
+    return _least_squares_value(X, y)
 
 
 def least_squares_gd(X, y, *, learning_rate=None, tol=1e-6, max_iter: int = 1000,
@@ -154,7 +261,7 @@ def least_squares_gd(X, y, *, learning_rate=None, tol=1e-6, max_iter: int = 1000
     line_search = learning_rate is None
     if not line_search:
         learning_rate = as_float_array(learning_rate, "learning_rate", ndim=0, dtype=X.dtype)
-        check_positive(learning_rate, "learning_rate")
+        learning_rate = check_positive(learning_rate, "learning_rate")
     return _least_squares_gd(X, y, learning_rate, _tol(tol, X.dtype), max_iter=max_iter,
                              adjoint=adjoint)
 
@@ -182,7 +289,9 @@ def _psd_shift(A, alpha):
 
 
 def _shift(A, alpha):
-    return jnp.maximum(alpha, jnp.finfo(A.dtype).eps * jnp.trace(A))
+    # floored at the smallest normal number too: a zero design (trace 0) still factors
+    return jnp.maximum(alpha, jnp.maximum(jnp.finfo(A.dtype).eps * jnp.trace(A),
+                                          jnp.finfo(A.dtype).tiny))
 
 
 def _ridge_direct(X, y, alpha):
@@ -354,8 +463,10 @@ def _constrained_core(X, y, r, tol, *, ball, max_iter, adjoint) -> ConstrainedRe
     G = _gram(X)
     b = y @ X
     yy = jnp.dot(y, y)
-    L = 2.0 * jnp.linalg.eigvalsh(G)[-1]
-    scale = 2.0 * jnp.maximum(safe_norm(b), jnp.finfo(X.dtype).tiny)  # |grad f(0)|
+    tiny = jnp.finfo(X.dtype).tiny
+    L = jnp.maximum(2.0 * jnp.linalg.eigvalsh(G)[-1], tiny)           # X = 0: any step
+    nb = safe_norm(b)
+    scale = jnp.where(nb > tiny, 2.0 * nb, 1.0)  # |grad f(0)|; Xᵀy = 0: w = 0 is optimal
     f = lambda w: (w @ (G @ w) - 2.0 * (b @ w) + yy) / scale  # noqa: E731
     res = optim.proximal_gradient(f, lambda v, t: project(v, r), jnp.zeros(X.shape[1], X.dtype),
                                   learning_rate=scale / L, tol=tol, max_iter=max_iter,
@@ -688,8 +799,7 @@ def lasso_path(X, y, alphas, *, tol=1e-4, max_iter: int = 5000,
         and ``trace`` (k, max_iter).
     """
     X, y = _data(X, y)
-    alphas = as_float_array(alphas, "alphas", ndim=1, dtype=X.dtype)
-    check_nonnegative(alphas, "alphas")
+    alphas = check_nonnegative(check_vector(alphas, "alphas", dtype=X.dtype), "alphas")
     max_iter, tol = check_loop_options(max_iter, tol)
     check_int_in_range(warm_block, "warm_block", 1, 10**9)
     return _lasso_path(X, y, alphas, _tol(tol, X.dtype), max_iter=max_iter,
