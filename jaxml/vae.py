@@ -1,8 +1,15 @@
 r"""The variational autoencoder and the plain autoencoder it is contrasted with.
 
 **VAE** (Kingma & Welling 2014). Encoder q_φ(z | x) = N(μ_φ(x), diag σ²_φ(x)), prior
-p(z) = N(0, I_k), decoder p_θ(x | z) (Bernoulli with logits, or Gaussian with a learned
-per-pixel scale). With z = μ + σ ⊙ ε, ε ~ N(0, I),
+p(z) = N(0, I_k), decoder p_θ(x | z), one of (``likelihood=``)
+
+- ``"bernoulli"``: Bernoulli with logits ℓ(z), for data in [0, 1];
+- ``"gaussian"``: N(μ(z), diag σ²) with a learned per-pixel scale σ that does not depend on z;
+- ``"heteroscedastic"``: N(μ(z), diag σ²(z)), the decoder giving 2d numbers (μ(z), r(z)) and
+  σ(z) = min_scale + softplus(r(z)), so the scale varies with z and the likelihood stays
+  bounded (σ ≥ min_scale) on pixels that never vary.
+
+With z = μ + σ ⊙ ε, ε ~ N(0, I),
 
     ELBO(x) = E_q log p_θ(x | z) − KL(q_φ(z | x) ‖ N(0, I)),
     KL = −½ Σⱼ (1 + log σⱼ² − μⱼ² − σⱼ²).
@@ -15,8 +22,8 @@ with ELBO = L₁ ≤ L_K ≤ L_{K+1} ≤ log p(x).
 
 **Autoencoder**: deterministic f: x ↦ z, g: z ↦ x̂, trained on (1/n) Σᵢ ‖xᵢ − g(f(xᵢ))‖².
 
-The Bernoulli decoder is used for data in [0, 1] (binary or grey levels, as is customary);
-its log-likelihood Σⱼ xⱼ ℓⱼ − softplus(ℓⱼ) is the negative binary cross-entropy. The
+The Bernoulli decoder is for data in [0, 1] (binary or grey levels, as is customary; data
+outside [0, 1] is rejected with an error naming it); its log-likelihood Σⱼ xⱼ ℓⱼ − softplus(ℓⱼ) is the negative binary cross-entropy. The
 Bernoulli, diagonal-Gaussian and standard-normal log-densities are ``jaxml._core``'s (shared
 with ``bayes_layers`` and ``flows``).
 
@@ -41,8 +48,9 @@ import jax.numpy as jnp
 import optax
 
 from jaxml._core import (TrainInfo, TrainResult, TrainState, as_float_array, bernoulli_log_prob,
-                         check_int_in_range, check_positive, diag_gaussian_log_prob,
-                         standard_normal_log_prob, train, train_init, train_step)
+                         check_finite, check_in_range, check_int_in_range, check_positive,
+                         diag_gaussian_log_prob, standard_normal_log_prob, train, train_init,
+                         train_step)
 from jaxml.gaussian import kl_diag_standard_normal
 
 __all__ = [
@@ -51,7 +59,7 @@ __all__ = [
     "loss", "TrainState", "TrainInfo", "init", "step", "fit",
 ]
 
-_LIKELIHOODS = ("bernoulli", "gaussian")
+_LIKELIHOODS = ("bernoulli", "gaussian", "heteroscedastic")
 
 
 class VAE(eqx.Module):
@@ -59,11 +67,12 @@ class VAE(eqx.Module):
 
     Attributes:
         encoder: MLP d → 2k, giving (μ, log σ²) of q(z|x).
-        decoder: MLP k → d, giving Bernoulli logits or the Gaussian mean of p(x|z).
-        log_scale_raw: (d,) for the Gaussian decoder, σ_x = min_scale + softplus(raw)
-            (unused by the Bernoulli decoder).
-        likelihood: static, ``"bernoulli"`` or ``"gaussian"``.
-        min_scale: static lower bound of the Gaussian decoder's scale (keeps the likelihood
+        decoder: MLP k → d, giving Bernoulli logits or the Gaussian mean of p(x|z); for
+            ``"heteroscedastic"`` k → 2d, giving (μ(z), r(z)), σ_x(z) = min_scale + softplus(r).
+        log_scale_raw: (d,) for the ``"gaussian"`` decoder, σ_x = min_scale + softplus(raw)
+            (unused by the other decoders).
+        likelihood: static, ``"bernoulli"``, ``"gaussian"`` or ``"heteroscedastic"``.
+        min_scale: static lower bound of the Gaussian decoders' scales (keeps the likelihood
             bounded on pixels that never vary).
     """
 
@@ -86,10 +95,16 @@ class VAE(eqx.Module):
         ke, kd = jax.random.split(key)
         self.encoder = eqx.nn.MLP(data_dim, 2 * latent_dim, width, depth, activation=activation,
                                   dtype=dtype, key=ke)
-        self.decoder = eqx.nn.MLP(latent_dim, data_dim, width, depth, activation=activation,
-                                  dtype=dtype, key=kd)
+        out_dim = 2 * data_dim if likelihood == "heteroscedastic" else data_dim
+        decoder = eqx.nn.MLP(latent_dim, out_dim, width, depth, activation=activation,
+                             dtype=dtype, key=kd)
         # softplus(raw) + min_scale = 1 at start
-        self.log_scale_raw = jnp.full((data_dim,), math.log(math.expm1(1.0 - min_scale)), dtype)
+        raw = math.log(math.expm1(1.0 - min_scale)) if min_scale < 1.0 else 0.0
+        if likelihood == "heteroscedastic":     # σ(z) ≈ 1 at start: shift the r(z) half
+            decoder = eqx.tree_at(lambda m: m.layers[-1].bias, decoder,
+                                  decoder.layers[-1].bias.at[data_dim:].add(raw))
+        self.decoder = decoder
+        self.log_scale_raw = jnp.full((data_dim,), raw, dtype)
         self.latent_dim = latent_dim
         self.likelihood = likelihood
         self.min_scale = float(min_scale)
@@ -135,10 +150,44 @@ def _check_model(model, kinds=(VAE, Autoencoder)) -> None:
         raise TypeError(f"model must be {want}, got {type(model).__name__}")
 
 
-def _check_x(model, x, name: str = "x", ndim=(1, 2)) -> jax.Array:
+def _check_shapes(model) -> None:
+    """The encoder and decoder map the sizes the model says (parameters of the wrong shape,
+    e.g. swapped in with ``eqx.tree_at``, are reported here rather than deep inside JAX)."""
+    d, k, dt = model.data_dim, model.latent_dim, _dtype(model)
+    vae_ = isinstance(model, VAE)
+    out_dim = 2 * d if vae_ and model.likelihood == "heteroscedastic" else d
+    for part, size_in, size_out in (("encoder", d, 2 * k if vae_ else k),
+                                    ("decoder", k, out_dim)):
+        try:
+            out = jax.eval_shape(getattr(model, part), jax.ShapeDtypeStruct((size_in,), dt))
+            got = out.shape
+        except Exception as e:  # noqa: BLE001  shapes that do not chain
+            raise ValueError(f"model.{part} parameters have the wrong shape: it cannot map "
+                             f"({size_in},) to ({size_out},): {e}") from e
+        if tuple(got) != (size_out,):
+            raise ValueError(f"model.{part} must map ({size_in},) to ({size_out},), got {got}: "
+                             "its parameters have the wrong shape")
+
+
+def _check_model_arrays(model) -> None:
+    _check_model(model)
+    _check_shapes(model)
+
+
+def _bernoulli_data(model) -> bool:
+    return isinstance(model, VAE) and model.likelihood == "bernoulli"
+
+
+def _check_x(model, x, name: str = "x", ndim=(1, 2), *, likelihood: bool = False) -> jax.Array:
+    """x as rows of the model's data; with ``likelihood=True`` (x is scored by the decoder)
+    a Bernoulli decoder's data must lie in [0, 1] (at run time when traced)."""
     x = as_float_array(x, name, ndim=ndim, dtype=_dtype(model))
     if x.shape[-1] != model.data_dim:
         raise ValueError(f"{name} must have last dimension {model.data_dim}, got {x.shape}")
+    if x.ndim == 2 and x.shape[0] < 1:
+        raise ValueError(f"{name} must have at least 1 row, got shape {x.shape}")
+    if likelihood and _bernoulli_data(model):
+        x = check_in_range(x, name, 0.0, 1.0)
     return x
 
 
@@ -179,18 +228,21 @@ def _encode(model, x):
 def encode(model: VAE | Autoencoder, x: jax.Array):
     """The encoder. VAE: ``(mean, log_var)`` of q(z | x), each (k,) or (n, k); Autoencoder:
     the code f(x), (k,) or (n, k). x: (d,) or (n, d)."""
-    _check_model(model)
+    _check_model_arrays(model)
     return _call(_encode, model, _check_x(model, x))
 
 
 def _decode(model, z):
+    if isinstance(model, VAE):
+        return _map_rows(lambda zz: _decoder_out(model, zz)[0], z)
     return _map_rows(model.decoder, z)
 
 
 def decode(model: VAE | Autoencoder, z: jax.Array) -> jax.Array:
-    """The decoder's output for z (k,) or (n, k): Bernoulli logits or Gaussian mean (VAE), or
-    the reconstruction g(z) (Autoencoder); (d,) or (n, d)."""
-    _check_model(model)
+    """The decoder's output for z (k,) or (n, k): Bernoulli logits or the Gaussian mean μ(z)
+    (VAE; for ``"heteroscedastic"`` the mean, the first d of its 2d outputs), or the
+    reconstruction g(z) (Autoencoder); (d,) or (n, d)."""
+    _check_model_arrays(model)
     z = as_float_array(z, "z", ndim=(1, 2), dtype=_dtype(model))
     if z.shape[-1] != model.latent_dim:
         raise ValueError(f"z must have last dimension {model.latent_dim}, got {z.shape}")
@@ -202,12 +254,23 @@ def _scale(model: VAE) -> jax.Array:
     return model.min_scale + jax.nn.softplus(model.log_scale_raw)
 
 
-def _log_lik_one(model: VAE, v, z):
-    """log p(v | z) for one row v (d,) and one code z (k,)."""
+def _decoder_out(model: VAE, z):
+    """(logits or mean (d,), scale (d,) or None) of p(x | z) for one code z (k,)."""
     out = model.decoder(z)
     if model.likelihood == "bernoulli":
+        return out, None
+    if model.likelihood == "gaussian":
+        return out, _scale(model)
+    d = model.data_dim
+    return out[:d], model.min_scale + jax.nn.softplus(out[d:])
+
+
+def _log_lik_one(model: VAE, v, z):
+    """log p(v | z) for one row v (d,) and one code z (k,)."""
+    out, scale = _decoder_out(model, z)
+    if scale is None:
         return bernoulli_log_prob(v, out)
-    return diag_gaussian_log_prob(v, out, 2.0 * jnp.log(_scale(model)))
+    return diag_gaussian_log_prob(v, out, 2.0 * jnp.log(scale))
 
 
 def _decoder_log_prob(model, x, z):
@@ -215,10 +278,17 @@ def _decoder_log_prob(model, x, z):
 
 
 def decoder_log_prob(model: VAE, x: jax.Array, z: jax.Array) -> jax.Array:
-    """log p_θ(x | z): x (d,), z (k,) → (); or rows (n, d), (n, k) → (n,)."""
+    """log p_θ(x | z): x (d,), z (k,) → (); or rows (n, d), (n, k) → (n,).
+
+    Bernoulli: Σⱼ xⱼ ℓⱼ − softplus(ℓⱼ) (x in [0, 1]); Gaussian and heteroscedastic:
+    Σⱼ log N(xⱼ | μⱼ(z), σⱼ²), σ per pixel or σ(z) = min_scale + softplus(r(z))."""
     _check_model(model, (VAE,))
-    x = _check_x(model, x)
+    _check_shapes(model)
+    x = _check_x(model, x, likelihood=True)
     z = as_float_array(z, "z", ndim=x.ndim, dtype=_dtype(model))
+    if z.shape[-1] != model.latent_dim or z.shape[:-1] != x.shape[:-1]:
+        raise ValueError(f"z must have shape {x.shape[:-1] + (model.latent_dim,)} (one code "
+                         f"per row of x), got {z.shape}")
     return _call(_decoder_log_prob, model, x, z)
 
 
@@ -257,8 +327,10 @@ def elbo_terms(key: jax.Array, model: VAE, x: jax.Array, *, n_samples: int = 1) 
     closed form (:func:`jaxml.gaussian.kl_diag_standard_normal`). x: (d,) or (n, d); each
     field () or (n,)."""
     _check_model(model, (VAE,))
-    check_int_in_range(n_samples, "n_samples", 1, 1 << 24)
-    return _call(_elbo_terms, model, key, _check_x(model, x), n_samples=int(n_samples))
+    _check_shapes(model)
+    n_samples = check_int_in_range(n_samples, "n_samples", 1, 1 << 24)
+    return _call(_elbo_terms, model, key, _check_x(model, x, likelihood=True),
+                 n_samples=n_samples)
 
 
 def elbo(key: jax.Array, model: VAE, x: jax.Array, *, n_samples: int = 1) -> jax.Array:
@@ -288,12 +360,14 @@ def iwae_bound(key: jax.Array, model: VAE, x: jax.Array, *, n_samples: int = 64)
     x: (d,) → (); (n, d) → (n,).
     """
     _check_model(model, (VAE,))
-    check_int_in_range(n_samples, "n_samples", 1, 1 << 24)
-    return _call(_iwae_bound, model, key, _check_x(model, x), n_samples=int(n_samples))
+    _check_shapes(model)
+    n_samples = check_int_in_range(n_samples, "n_samples", 1, 1 << 24)
+    return _call(_iwae_bound, model, key, _check_x(model, x, likelihood=True),
+                 n_samples=n_samples)
 
 
 def _mean_output(model: VAE, z):
-    out = model.decoder(z)
+    out, _ = _decoder_out(model, z)
     return jax.nn.sigmoid(out) if model.likelihood == "bernoulli" else out
 
 
@@ -306,7 +380,7 @@ def _reconstruct(model, x):
 def reconstruct(model: VAE | Autoencoder, x: jax.Array) -> jax.Array:
     """Reconstruction of x (d,) or (n, d): g(f(x)) for the autoencoder; for the VAE the
     decoder's mean at the posterior mean μ_φ(x) (probabilities for Bernoulli)."""
-    _check_model(model)
+    _check_model_arrays(model)
     return _call(_reconstruct, model, _check_x(model, x))
 
 
@@ -318,15 +392,17 @@ def _sample(model, key, *, n, mean):
         return m
     if model.likelihood == "bernoulli":
         return jax.random.bernoulli(kx, m).astype(m.dtype)
-    return m + _scale(model) * jax.random.normal(kx, m.shape, m.dtype)
+    scale = jax.vmap(lambda zz: _decoder_out(model, zz)[1])(z)
+    return m + scale * jax.random.normal(kx, m.shape, m.dtype)
 
 
 def sample(key: jax.Array, model: VAE, n: int, *, mean: bool = True) -> jax.Array:
     """n draws from the generative model: z ~ N(0, I), then the decoder's mean
     (``mean=True``) or a draw x ~ p_θ(x | z). Returns (n, d)."""
     _check_model(model, (VAE,))
-    check_int_in_range(n, "n", 1, 1 << 31)
-    return _call(_sample, model, key, n=int(n), mean=bool(mean))
+    _check_shapes(model)
+    n = check_int_in_range(n, "n", 1, 1 << 31)
+    return _call(_sample, model, key, n=n, mean=bool(mean))
 
 
 def _sq_error(model: Autoencoder, x):
@@ -337,6 +413,7 @@ def _sq_error(model: Autoencoder, x):
 def reconstruction_loss(model: Autoencoder, x: jax.Array) -> jax.Array:
     """(1/n) Σᵢ ‖xᵢ − g(f(xᵢ))‖², x: (n, d) → ()."""
     _check_model(model, (Autoencoder,))
+    _check_shapes(model)
     return _call(_sq_error, model, _check_x(model, x))
 
 
@@ -348,9 +425,10 @@ def _loss(model, key, x):
 
 def loss(key: jax.Array, model: VAE | Autoencoder, x: jax.Array) -> jax.Array:
     """The training loss on a batch x (n, d) → (): −mean ELBO (VAE, one draw per row) or the
-    mean squared reconstruction error (Autoencoder; ``key`` unused)."""
-    _check_model(model)
-    return _call(_loss, model, key, _check_x(model, x, ndim=2))
+    mean squared reconstruction error (Autoencoder; ``key`` unused). A Bernoulli decoder's
+    x must lie in [0, 1]."""
+    _check_model_arrays(model)
+    return _call(_loss, model, key, _check_x(model, x, ndim=2, likelihood=True))
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -394,12 +472,12 @@ def step(key: jax.Array, state: TrainState, model: VAE | Autoencoder, X: jax.Arr
         the minibatch loss before the update (NaN once a step was not finite) and ``error``
         () 0, or inf once a loss or gradient was not finite.
     """
-    _check_model(model)
-    X = _check_x(model, X, "X", ndim=2)
-    check_int_in_range(batch_size, "batch_size", 1, 1 << 31)
+    _check_model_arrays(model)
+    X = _check_x(model, X, "X", ndim=2, likelihood=True)
+    batch_size = check_int_in_range(batch_size, "batch_size", 1, 1 << 31)
     dynamic, static = eqx.partition(model, eqx.is_array)
     return _step_core(key, state, dynamic, X, static=static, optimizer=optimizer,
-                      batch_size=int(batch_size))
+                      batch_size=batch_size)
 
 
 @partial(jax.jit, static_argnames=("static", "batch_size", "optimizer", "n_steps", "progress"))
@@ -422,22 +500,26 @@ def fit(key: jax.Array, model: VAE | Autoencoder, X: jax.Array, *, n_steps: int 
     on a minibatch of ``batch_size`` rows of X (n, d) drawn with replacement by ``key``:
     :func:`init`, then ``n_steps`` of :func:`step` (the shared ``jaxml._core.train``).
 
-    ``learning_rate`` is traced (no recompilation across values, ``vmap`` works); sizes are
-    static; ``progress=True`` shows a tqdm bar.
+    ``learning_rate`` (finite, > 0) is traced (no recompilation across values, ``vmap``
+    works); sizes are static; ``progress=True`` shows a tqdm bar. X must be finite, and in
+    [0, 1] for a Bernoulli decoder; the model's parameters must be finite and of the shapes
+    its sizes say (checked at run time when traced).
 
     Returns:
         :class:`TrainResult`: ``params`` the trained model, ``trace`` (n_steps,) the minibatch
         loss at every step (−ELBO per row for a VAE, squared reconstruction error per row for
         an autoencoder), ``n_iter`` () the finite steps, ``finite`` () every loss and gradient
-        finite, ``opt_state`` the optimizer state.
+        finite (False for a diverged fit), ``opt_state`` the optimizer state.
     """
-    _check_model(model)
-    X = _check_x(model, X, "X", ndim=2)
-    check_int_in_range(n_steps, "n_steps", 1, 1 << 31)
-    check_int_in_range(batch_size, "batch_size", 1, 1 << 31)
-    check_positive(learning_rate, "learning_rate")
+    _check_model_arrays(model)
+    X = _check_x(model, X, "X", ndim=2, likelihood=True)
+    n_steps = check_int_in_range(n_steps, "n_steps", 1, 1 << 31)
+    batch_size = check_int_in_range(batch_size, "batch_size", 1, 1 << 31)
+    learning_rate = jnp.asarray(check_positive(learning_rate, "learning_rate"), _dtype(model))
     dynamic, static = eqx.partition(model, eqx.is_array)
-    res = _fit_core(key, dynamic, X, learning_rate=jnp.asarray(learning_rate, _dtype(model)),
-                    static=static, batch_size=int(batch_size), optimizer=optimizer,
-                    n_steps=int(n_steps), progress=bool(progress))
+    dynamic = jax.tree_util.tree_map(
+        lambda a: check_finite(a, "model") if eqx.is_inexact_array(a) else a, dynamic)
+    res = _fit_core(key, dynamic, X, learning_rate=learning_rate, static=static,
+                    batch_size=batch_size, optimizer=optimizer, n_steps=n_steps,
+                    progress=bool(progress))
     return res._replace(params=eqx.combine(res.params, static))
