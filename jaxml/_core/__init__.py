@@ -46,8 +46,6 @@ from jaxml._core.loop import (
     StepInfo,
     Unrolled,
     fixed_point,
-    iterate,
-    run_loop,
 )
 from jaxml._core.numerics import (
     HIGHEST,

@@ -251,15 +251,3 @@ def _implicit_loop_jvp(converted, max_iter, dtype, adjoint, primals, tangents):
                          jnp.zeros_like(res.error), jnp.zeros_like(res.trace))
     return res, out_dot
 
-
-# Transitional shims for chapters not yet moved to ``fixed_point`` (removed once none use them).
-def run_loop(step, state, *, tol, max_iter: int, unroll: bool = False) -> LoopResult:
-    def wrapped(s, _):
-        s, err, val = step(s)
-        return s, StepInfo(err, val)
-    return fixed_point(wrapped, state, (), tol=tol, max_iter=max_iter,
-                       adjoint=Unrolled() if unroll else Direct())
-
-
-def iterate(step, state, *, tol, max_iter: int) -> LoopResult:
-    return run_loop(step, state, tol=tol, max_iter=max_iter)
