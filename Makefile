@@ -15,9 +15,10 @@ $(VENV)/.stamp-%: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[$*]"
 	touch $@
 
+# `make demo` runs the quick tour (every chapter, small sizes); `make demo FULL=1` the full one.
 demo: $(VENV)/.stamp-examples
-	MPLBACKEND=Agg $(PY) examples/tour.py --out $(OUT)
-	@echo "figures and summary in $(OUT)/ (see $(OUT)/summary.md)"
+	MPLBACKEND=Agg $(PY) examples/tour.py --out $(OUT) $(if $(FULL),,--quick)
+	@echo "figures and summary in $(OUT)/ (open $(OUT)/index.html, or read $(OUT)/summary.md)"
 
 test: $(VENV)/.stamp-test
 	MPLBACKEND=Agg $(PY) -m pytest -q

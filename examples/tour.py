@@ -1,14 +1,19 @@
-"""The example tour behind ``make demo``: every example at a modest size.
+"""The example tour behind ``make demo``: every chapter's story, quick or in full.
 
 Runs each ``examples/*.py`` story (its ``run(out_dir, quick)``), writes its PNG figures
-into the output folder and one line per result into ``summary.md``.
+into the output folder, one line per result into ``summary.md``, and ``index.html``: every
+table row and every figure on one page.
 
     python examples/tour.py --out out [--quick] [--only svm,pca]
+
+``make demo`` runs the quick tour (the small sizes the tests use: every chapter in about a
+minute or two after installation); ``make demo FULL=1`` runs the full-size stories.
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import importlib.util
 import sys
 import time
@@ -45,6 +50,45 @@ def load(name: str):
     return module
 
 
+def write_index(out: Path, lines: list[str]) -> Path:
+    """``out/index.html``: the summary table, then every PNG in ``out`` (the figures the
+    stories wrote, in the table's order, then any other), on one page."""
+    rows, figures = [], []
+    for line in lines[4:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        fig = cells[-1]
+        if fig.startswith("[") and "](" in fig:
+            fig = fig[1:fig.index("]")]
+            figures.append(fig)
+            cells[-1] = f'<a href="#{html.escape(fig)}">{html.escape(fig)}</a>'
+        else:
+            cells[-1] = html.escape(fig)
+        rows.append("<tr>" + "".join(
+            f"<td>{c}</td>" if i == len(cells) - 1 else f"<td>{html.escape(c)}</td>"
+            for i, c in enumerate(cells)) + "</tr>")
+    seen = set(figures)
+    figures = list(dict.fromkeys(figures)) + sorted(p.name for p in out.glob("*.png")
+                                                    if p.name not in seen)
+    imgs = "\n".join(f'<figure id="{html.escape(f)}"><img src="{html.escape(f)}" '
+                     f'alt="{html.escape(f)}"><figcaption>{html.escape(f)}</figcaption></figure>'
+                     for f in figures)
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>jaxml example tour</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;font-size:90%}}
+img{{max-width:100%}}figure{{margin:2em 0}}</style></head><body>
+<h1>jaxml example tour</h1>
+<table><tr><th>example</th><th>what was fitted</th><th>jaxml</th><th>reference</th><th>figure</th></tr>
+{chr(10).join(rows)}
+</table>
+{imgs}
+</body></html>
+"""
+    path = out / "index.html"
+    path.write_text(page)
+    return path
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("out"))
@@ -60,9 +104,9 @@ def main(argv=None) -> int:
              "| example | what was fitted | jaxml | reference | figure |",
              "|---|---|---|---|---|"]
     failed = []
-    for name in names:
+    for i, name in enumerate(names, 1):
         t0 = time.perf_counter()
-        print(f"== {name}", flush=True)
+        print(f"== [{i}/{len(names)}] {name}", flush=True)
         try:
             rows = load(name).run(args.out, quick=args.quick)
         except Exception as e:  # report and go on: one broken story must not hide the rest
@@ -76,7 +120,8 @@ def main(argv=None) -> int:
             print(f"   {r.fitted}: jaxml {r.jaxml} | reference {r.reference}", flush=True)
         print(f"   ({time.perf_counter() - t0:.1f} s)", flush=True)
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out / 'summary.md'}")
+    write_index(args.out, lines)
+    print(f"wrote {args.out / 'summary.md'} and {args.out / 'index.html'}")
     return 1 if failed else 0
 
 
