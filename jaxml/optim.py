@@ -48,6 +48,7 @@ References:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -63,6 +64,7 @@ __all__ = [
     "OptResult", "OptState", "OptInfo", "KKTResiduals", "gradient_descent",
     "projected_gradient_descent", "proximal_gradient", "proximal_gradient_init",
     "proximal_gradient_step", "identity_prox", "kkt_residuals",
+    "FritzJohnResiduals", "fritz_john_residuals",
 ]
 
 
@@ -328,3 +330,116 @@ def kkt_residuals(f: Callable, x, *, ineq: Callable | None = None, eq: Callable 
         dual=amax(jnp.maximum(-lam, 0.0)),
         complementary=amax(jnp.abs(lam * hv)),
         lam=lam, mu=mu)
+
+# ----------------------------------------------------------------------------- Fritz John
+class FritzJohnResiduals(NamedTuple):
+    r"""Fritz John multipliers of min f(x) s.t. h(x) ≤ 0, e(x) = 0 at a point, and residuals.
+
+    Attributes:
+        stationarity: () ‖λ₀∇f + J_hᵀλ + J_eᵀμ‖₂ (0 where the Fritz John conditions hold).
+        holds: () bool, ``stationarity <= tol * scale``, scale = the largest gradient norm.
+        lam0: () λ₀ ≥ 0, the objective's multiplier; λ₀ > 0 makes λ/λ₀, μ/λ₀ KKT
+            multipliers, λ₀ = 0 with ``holds`` means the constraint qualification fails.
+        lam: (m,) λ ≥ 0 (0 on the inactive constraints), λ₀ + Σλᵢ = 1.
+        mu: (p,) the equality multipliers (least squares given λ₀, λ).
+        primal: () max(maxᵢ hᵢ(x)₊, maxⱼ |eⱼ(x)|).
+        complementary: () maxᵢ |λᵢ hᵢ(x)|.
+        n_iter: () int32, FISTA steps. converged: () bool.
+        trace: (max_iter,) ½ stationarity² (of the projected gradients) per step.
+    """
+
+    stationarity: jax.Array
+    holds: jax.Array
+    lam0: jax.Array
+    lam: jax.Array
+    mu: jax.Array
+    primal: jax.Array
+    complementary: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    trace: jax.Array
+
+
+def fritz_john_residuals(f: Callable, x, *, ineq: Callable | None = None,
+                         eq: Callable | None = None, active_tol=None, tol=1e-6,
+                         max_iter: int = 5000) -> FritzJohnResiduals:
+    r"""Fritz John multipliers and residuals of min f(x) s.t. ``ineq(x) <= 0``, ``eq(x) == 0``.
+
+    The Fritz John conditions need no constraint qualification: at a local minimizer there
+    are (λ₀, λ, μ) ≠ 0 with λ₀, λ ≥ 0, λᵢ hᵢ(x) = 0 and
+
+        λ₀ ∇f(x) + Σᵢ λᵢ ∇hᵢ(x) + Σⱼ μⱼ ∇eⱼ(x) = 0.
+
+    With λ₀ + Σᵢ λᵢ = 1 (the simplex; inactive constraints, hᵢ(x) < −``active_tol``, get
+    λᵢ = 0) and Π the projection onto the orthogonal complement of span{∇eⱼ}, the
+    multipliers are found as the point of conv{Π∇f, Π∇hᵢ : i active} nearest to 0
+    (:func:`jaxml.convex.convex_combination`, FISTA with a duality-gap certificate); μ
+    then solves the least-squares problem for the rest. When λ₀ > 0, λ/λ₀ and μ/λ₀ are KKT
+    multipliers (compare :func:`kkt_residuals`). When the conditions hold only with
+    λ₀ = 0 — as at the minimizer (1, 0) of the Kuhn–Tucker example
+    min −x₁ s.t. x₂ − (1 − x₁)³ ≤ 0, −x₂ ≤ 0 — the constraint gradients are positively
+    dependent, no KKT multipliers exist and the constraint qualification fails. (Several
+    multiplier vectors may exist; the one returned is the solver's, so λ₀ = 0 alone does
+    not prove that every one has λ₀ = 0.) Linearly dependent equality gradients satisfy
+    the conditions with μ ≠ 0 and λ₀ = λ = 0; that case is not separately reported.
+
+    Args:
+        f: pytree -> scalar objective.
+        x: the candidate point (pytree).
+        ineq: pytree -> (m,) (or scalar) inequality constraint values, feasible when ``<= 0``.
+        eq: pytree -> (p,) (or scalar) equality constraint values.
+        active_tol: hᵢ(x) ≥ −``active_tol`` counts as active (default √ε (1 + ‖x‖_∞)).
+        tol: relative tolerance of the stationarity (of the largest gradient norm).
+        max_iter: static bound on FISTA steps.
+
+    Returns:
+        :class:`FritzJohnResiduals`.
+
+    References:
+        John, "Extremum problems with inequalities as subsidiary conditions" (1948);
+        Kuhn & Tucker, "Nonlinear programming" (1951); Mangasarian, *Nonlinear
+        Programming* (1969), §7 (Fritz John and Kuhn–Tucker conditions).
+    """
+    max_iter, tol = check_loop_options(max_iter, tol, allow_zero_tol=False)
+    if active_tol is None:
+        active_tol = jnp.sqrt(jnp.finfo(_ravel(x)[0].dtype).eps) * (
+            1 + jnp.max(jnp.abs(_ravel(x)[0]), initial=0.0))
+    return _fritz_john(x, active_tol, tol, f=f, ineq=ineq, eq=eq, max_iter=max_iter)
+
+
+@partial(jax.jit, static_argnames=("f", "ineq", "eq", "max_iter"))
+def _fritz_john(x, active_tol, tol, *, f, ineq, eq, max_iter) -> FritzJohnResiduals:
+    from jaxml import convex   # the chapter's public API (convex imports no optim)
+
+    flat, unravel = _ravel(x)
+    dt = flat.dtype
+    parts = [lambda v: jnp.atleast_1d(f(unravel(v))).astype(dt)]
+    parts += [c for c in (_as_constraint(ineq, unravel, flat), _as_constraint(eq, unravel, flat))
+              if c is not None]
+    sizes = [jax.eval_shape(c, flat).shape[0] for c in parts]
+    m = sizes[1] if ineq is not None else 0
+
+    def stacked(v):                                              # (f, h, e) as one vector
+        return jnp.concatenate([c(v) for c in parts])
+
+    values, J = stacked(flat), jax.jacobian(stacked)(flat)
+    hv, ev, Je = values[1:1 + m], values[1 + m:], J[1 + m:]
+    G = J[:1 + m]                                                # (1 + m, n): ∇f, ∇hᵢ
+    Je_pinv = jnp.linalg.pinv(Je.T) if Je.shape[0] else jnp.zeros((0, flat.size), dt)
+    G_perp = G - (G @ Je_pinv.T) @ Je if Je.shape[0] else G    # rows projected off span Je
+    where = jnp.concatenate([jnp.ones((1,), bool), hv >= -active_tol])
+    res = convex.convex_combination(G_perp, jnp.zeros(flat.size, dt), where=where, tol=tol,
+                                    max_iter=max_iter)
+    combo = res.weights @ G
+    mu = -(Je_pinv @ combo) if Je.shape[0] else jnp.zeros((0,), dt)
+    lam = res.weights[1:]
+    zero = jnp.zeros((), dt)
+    amax = lambda v: jnp.max(v, initial=zero) if v.size else zero  # noqa: E731
+    stationarity = jnp.linalg.norm(combo + Je.T @ mu)
+    norms = jnp.linalg.norm(jnp.concatenate([jnp.where(where[:, None], G, 0.0), Je]), axis=1)
+    return FritzJohnResiduals(
+        stationarity=stationarity, holds=stationarity <= tol * jnp.max(norms),
+        lam0=res.weights[0], lam=lam, mu=mu,
+        primal=jnp.maximum(amax(jnp.maximum(hv, 0.0)), amax(jnp.abs(ev))),
+        complementary=amax(jnp.abs(lam * hv)),
+        n_iter=res.n_iter, converged=res.converged, trace=res.trace)
