@@ -56,3 +56,39 @@ def test_fold_rows_sums_every_row_once():
     g = jax.grad(lambda x: fold_rows(lambda r, m: jnp.sum(jnp.where(m[:, None], r * r, 0.0)),
                                      x, block=8))(jnp.asarray(X))
     np.testing.assert_allclose(g, 2.0 * X, rtol=1e-12)
+
+
+def _weighted_sum(rows, mask, scale):
+    x, w = rows
+    return {"n": jnp.sum(mask), "sx": scale * (jnp.where(mask, w, 0.0) @ x)}
+
+
+def test_fold_over_host_chunks_equals_in_memory(tmp_path):
+    from jaxml._core.fold import Chunks, fold_chunks, fold_rows
+    rng = np.random.default_rng(2)
+    X, w = rng.normal(size=(103, 3)), rng.uniform(size=103)
+    ref = fold_rows(lambda r, m: _weighted_sum(r, m, 2.0), (jnp.asarray(X), jnp.asarray(w)),
+                    block=16)
+    pieces = [(X[s:s + 25], w[s:s + 25]) for s in range(0, 103, 25)]   # last chunk short
+    for source in (Chunks(pieces), Chunks(lambda: iter(pieces), chunk_size=10)):
+        s = fold_rows(_weighted_sum, source, block=4, args=(2.0,))
+        assert int(s["n"]) == 103
+        np.testing.assert_allclose(s["sx"], ref["sx"], rtol=1e-12)
+    # a memory-mapped .npy, read 30 rows at a time
+    np.save(tmp_path / "x.npy", X)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    tot = fold_chunks(lambda r, m: jnp.sum(jnp.where(m[:, None], r, 0.0), 0),
+                      Chunks(mm, chunk_size=30))
+    np.testing.assert_allclose(tot, X.sum(0), rtol=1e-12)
+    # inconsistent widths or dtypes name the chunk
+    import pytest
+    bad = [X[:10], X[10:20, :2]]
+    with pytest.raises(ValueError, match="chunk 1"):
+        fold_chunks(lambda r, m: jnp.sum(r), Chunks(bad))
+    with pytest.raises(ValueError, match="chunk 2"):
+        fold_chunks(lambda r, m: jnp.sum(r), Chunks([X[:5], X[5:9], X[9:12].astype(np.float32)]))
+    gen = (c for c in [X[:5]])
+    src = Chunks(lambda: gen)
+    fold_chunks(lambda r, m: jnp.sum(jnp.where(m[:, None], r, 0.0)), src)
+    with pytest.raises(ValueError, match="no rows"):
+        fold_chunks(lambda r, m: jnp.sum(jnp.where(m[:, None], r, 0.0)), src)

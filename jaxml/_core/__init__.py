@@ -26,7 +26,8 @@ from jaxml._core.checks import (
     runtime_checks_enabled,
     set_runtime_checks,
 )
-from jaxml._core.fold import fold_map_rows, fold_rows, map_rows, n_rows
+from jaxml._core.fold import (Chunks, fold_chunks, fold_map_rows, fold_rows, map_rows, n_rows,
+                              row_mesh)
 from jaxml._core.linalg import (
     add_jitter,
     blocked_gram,

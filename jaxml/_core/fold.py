@@ -16,23 +16,43 @@ i starts at min(i·b, n − b): the last block is shifted back to end at row n, 
 **A statistic must weight its rows by ``mask``** (``jnp.where(mask, …, 0)``, a zero
 weight, or an out-of-range segment id), so that every row is counted exactly once; a
 per-row map may ignore it (an overlapping row is simply written again with the same
-value). The same contract lets later back-ends run the same ``stat`` over zero-padded
-blocks, over the shards of a row-sharded array (``shard_map`` + ``psum``), or over chunks
-streamed from the host: the padded rows are the masked ones.
+value). The same contract lets the same ``stat`` run three ways, the fit not knowing which:
+
+1. **Row blocks on one device** (above).
+2. **Rows sharded across a device mesh.** When the rows' traced type carries a device mesh
+   (``jax.typeof(x).sharding``: the input was placed with
+   ``jax.device_put(X, NamedSharding(mesh, P("data")))``, or the call runs under
+   ``jax.set_mesh(mesh)``), the rows are padded to a multiple of the number of shards, each
+   shard runs the block fold above under ``jax.shard_map`` and the partial sums are
+   ``psum``-med; padded rows are masked, so never counted. An explicitly sharded row axis
+   (``jax.make_mesh``'s default ``AxisType.Explicit``) is folded over its own mesh axes;
+   an ``Auto`` mesh, or the ambient one, over all its axes. The sharding is read at trace
+   time, so a public fit that checks X and calls its jitted core dispatches correctly with
+   no extra argument; under ``jax.distributed`` the same code runs across processes.
+3. **Chunks streamed from the host** (``fold_chunks``, or ``fold_rows`` given a
+   :class:`Chunks`): an iterable of arrays or a memory-mapped ``.npy``; each chunk is
+   zero-padded to a fixed size with a mask, so one compilation of ``stat`` serves all
+   chunks, and the sums are accumulated by a Python loop (outside ``jit``).
 
 Cost: one pass over the rows; memory O(b · width) for the block's working arrays plus the
-accumulator (and the (n, …) output of a map). Works under ``jit``, ``vmap`` and ``grad``.
+accumulator (and the (n, …) output of a map). Works under ``jit``, ``vmap`` and ``grad``
+(the sharded path under ``jit`` and ``grad``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import math
+from functools import partial
+from typing import Any, Callable, Iterable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
+from jax.sharding import PartitionSpec as P
 
-__all__ = ["fold_rows", "map_rows", "fold_map_rows", "n_rows"]
+__all__ = ["fold_rows", "map_rows", "fold_map_rows", "n_rows", "row_mesh", "Chunks",
+           "fold_chunks"]
 
 
 def n_rows(rows: Any) -> int:
@@ -58,12 +78,51 @@ def _slice(rows, start, b):
     return jax.tree_util.tree_map(lambda a: lax.dynamic_slice_in_dim(a, start, b), rows)
 
 
-def _run(fn, rows, block, with_stat: bool, with_map: bool):
+def row_mesh(rows: Any):
+    """``(mesh, axes)`` the rows are sharded over, read from their (traced) type, or ``None``.
+
+    ``mesh`` is the (abstract) mesh of the first leaf's sharding, else the ambient mesh
+    (``jax.set_mesh``); ``axes`` the mesh axes the row axis is split over: the explicit
+    spec's first entry where the mesh axes are ``Explicit``, else every axis of the mesh.
+    ``None`` when fewer than two devices are involved or the rows are explicitly replicated.
+    """
+    leaves = jax.tree_util.tree_leaves(rows)
+    if not leaves:
+        return None
+    try:
+        sharding = jax.typeof(leaves[0]).sharding
+        mesh = getattr(sharding, "mesh", None)
+        spec = getattr(sharding, "spec", None)
+    except Exception:                                  # pragma: no cover - odd leaf types
+        mesh, spec = None, None
+    if mesh is None or mesh.empty or mesh.size < 2:
+        mesh, spec = jax.sharding.get_abstract_mesh(), None
+        if mesh is None or mesh.empty or mesh.size < 2:
+            return None
+    explicit = [n for n, t in zip(mesh.axis_names, mesh.axis_types)
+                if t == jax.sharding.AxisType.Explicit]
+    if explicit and spec is not None:
+        first = spec[0] if len(spec) else None
+        if first is None:
+            return None                                # rows explicitly replicated
+        axes = tuple(first) if isinstance(first, tuple) else (first,)
+    else:
+        axes = tuple(mesh.axis_names)
+    if math.prod(mesh.shape[a] for a in axes) < 2:
+        return None
+    return mesh, axes
+
+
+def _run(fn, rows, block, with_stat: bool, with_map: bool, valid=None):
+    if valid is None and not isinstance(rows, Chunks):
+        placed = row_mesh(rows)
+        if placed is not None:
+            return _run_sharded(fn, rows, block, with_stat, with_map, *placed)
     n = n_rows(rows)
     b = _block_size(n, block)
     n_blocks = -(-n // b)
     if n_blocks == 1:                      # one block: a static all-true mask (folded away)
-        return fn(rows, jnp.ones((n,), bool))
+        return fn(rows, jnp.ones((n,), bool) if valid is None else valid)
 
     probe_rows = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct((b,) + a.shape[1:],
                                                                        a.dtype), rows)
@@ -78,6 +137,8 @@ def _run(fn, rows, block, with_stat: bool, with_map: bool):
         acc, out = carry
         start = jnp.minimum(i * b, n - b)
         mask = (start + jnp.arange(b)) >= i * b
+        if valid is not None:
+            mask = mask & lax.dynamic_slice_in_dim(valid, start, b)
         stat, per_row = fn(_slice(rows, start, b), mask)
         if with_stat:
             acc = jax.tree_util.tree_map(jnp.add, acc, stat)
@@ -89,21 +150,64 @@ def _run(fn, rows, block, with_stat: bool, with_map: bool):
     return lax.fori_loop(0, n_blocks, body, (stat0, out0))
 
 
-def fold_rows(stat: Callable[[Any, jax.Array], Any], rows: Any, *, block: int | None) -> Any:
+def _run_sharded(fn, rows, block, with_stat, with_map, mesh, axes):
+    """The block fold per shard under ``shard_map``, partial sums ``psum``-med over ``axes``;
+    rows zero-padded to a multiple of the shard count (padded rows masked out)."""
+    n = n_rows(rows)
+    n_shards = math.prod(mesh.shape[a] for a in axes)
+    local = -(-n // n_shards)
+    pad = local * n_shards - n
+    if pad:
+        rows = jax.tree_util.tree_map(
+            lambda a: jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)), rows)
+    spec_axis = axes if len(axes) > 1 else axes[0]
+    row_spec = jax.tree_util.tree_map(lambda a: P(spec_axis), rows)
+
+    def per_shard(r):      # the statistic's closed-over values (centroids…) are replicated
+        shard = lax.axis_index(axes) if len(axes) > 1 else lax.axis_index(axes[0])
+        valid = shard * local + jnp.arange(local) < n
+        stat, out = _run(fn, r, block, with_stat, with_map, valid=valid)
+        if with_stat:
+            stat = jax.tree_util.tree_map(lambda x: lax.psum(x, axes), stat)
+        return stat, out
+
+    local_rows = jax.tree_util.tree_map(
+        lambda a: jax.ShapeDtypeStruct((local,) + a.shape[1:], a.dtype), rows)
+    out_shapes = jax.eval_shape(lambda r: _run(fn, r, block, with_stat, with_map,
+                                               valid=jnp.ones((local,), bool)), local_rows)
+    stat_spec = jax.tree_util.tree_map(lambda _: P(), out_shapes[0]) if with_stat else None
+    map_spec = (jax.tree_util.tree_map(lambda _: P(spec_axis), out_shapes[1])
+                if with_map else None)
+    stat, out = jax.shard_map(per_shard, mesh=mesh, in_specs=(row_spec,),
+                              out_specs=(stat_spec, map_spec), check_vma=False)(rows)
+    if with_map and pad:
+        out = jax.tree_util.tree_map(lambda o: o[:n], out)
+    return stat, out
+
+
+def fold_rows(stat: Callable[[Any, jax.Array], Any], rows: Any, *, block: int | None,
+              args: tuple = ()) -> Any:
     """Σ over row blocks of ``stat(block_rows, mask)``: a pytree of sums.
 
     Args:
         stat: pure ``(rows_block, mask) -> pytree``; ``rows_block`` has the structure of
             ``rows`` with b leading rows, ``mask`` (b,) bool marks the rows to count (a
             statistic must give masked rows zero weight).
-        rows: pytree of arrays with a common leading axis n (n ≥ 1).
+        rows: pytree of arrays with a common leading axis n (n ≥ 1), possibly sharded
+            over a device mesh (the fold then runs per shard and ``psum``s), or a
+            :class:`Chunks` source (streamed from the host by :func:`fold_chunks`; only
+            outside ``jit``).
         block: static rows per block b (clipped to n); ``None`` for one block.
+        args: extra arguments, ``stat(rows_block, mask, *args)`` (lets a streamed fold
+            reuse one compilation of a module-level ``stat`` for new parameter values).
 
     Returns:
         The pytree ``stat`` returns, summed over the blocks (the accumulator has the
         dtypes ``stat`` returns: sum float32 products in float64 by returning float64).
     """
-    return _run(lambda r, m: (stat(r, m), None), rows, block, True, False)[0]
+    if isinstance(rows, Chunks):
+        return fold_chunks(stat, rows, args=args, block=block)
+    return _run(lambda r, m: (stat(r, m, *args), None), rows, block, True, False)[0]
 
 
 def map_rows(fn: Callable[[Any, jax.Array], Any], rows: Any, *, block: int | None) -> Any:
@@ -118,3 +222,138 @@ def fold_map_rows(fn: Callable[[Any, jax.Array], tuple[Any, Any]], rows: Any, *,
     """One pass doing both: ``fn(block_rows, mask) -> (stat, per_row)``; returns
     ``(Σ stat, per-row outputs (n, …))``. ``stat`` must respect ``mask``."""
     return _run(fn, rows, block, True, True)
+
+
+# ----------------------------------------------------------------------------- host chunks
+
+class Chunks:
+    """Rows streamed from the host in chunks: the third way :func:`fold_rows` runs.
+
+    ``source`` is one of: an (n, …) NumPy array, e.g. a memory-mapped ``.npy``
+    (``np.load(path, mmap_mode="r")``), read ``chunk_size`` rows at a time; a list or tuple
+    of chunks; or a zero-argument callable returning a fresh iterable of chunks (a
+    generator can be read only once, and most fits read their data many times). A chunk is
+    an (m, …) array or a tuple of arrays sharing their m rows (e.g. ``(X, y)``). Every chunk
+    must have the widths and dtypes of the first; a chunk longer than ``chunk_size`` is
+    split. Each chunk is zero-padded to ``chunk_size`` rows with a mask, so one compilation
+    of a statistic serves every chunk.
+
+    Attributes:
+        chunk_size: rows per padded chunk (default: the first chunk's length, or 65 536
+            rows of an array source).
+    """
+
+    def __init__(self, source, chunk_size: int | None = None):
+        if isinstance(source, Chunks):
+            chunk_size = source.chunk_size if chunk_size is None else chunk_size
+            source = source.source
+        if not (isinstance(source, (np.ndarray, list, tuple)) or callable(source)
+                or hasattr(source, "shape")):
+            if isinstance(source, Iterable):
+                source = list(source)
+            else:
+                raise TypeError("chunks source must be an array, a list/tuple of chunks or a "
+                                f"callable returning an iterable of chunks, got {type(source)}")
+        if isinstance(source, (list, tuple)) and not source:
+            raise ValueError("chunks source must hold at least one chunk")
+        self.source = source
+        if chunk_size is not None:
+            chunk_size = int(chunk_size)
+            if chunk_size < 1:
+                raise ValueError(f"chunk_size must be ≥ 1, got {chunk_size}")
+        self.chunk_size = chunk_size
+        self._spec = None
+
+    def _raw(self):
+        src = self.source
+        if hasattr(src, "shape") and not isinstance(src, (list, tuple)):
+            step = self.chunk_size or 65_536
+            for s in range(0, src.shape[0], step):
+                yield src[s:s + step]
+        else:
+            yield from (src() if callable(src) else src)
+
+    def __iter__(self):
+        """Yield ``(rows, m)``: each chunk as a pytree of NumPy arrays (at most
+        ``chunk_size`` rows, ``m`` of them), checked against the first chunk."""
+        seen = False
+        for i, chunk in enumerate(self._raw()):
+            leaves, tree = jax.tree_util.tree_flatten(chunk)
+            leaves = [np.asarray(a) for a in leaves]
+            if not leaves or any(a.ndim < 1 for a in leaves):
+                raise ValueError(f"chunk {i} must be an array or a tuple of arrays with a row "
+                                 "axis")
+            spec = (tree, tuple((a.shape[1:], a.dtype) for a in leaves))
+            if self._spec is None:
+                self._spec = spec
+                if self.chunk_size is None:
+                    self.chunk_size = max(1, leaves[0].shape[0])
+            elif spec != self._spec:
+                raise ValueError(
+                    f"chunk {i} has widths/dtypes {_describe(spec)} but the first chunk has "
+                    f"{_describe(self._spec)}: every chunk must have the same columns and dtype")
+            m = leaves[0].shape[0]
+            if any(a.shape[0] != m for a in leaves):
+                raise ValueError(f"the arrays of chunk {i} must share their number of rows")
+            if m == 0:
+                continue
+            seen = True
+            c = self.chunk_size
+            for s in range(0, m, c):
+                piece = [a[s:s + c] for a in leaves]
+                yield jax.tree_util.tree_unflatten(tree, piece), piece[0].shape[0]
+        if not seen:
+            raise ValueError("the chunks source yielded no rows (a generator can be read "
+                             "once: pass a list, an array or a callable)")
+
+
+def _describe(spec) -> str:
+    return ", ".join(f"{shape}·{dtype}" for shape, dtype in spec[1])
+
+
+def _pad(a: np.ndarray, c: int) -> np.ndarray:
+    if a.shape[0] == c:
+        return a
+    out = np.zeros((c,) + a.shape[1:], a.dtype)
+    out[:a.shape[0]] = a
+    return out
+
+
+@partial(jax.jit, static_argnames=("stat", "block"))
+def _chunk_stat(stat, rows, valid, args, block):
+    return _run(lambda r, m: (stat(r, m, *args), None), rows, block, True, False,
+                valid=valid)[0]
+
+
+def fold_chunks(stat: Callable[..., Any], source, *, args: tuple = (),
+                block: int | None = None) -> Any:
+    """Σ over host chunks of ``stat(chunk_rows, mask, *args)`` (a Python loop, outside jit).
+
+    Each chunk is zero-padded to ``source.chunk_size`` rows and folded in row blocks on the
+    device by one jitted function, compiled once per (``stat``, chunk shapes, ``block``):
+    pass a module-level ``stat`` and the changing values through ``args`` so that repeated
+    folds (one per iteration of a fit) reuse it. Padded rows have ``mask`` False.
+
+    Args:
+        stat: ``(rows_block, mask, *args) -> pytree``, hashable (a module-level function);
+            must give masked rows zero weight.
+        source: a :class:`Chunks` (or anything :class:`Chunks` accepts).
+        args: pytree of arrays passed to ``stat`` (traced: new values do not recompile).
+        block: rows per block within a chunk (static); ``None`` for the whole chunk.
+
+    Returns:
+        The summed pytree.
+
+    Raises:
+        ValueError: a chunk's widths or dtypes differ from the first chunk's (the message
+            names the chunk's index), or the source yields no rows.
+    """
+    source = source if isinstance(source, Chunks) else Chunks(source)
+    acc = None
+    for rows, m in source:
+        c = source.chunk_size
+        padded = jax.tree_util.tree_map(lambda a: _pad(a, c), rows)
+        valid = np.arange(c) < m
+        s = _chunk_stat(stat, padded, valid, tuple(args), block)
+        acc = s if acc is None else jax.tree_util.tree_map(jnp.add, acc, s)
+    return acc
