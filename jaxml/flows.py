@@ -68,9 +68,9 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from jaxml._core import (TrainInfo, TrainResult, TrainState, as_float_array, check_int_in_range,
-                         check_positive, safe_norm, standard_normal_log_prob, train, train_init,
-                         train_step)
+from jaxml._core import (TrainInfo, TrainResult, TrainState, as_float_array, check_callable,
+                         check_finite, check_int_in_range, check_positive, check_returns,
+                         safe_norm, standard_normal_log_prob, train, train_init, train_step)
 
 __all__ = [
     "Bijection", "Planar", "Radial", "Affine", "Stack", "Flow", "planar_flow", "radial_flow",
@@ -485,7 +485,28 @@ class Flow(eqx.Module):
             return x, standard_normal_log_prob(v) - ld
         return jax.vmap(one)(z)
 
+    def _check_params(self) -> None:
+        """Every block maps a point (d,) to ((d,), ()) both ways: parameters of the wrong
+        shape (e.g. swapped in with ``eqx.tree_at``) are reported here, naming the block."""
+        point = jax.ShapeDtypeStruct((self.dim,), self.dtype)
+        want = ((self.dim,), ())
+        for i, block in enumerate(_blocks(self.layers)):
+            for method in ("forward_and_log_det", "inverse_and_log_det"):
+                name = f"flow.layers[{i}] ({type(block).__name__})"
+                try:
+                    out = jax.eval_shape(getattr(block, method), point)
+                    got = tuple(tuple(o.shape) for o in out)
+                except Exception as e:  # noqa: BLE001  shapes that do not chain
+                    raise ValueError(f"{name} parameters have the wrong shape for dimension "
+                                     f"{self.dim}: {method} fails on a ({self.dim},) point: "
+                                     f"{e}") from e
+                if got != want:
+                    raise ValueError(f"{name}.{method} must map a ({self.dim},) point to "
+                                     f"shapes {want}, got {got}: its parameters have the "
+                                     "wrong shape")
+
     def _check(self, x, name: str = "x") -> jax.Array:
+        self._check_params()
         x = as_float_array(x, name, ndim=(1, 2), dtype=self.dtype)
         if x.shape[-1] != self.dim:
             raise ValueError(f"{name} must have last dimension {self.dim}, got shape {x.shape}")
@@ -515,12 +536,14 @@ class Flow(eqx.Module):
 
         Exact (no inverse) for a generative flow: the reverse-KL path.
         """
-        check_int_in_range(n, "n", 1, 1 << 31)
+        n = check_int_in_range(n, "n", 1, 1 << 31)
+        self._check_params()
         return _sample_core(key, *eqx.partition(self, eqx.is_array), n=n, log_prob=True)
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         """n samples of the flow's distribution: (n, d)."""
-        check_int_in_range(n, "n", 1, 1 << 31)
+        n = check_int_in_range(n, "n", 1, 1 << 31)
+        self._check_params()
         return _sample_core(key, *eqx.partition(self, eqx.is_array), n=n, log_prob=False)
 
 
@@ -601,8 +624,7 @@ def forward_kl_loss(flow: Flow, data: jax.Array) -> jax.Array:
 
     data: (n, d) samples of the target → (). Use a ``"normalizing"`` flow to never invert.
     """
-    if not isinstance(flow, Flow):
-        raise TypeError(f"flow must be a jaxml.flows.Flow, got {type(flow).__name__}")
+    _check_flow(flow)
     dynamic, static = eqx.partition(flow, eqx.is_array)
     return _forward_kl_core(dynamic, flow._check(data, "data"), static=static)
 
@@ -616,11 +638,9 @@ def reverse_kl_loss(key: jax.Array, flow: Flow, log_density: Callable[[jax.Array
     ``log_density``: the unnormalized log density log π of one point, (d,) → () (vmapped
     here), e.g. ``lambda x: -U1(x)``. Returns (). Use a ``"generative"`` flow to never invert.
     """
-    if not callable(log_density):
-        raise TypeError(f"log_density must be callable, got {type(log_density).__name__}")
-    if not isinstance(flow, Flow):
-        raise TypeError(f"flow must be a jaxml.flows.Flow, got {type(flow).__name__}")
-    check_int_in_range(n_samples, "n_samples", 1, 1 << 31)
+    _check_flow(flow)
+    _check_log_density(flow, log_density)
+    n_samples = check_int_in_range(n_samples, "n_samples", 1, 1 << 31)
     dynamic, static = eqx.partition(flow, eqx.is_array)
     return _reverse_kl_core(key, dynamic, static=static, log_density=log_density,
                             n_samples=int(n_samples))
@@ -650,29 +670,43 @@ def _kl_loss(data, log_density, n_samples: int, batch_size: int) -> Callable:
     return lambda f, k: _forward_kl(f, data[jax.random.randint(k, (batch_size,), 0, n)])
 
 
-def _check_training(flow, data, log_density, n_samples, batch_size):
-    """The checks :func:`fit` and :func:`step` share; returns data as a float array (or None)."""
-    if (data is None) == (log_density is None):
-        raise ValueError("give exactly one of data (forward KL) or log_density (reverse KL)")
+def _check_flow(flow) -> None:
     if not isinstance(flow, Flow):
         raise TypeError(f"flow must be a jaxml.flows.Flow, got {type(flow).__name__}")
-    if log_density is not None and not callable(log_density):
-        raise TypeError(f"log_density must be callable, got {type(log_density).__name__}")
-    check_int_in_range(n_samples, "n_samples", 1, 1 << 31)
-    check_int_in_range(batch_size, "batch_size", 1, 1 << 31)
+    flow._check_params()
+
+
+def _check_log_density(flow: Flow, log_density) -> None:
+    """``log_density`` is callable and maps one point (d,) to a scalar (checked abstractly)."""
+    check_callable(log_density, "log_density")
+    check_returns(log_density, "log_density", jax.ShapeDtypeStruct((flow.dim,), flow.dtype),
+                  shape=())
+
+
+def _check_training(flow, data, log_density, n_samples, batch_size):
+    """The checks :func:`fit` and :func:`step` share; returns (data as a float array or None,
+    n_samples, batch_size)."""
+    if (data is None) == (log_density is None):
+        raise ValueError("give exactly one of data (forward KL) or log_density (reverse KL)")
+    _check_flow(flow)
+    if log_density is not None:
+        _check_log_density(flow, log_density)
+    n_samples = check_int_in_range(n_samples, "n_samples", 1, 1 << 31)
+    batch_size = check_int_in_range(batch_size, "batch_size", 1, 1 << 31)
     if data is None:
-        return None
+        return None, n_samples, batch_size
     data = as_float_array(data, "data", ndim=2, dtype=flow.dtype)
     if data.shape[1] != flow.dim:
         raise ValueError(f"data must have {flow.dim} columns, got shape {data.shape}")
-    return data
+    if data.shape[0] < 1:
+        raise ValueError(f"data must have at least 1 row, got shape {data.shape}")
+    return data, n_samples, batch_size
 
 
 def init(flow: Flow, *, optimizer: optax.GradientTransformation) -> TrainState:
     """The training state of ``flow`` for :func:`step`: its trainable (inexact-array) leaves,
     a fresh ``optimizer`` state, and ``finite=True``."""
-    if not isinstance(flow, Flow):
-        raise TypeError(f"flow must be a jaxml.flows.Flow, got {type(flow).__name__}")
+    _check_flow(flow)
     return train_init(flow, optimizer)[0]
 
 
@@ -702,11 +736,11 @@ def step(key: jax.Array, state: TrainState, flow: Flow, *,
         the loss before the update (NaN once a step was not finite) and ``error`` () 0, or
         inf once a loss or gradient was not finite (the parameters then stay put).
     """
-    data = _check_training(flow, data, log_density, n_samples, batch_size)
+    data, n_samples, batch_size = _check_training(flow, data, log_density, n_samples,
+                                                  batch_size)
     dynamic, static = eqx.partition(flow, eqx.is_array)
     return _step_core(key, state, dynamic, data, static=static, optimizer=optimizer,
-                      log_density=log_density, n_samples=int(n_samples),
-                      batch_size=int(batch_size))
+                      log_density=log_density, n_samples=n_samples, batch_size=batch_size)
 
 
 @partial(jax.jit, static_argnames=("static", "log_density", "n_samples", "batch_size",
@@ -736,23 +770,28 @@ def fit(key: jax.Array, flow: Flow, *, data: jax.Array | None = None,
     - ``log_density`` ((d,) → ()): reverse KL, :func:`reverse_kl_loss` with ``n_samples``
       fresh draws per step.
 
-    ``learning_rate`` is traced (a sweep neither recompiles nor breaks under ``vmap``); sizes
-    (``n_samples``, ``batch_size``, ``n_steps``) are static; ``progress=True`` shows a tqdm
-    bar.
+    ``learning_rate`` (finite, > 0) is traced (a sweep neither recompiles nor breaks under
+    ``vmap``); sizes (``n_samples``, ``batch_size``, ``n_steps``) are static; ``progress=True``
+    shows a tqdm bar. ``log_density`` must be callable and return a scalar for one point
+    (checked abstractly, nothing runs); ``data`` and the flow's parameters must be finite
+    (checked at run time when traced), the parameters of the shapes the layers need.
 
     Returns:
         :class:`TrainResult`: ``params`` the trained :class:`Flow`, ``trace`` (n_steps,) the
         loss at every step (before its update), ``n_iter`` () the finite steps, ``finite`` ()
-        every loss and gradient finite, ``opt_state`` the optimizer state.
+        every loss and gradient finite (False e.g. when ``log_density`` returns NaN or the
+        steps overflow), ``opt_state`` the optimizer state.
     """
-    data = _check_training(flow, data, log_density, n_samples, batch_size)
-    check_int_in_range(n_steps, "n_steps", 1, 1 << 31)
-    check_positive(learning_rate, "learning_rate")
+    data, n_samples, batch_size = _check_training(flow, data, log_density, n_samples,
+                                                  batch_size)
+    n_steps = check_int_in_range(n_steps, "n_steps", 1, 1 << 31)
+    learning_rate = jnp.asarray(check_positive(learning_rate, "learning_rate"), flow.dtype)
     dynamic, static = eqx.partition(flow, eqx.is_array)
-    res = _fit_core(key, dynamic, data, learning_rate=jnp.asarray(learning_rate, flow.dtype),
-                    static=static, log_density=log_density, n_samples=int(n_samples),
-                    batch_size=int(batch_size), optimizer=optimizer, n_steps=int(n_steps),
-                    progress=bool(progress))
+    dynamic = jax.tree_util.tree_map(
+        lambda a: check_finite(a, "flow") if eqx.is_inexact_array(a) else a, dynamic)
+    res = _fit_core(key, dynamic, data, learning_rate=learning_rate, static=static,
+                    log_density=log_density, n_samples=n_samples, batch_size=batch_size,
+                    optimizer=optimizer, n_steps=n_steps, progress=bool(progress))
     return res._replace(params=eqx.combine(res.params, static))
 
 

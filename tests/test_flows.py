@@ -4,6 +4,7 @@ integrates to one, forward/reverse KL, the Rezende & Mohamed energies, jit/vmap/
 import functools
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -383,3 +384,59 @@ def test_bad_input():
     with pytest.raises(ValueError, match="learning_rate"):
         flows.fit(jax.random.key(0), flow, log_density=flows.U1, learning_rate=-1.0)
 
+
+
+def test_log_density_and_parameter_checks():
+    flow = flows.planar_flow(jax.random.key(0), 2, 2)
+    opt = optax.adam(1e-2)
+    state = flows.init(flow, optimizer=opt)
+    for call in (lambda ld: flows.fit(jax.random.key(0), flow, log_density=ld, n_steps=2),
+                 lambda ld: flows.step(jax.random.key(0), state, flow, optimizer=opt,
+                                       log_density=ld),
+                 lambda ld: flows.reverse_kl_loss(jax.random.key(0), flow, ld)):
+        with pytest.raises(TypeError, match="log_density must be callable"):
+            call("U1")
+        with pytest.raises(ValueError, match=r"log_density must return an array of shape \(\)"):
+            call(lambda z: z ** 2)                         # a vector per point
+    wrong = eqx.tree_at(lambda f: f.layers.layer.w, flow, jnp.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"flow.layers\[0\] \(Stack\) parameters have the wrong"):
+        flows.fit(jax.random.key(0), wrong, log_density=lambda z: -flows.U1(z), n_steps=2)
+    with pytest.raises(ValueError, match="wrong shape"):
+        wrong.log_prob(jnp.zeros(2))
+    with pytest.raises(ValueError, match="wrong shape"):
+        wrong.sample(jax.random.key(0), 3)
+    nan_flow = eqx.tree_at(lambda f: f.layers.layer.b, flow, jnp.full(2, jnp.nan))
+    with pytest.raises(ValueError, match="flow contains NaN"):
+        flows.fit(jax.random.key(0), nan_flow, log_density=lambda z: -flows.U1(z), n_steps=2)
+
+
+def test_bad_learning_rates_and_data_eagerly_and_under_jit():
+    flow = flows.planar_flow(jax.random.key(0), 2, 2, direction="normalizing")
+    data = np.random.default_rng(0).normal(size=(20, 2))
+    run = jax.jit(lambda lr, x: flows.fit(jax.random.key(0), flow, data=x, n_steps=2,
+                                          learning_rate=lr).trace)
+    for bad in (0.0, -1.0, np.nan, np.inf):
+        with pytest.raises(ValueError, match="learning_rate must"):
+            flows.fit(jax.random.key(0), flow, data=data, n_steps=2, learning_rate=bad)
+        with pytest.raises(Exception, match="learning_rate must"):
+            run(bad, data)
+    bad_data = data.copy()
+    bad_data[3, 1] = np.inf
+    with pytest.raises(Exception, match="data contains NaN or inf"):
+        run(1e-2, bad_data)
+    with pytest.raises(Exception, match="learning_rate must"):
+        jax.vmap(run, (0, None))(jnp.array([1e-2, -1e-2]), data)
+    assert np.all(np.isfinite(np.asarray(run(1e-2, data))))
+
+
+def test_diverged_or_nan_target_fit_reports_not_finite():
+    flow = flows.planar_flow(jax.random.key(0), 2, 4)
+    res = flows.fit(jax.random.key(1), flow, log_density=lambda z: jnp.nan * z[0], n_steps=10,
+                    n_samples=32)
+    assert not bool(res.finite) and int(res.n_iter) == 0 and np.all(np.isnan(res.trace))
+    flow = flows.planar_flow(jax.random.key(0), 2, 4, affine=True)
+    res = flows.fit(jax.random.key(1), flow, log_density=lambda z: -flows.U1(z), n_steps=10,
+                    n_samples=32, learning_rate=1e6)
+    assert not bool(res.finite) and int(res.n_iter) < 10
+    leaves = jax.tree_util.tree_leaves(eqx.filter(res.params, eqx.is_inexact_array))
+    assert all(np.all(np.isfinite(np.asarray(a))) for a in leaves)     # the last finite flow
