@@ -73,6 +73,8 @@ from jaxml._core import (
     LOG_2PI,
     as_float_array,
     check_int_in_range,
+    check_positive,
+    check_value,
     float_dtype,
     is_concrete,
 )
@@ -103,14 +105,17 @@ def uniform_entropy(low, high) -> jax.Array:
     dt = float_dtype(jnp.asarray(low), jnp.asarray(high))
     low = as_float_array(low, "low", dtype=dt)
     high = as_float_array(high, "high", dtype=dt)
-    if is_concrete(low) and is_concrete(high) and np.any(np.asarray(high) <= np.asarray(low)):
-        raise ValueError(f"high must be greater than low, got low={low}, high={high}")
-    return _uniform_entropy(low, high)
+    if is_concrete(low) and is_concrete(high):
+        if np.any(np.asarray(high) <= np.asarray(low)):
+            raise ValueError(f"high must be greater than low, got low={low}, high={high}")
+        return _uniform_entropy(high - low)
+    width = check_value(high - low, "high", lambda xp, v: ~(v > 0), "must be greater than low")
+    return _uniform_entropy(width)
 
 
 @jax.jit
-def _uniform_entropy(low, high):
-    return jnp.log(high - low)
+def _uniform_entropy(width):
+    return jnp.log(width)
 
 
 def gaussian_entropy(variance) -> jax.Array:
@@ -125,9 +130,7 @@ def gaussian_entropy(variance) -> jax.Array:
     Raises:
         ValueError: ``variance`` not positive or not finite.
     """
-    variance = as_float_array(variance, "variance")
-    if is_concrete(variance) and np.any(np.asarray(variance) <= 0):
-        raise ValueError(f"variance must be positive, got {variance}")
+    variance = check_positive(as_float_array(variance, "variance"), "variance")
     return _gaussian_entropy(variance)
 
 
@@ -162,7 +165,15 @@ def multivariate_gaussian_entropy(cov) -> jax.Array:
                 ok = False
         if not ok:
             raise ValueError("cov must be symmetric positive definite")
+    else:
+        cov = check_value(cov, "cov", _not_spd, "must be symmetric positive definite")
     return gaussian.entropy(cov)
+
+
+def _not_spd(xp, v):
+    """Traced check: Σ not symmetric (to 1e-6 relative) or its Cholesky factor not finite."""
+    asym = xp.abs(v - v.T) > 1e-6 * xp.abs(v).max()
+    return asym | ~xp.isfinite(xp.linalg.cholesky(v))
 
 
 # ----------------------------------------------------------------------------- estimation bound

@@ -65,20 +65,11 @@ import optax
 
 from jaxml import gaussian, vi
 from jaxml._core import (
-    Adjoint,
-    check_int_in_range,
-    check_labels,
-    check_loop_options,
-    check_matrix,
-    check_positive,
-    check_same_length,
-    fixed_point,
-    float_dtype,
-    log_cholesky_from_tril,
-    safe_cholesky,
-    train,
+    Adjoint, Implicit, check_int, check_labels, check_loop_options, check_matrix,
+    check_positive, check_same_length, check_value, fixed_point, float_dtype,
+    log_cholesky_from_tril, safe_cholesky, train,
 )
-from jaxml.kernels import gram
+from jaxml.kernels import Kernel, gram
 
 __all__ = [
     "RVMResult", "RVMState", "RVMInfo", "design_matrix", "local_moments",
@@ -195,7 +186,9 @@ def local_moments(mean: jax.Array, covariance: jax.Array, Phi: jax.Array,
 def _gh_expect(f, mean, var, n_nodes: int):
     """E f(u), u ~ N(mean, var) elementwise, by Gauss–Hermite."""
     t, w = vi.gauss_hermite_nodes(n_nodes, jnp.result_type(mean, var))
-    return jnp.sum(w * f(mean[..., None] + jnp.sqrt(var)[..., None] * t), axis=-1)
+    pos = var > 0          # √ with a zero slope at var = 0 (an all-zero row of Φ)
+    sd = jnp.where(pos, jnp.sqrt(jnp.where(pos, var, 1.0)), 0.0)
+    return jnp.sum(w * f(mean[..., None] + sd[..., None] * t), axis=-1)
 
 
 def gauss_hermite_log_sigmoid(mean: jax.Array, var: jax.Array, *, n_nodes: int = 32) -> jax.Array:
@@ -378,7 +371,8 @@ def step(key: jax.Array, state: RVMState, Phi: jax.Array, y: jax.Array, *, n_inn
 
     Returns:
         ``(state, info)``: the new :class:`RVMState` and :class:`RVMInfo` (error =
-        :func:`stopping_error` of the updated ELBO history, value = the ELBO after the
+        :func:`stopping_error` of the updated ELBO history, ∞ if the q step met a
+        non-finite loss or gradient or the ELBO is not finite; value = the ELBO after the
         update by Gauss–Hermite quadrature).
     """
     _check_options(estimator=estimator)
@@ -390,8 +384,9 @@ def step(key: jax.Array, state: RVMState, Phi: jax.Array, y: jax.Array, *, n_inn
     def loss(q, k):
         return -est.surrogate(k, ll, q, n)
 
-    q = train(key, loss, _whitened_q(state, s), optimizer=optax.adam(learning_rate),
-              n_steps=int(n_inner)).params
+    inner = train(key, loss, _whitened_q(state, s), optimizer=optax.adam(learning_rate),
+                  n_steps=int(n_inner))
+    q = inner.params
     mean = s * q.loc
     if state.factor.ndim == 1:
         factor = s * q.scale
@@ -404,7 +399,10 @@ def step(key: jax.Array, state: RVMState, Phi: jax.Array, y: jax.Array, *, n_inn
     n_stable = jnp.where(same, state.n_stable + 1, 0).astype(jnp.int32)
     history = jnp.append(state.elbo_history[1:], value.astype(state.elbo_history.dtype))
     new = RVMState(mean, factor, alpha, history, n_stable)
-    return new, RVMInfo(stopping_error(history, n_stable), value)
+    # a q step that met a non-finite loss or gradient, or a non-finite ELBO, never converges
+    healthy = inner.finite & jnp.isfinite(value)
+    error = jnp.where(healthy, stopping_error(history, n_stable), jnp.inf)
+    return new, RVMInfo(error, value)
 
 
 def _loop_step(carry, args, *, n_inner, n_samples, estimator):
@@ -474,7 +472,14 @@ def fit(key, X, y, *, kernel=None, bias: bool = True, covariance: str = "diag",
         max_iter, n_inner, n_samples: static loop sizes. learning_rate, tol, alpha_init
         (initial prior precision), init_scale, threshold: traced numbers (a ``vmap`` over
         them does not recompile).
-        adjoint: how the outer loop is differentiated (``jaxml._core.Direct()`` by default).
+        adjoint: how the outer loop is differentiated. ``Direct()`` (default, forward mode
+            only) or ``Unrolled()``: ``jax.grad`` w.r.t. X and the traced numbers through
+            the iterations actually taken, with the key fixed (the derivative of the
+            algorithm, not of an optimum: the q step is a finite run of Adam with Monte
+            Carlo draws). ``Implicit()`` is refused (``TypeError``): the outer step has no
+            smooth fixed point (Adam's update is not differentiable at a zero gradient, and
+            the pruned αⱼ grow without bound), so the implicit function theorem does not
+            apply.
 
     Returns:
         :class:`RVMResult`; m = (1 +) d without a kernel, (1 +) n with one, the bias first.
@@ -487,20 +492,43 @@ def fit(key, X, y, *, kernel=None, bias: bool = True, covariance: str = "diag",
         relevance vectors are ``model.basis[model.relevant[1:]]``.
 
     Raises:
-        ValueError: labels outside {−1, +1}, mismatched lengths, NaN/inf, bad options.
+        ValueError: labels outside {−1, +1} or only one class (at run time when traced),
+            mismatched lengths, NaN/inf, numbers ≤ 0 (at run time when traced), bad options.
+        TypeError: a kernel that is not a :class:`jaxml.kernels.Kernel`,
+            ``adjoint=Implicit()``.
+
+    A q step that meets a non-finite loss or gradient stops updating q and the fit never
+    reports ``converged=True``. An all-zero row of Φ (e.g. ``bias=False`` and a zero input)
+    is valid: its predictor variance is 0 and √ is taken with a zero slope there.
     """
     X = check_matrix(X, "X")
     y = check_labels(y, "y", [-1, 1])
     check_same_length(X, "X", y, "y")
+    y = check_value(y, "y", lambda xp, v: ~(xp.any(v == 1) & xp.any(v == -1)),
+                    "must contain both labels -1 and +1")
+    if kernel is not None and not isinstance(kernel, Kernel):
+        raise TypeError(f"kernel must be None or a jaxml.kernels.Kernel (e.g. RBF(gamma)), "
+                        f"got {type(kernel).__name__}")
     _check_options(covariance=covariance, estimator=estimator)
+    if isinstance(adjoint, Implicit):
+        raise TypeError(
+            "rvm.fit has no implicit derivative: its outer step (Adam steps on q with fresh "
+            "moments, Monte Carlo draws) has no smooth fixed point (Adam's update is not "
+            "differentiable at a zero gradient, pruned α grow without bound); use "
+            "adjoint=Unrolled() to differentiate the iterations taken")
     max_iter, tol = check_loop_options(max_iter, tol)
     for name, val in (("n_inner", n_inner), ("n_samples", n_samples), ("window", window)):
-        check_int_in_range(val, name, 1, 10 ** 9)
+        check_int(val, name, 1, 10 ** 9)
+    numbers = {}
     for name, val in (("learning_rate", learning_rate), ("alpha_init", alpha_init),
                       ("init_scale", init_scale), ("threshold", threshold)):
-        check_positive(val, name)
+        if jnp.ndim(val) != 0:
+            raise ValueError(f"{name} must be a scalar, got shape {jnp.shape(val)}")
+        numbers[name] = check_positive(val, name)
     dtype = float_dtype(X)
     cast = lambda v: jnp.asarray(v, dtype)  # noqa: E731
+    learning_rate, alpha_init, init_scale, threshold = (
+        numbers[k] for k in ("learning_rate", "alpha_init", "init_scale", "threshold"))
     return _fit(key, X, y, kernel, bias=bool(bias), covariance=covariance,
                 max_iter=max_iter, n_inner=int(n_inner), learning_rate=cast(learning_rate),
                 n_samples=int(n_samples), estimator=estimator, tol=cast(tol), window=int(window),

@@ -189,3 +189,16 @@ def test_bad_input_names_the_argument():
         information.monte_carlo_entropy(jax.random.PRNGKey(0), mf, 10)
     with pytest.raises(ValueError, match="n"):
         information.monte_carlo_entropy(jax.random.key(0), mf, 1)
+
+
+def test_traced_bad_values_raise_at_run_time():
+    """Issue 13: the value checks also run inside jit, naming the argument."""
+    with pytest.raises(Exception, match="variance must"):
+        jax.jit(information.gaussian_entropy)(-1.0)
+    with pytest.raises(Exception, match="high must be greater than low"):
+        jax.jit(information.uniform_entropy)(1.0, 0.5)
+    with pytest.raises(Exception, match="cov must be symmetric positive definite"):
+        jax.jit(information.multivariate_gaussian_entropy)(-jnp.eye(2))
+    np.testing.assert_allclose(jax.jit(information.uniform_entropy)(0.0, 2.0), math.log(2.0))
+    np.testing.assert_allclose(jax.jit(information.multivariate_gaussian_entropy)(jnp.eye(2)),
+                               1.0 + math.log(2 * math.pi))

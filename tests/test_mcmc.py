@@ -211,3 +211,32 @@ def test_hmc_logistic_regression_agrees_with_numpyro_nuts():
     np.testing.assert_array_less(np.abs(mine.reshape(-1, 2).mean(0) - w_ref.reshape(-1, 2).mean(0)),
                                  4 * se)
     np.testing.assert_allclose(mine.reshape(-1, 2).std(0), w_ref.reshape(-1, 2).std(0), rtol=0.15)
+
+
+def test_traced_bad_numbers_raise_at_run_time():
+    """Issue 13: a bad step size / scale / prior passed as a traced value is caught inside
+    the compiled program, naming the argument."""
+    key = jax.random.key(0)
+    run = jax.jit(lambda s, j: mcmc.sample(key, mcmc.HMC(gauss_2d, step_size=s, jitter=j,
+                                                         n_steps=2),
+                                           jnp.zeros(2), n_samples=3, n_chains=1,
+                                           n_warmup=0).draws)
+    assert np.all(np.isfinite(np.asarray(run(0.1, 0.2))))
+    with pytest.raises(Exception, match="step_size must"):
+        run(-0.1, 0.2)
+    with pytest.raises(Exception, match="jitter must"):
+        run(0.1, 1.5)
+    with pytest.raises(ValueError, match="jitter"):
+        mcmc.sample(key, mcmc.HMC(gauss_2d, jitter=1.0), jnp.zeros(2), n_samples=3, n_chains=1)
+    with pytest.raises(ValueError, match="target_accept"):
+        mcmc.sample(key, mcmc.HMC(gauss_2d, target_accept=1.0), jnp.zeros(2), n_samples=3,
+                    n_chains=1)
+    with pytest.raises(Exception, match="scale must"):
+        jax.jit(lambda s: mcmc.rmh_step(key, mcmc.rmh_init(jnp.zeros(2), gauss_2d), gauss_2d,
+                                       scale=s)[0].position)(-1.0)
+    with pytest.raises(ValueError, match="log_density must return a scalar"):
+        mcmc.hmc_init(jnp.zeros(2), lambda z: z)
+    x = jnp.array([0.5, 1.0, 1.5])
+    with pytest.raises(Exception, match="b0 must"):
+        jax.jit(lambda b: mcmc.normal_gamma_step(key, mcmc.normal_gamma_init(
+            jnp.array([0.0, 1.0]), x, b0=1.0), x, b0=b)[0].position)(-1.0)

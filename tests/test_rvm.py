@@ -284,3 +284,64 @@ def test_bad_input(synthetic):
     Xs, _, res = synthetic
     with pytest.raises(ValueError, match="method"):
         rvm.predict_proba(res, Xs, method="laplace")
+
+
+# ------------------------------------------- issue 13: checks eager and traced, valid → finite
+
+def test_checks_eager_and_traced():
+    X, y = _logistic_data(3, 20, W_TRUE[:3])
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="both labels"):
+        rvm.fit(key, X, np.ones(20, int))
+    with pytest.raises(ValueError, match="y must take values"):
+        rvm.fit(key, X, np.where(y > 0, 2, -1))
+    with pytest.raises(TypeError, match="kernel"):
+        rvm.fit(key, X, y, kernel="rbf")
+    for name in ("alpha_init", "init_scale", "threshold", "learning_rate"):
+        with pytest.raises(ValueError, match=name):
+            rvm.fit(key, X, y, **{name: np.inf})
+    with pytest.raises(ValueError, match="tol"):
+        rvm.fit(key, X, y, tol=np.nan)
+    # traced: one compile, three bad values
+    fit = jax.jit(lambda y, lr: rvm.fit(key, X, y, learning_rate=lr, max_iter=2, n_inner=1).elbo)
+    assert np.isfinite(fit(y, 0.05))
+    with pytest.raises(Exception, match="y must contain both"):
+        fit(np.ones(20, int), 0.05)
+    with pytest.raises(Exception, match="y must take values"):
+        fit(np.where(y > 0, 1, 0), 0.05)
+    with pytest.raises(Exception, match="learning_rate must"):
+        fit(y, -0.05)
+
+
+def test_zero_row_without_bias_is_finite():
+    """A zero row of Φ has predictor variance 0: √ must not turn the gradient NaN."""
+    X, y = _logistic_data(4, 40, W_TRUE[:3])
+    X[0] = 0.0
+    res = rvm.fit(jax.random.key(0), X, y, bias=False, max_iter=30, n_inner=20)
+    assert np.all(np.isfinite(np.asarray(res.mean))) and np.isfinite(float(res.elbo))
+    assert abs(float(res.mean[0])) > 0.5                     # q moved (no NaN stop)
+    assert float(rvm.predict_proba(res, X[:1])[0]) == pytest.approx(0.5)
+
+
+# ------------------------------------------- issue 14: what rvm.fit's derivative is
+
+def test_unrolled_gradient_is_the_derivative_of_the_iterations_taken():
+    """rvm.fit has no smooth fixed point (Adam's inner steps, unbounded pruned α), so it
+    refuses Implicit(); with Unrolled() jax.grad is the derivative of the iterations taken
+    (key fixed, here a fixed number of them): it equals central finite differences of the
+    fit, w.r.t. X and a traced number."""
+    from jaxml._core import Implicit, Unrolled
+    from jaxml.testing import check_gradient
+
+    X, y = _logistic_data(5, 30, W_TRUE[:2])
+
+    def f(p):
+        r = rvm.fit(jax.random.key(0), p["X"], y, alpha_init=p["alpha_init"], max_iter=4,
+                    n_inner=5, estimator="gh", tol=0.0, adjoint=Unrolled())
+        return jnp.sum(r.mean ** 2) + r.elbo
+
+    point = {"X": jnp.asarray(X), "alpha_init": jnp.asarray(1.3)}
+    grad = jax.jit(jax.grad(f))
+    check_gradient(f, grad, point, rtol=1e-8, fd_rtol=1e-6, max_coordinates=8)
+    with pytest.raises(TypeError, match="Unrolled"):
+        rvm.fit(jax.random.key(0), X, y, adjoint=Implicit())

@@ -14,9 +14,10 @@ from typing import Any, Callable, NamedTuple
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from jaxml._core import as_float_array, is_concrete
+from jaxml._core import as_float_array, check_in_range, check_positive, is_concrete
 
 __all__ = ["MCMCKernel", "NoParams", "check_log_density", "check_position", "concrete_positive",
            "check_target_accept"]
@@ -42,8 +43,11 @@ class MCMCKernel(eqx.Module):
         """The rank of one chain's position (1: a (d,) vector)."""
         return 1
 
-    def check(self, position: jax.Array) -> None:
-        """Boundary checks on one chain's concrete starting position (Python, before jit)."""
+    def check(self, position: jax.Array) -> "MCMCKernel":
+        """Boundary checks on one chain's starting position and on the kernel's numbers;
+        returns the kernel to run (its numbers carrying their run-time checks when traced).
+        ``None`` counts as ``self``."""
+        return self
 
     @abc.abstractmethod
     def init(self, position: jax.Array) -> Any:
@@ -92,18 +96,16 @@ def check_log_density(log_density, position: jax.Array) -> None:
                 "start the chain inside the support of the target")
 
 
-def concrete_positive(x, name: str) -> None:
-    """Raise unless a concrete ``x`` is positive and finite (names the argument)."""
-    if is_concrete(x):
-        v = np.asarray(x)
-        if v.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must be a real number, got {x!r}")
-        if np.any(~np.isfinite(v)) or np.any(v <= 0):
-            raise ValueError(f"{name} must be positive and finite, got {x}")
+def concrete_positive(x, name: str):
+    """``x`` checked positive and finite (names the argument): now when concrete, at run time
+    (``equinox.error_if``) when traced. Returns ``x``: use the returned value."""
+    dt = np.asarray(x).dtype if is_concrete(x) else jnp.result_type(x)
+    if dt.kind not in "biuf":
+        raise TypeError(f"{name} must be a real number, got {x!r}")
+    return check_positive(x, name)
 
 
-def check_target_accept(target_accept) -> None:
-    """Raise unless a concrete ``target_accept`` lies in (0, 1)."""
-    concrete_positive(target_accept, "target_accept")
-    if is_concrete(target_accept) and np.any(np.asarray(target_accept) >= 1):
-        raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
+def check_target_accept(target_accept):
+    """``target_accept`` in (0, 1) (checked at run time when traced); returns it."""
+    return check_in_range(target_accept, "target_accept", 0.0, 1.0, low_open=True,
+                          high_open=True)

@@ -28,6 +28,8 @@ statisticians" (2017), §3.
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import NamedTuple
 
 import jax
@@ -103,8 +105,9 @@ def _observations(x, ndim) -> jax.Array:
 def _ng_data(x, mu0, lambda0, a0, b0):
     x = _observations(x, 1)
     prior = {"mu0": mu0, "lambda0": lambda0, "a0": a0, "b0": b0}
+    prior["mu0"] = as_float_array(mu0, "mu0", ndim=0)
     for name in ("lambda0", "a0", "b0"):
-        concrete_positive(prior[name], name)
+        prior[name] = concrete_positive(prior[name], name)
     return x, tuple(jnp.asarray(v, x.dtype) for v in prior.values())
 
 
@@ -112,8 +115,8 @@ def _check_ng_position(position, dtype):
     position = as_float_array(position, "position", ndim=1, dtype=dtype)
     if position.shape != (2,):
         raise ValueError(f"position must be (mu, tau) of shape (2,), got {position.shape}")
-    concrete_positive(position[1], "position[1] (tau)")
-    return position
+    tau = concrete_positive(position[1], "position[1] (tau)")
+    return position.at[1].set(tau)
 
 
 def normal_gamma_init(position, x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0) -> NormalGammaState:
@@ -158,8 +161,9 @@ class NormalGammaGibbs(MCMCKernel):
         return tuple(jnp.asarray(v, dt) for v in (self.mu0, self.lambda0, self.a0, self.b0))
 
     def check(self, position):
-        x, _ = _ng_data(self.x, self.mu0, self.lambda0, self.a0, self.b0)
+        x, prior = _ng_data(self.x, self.mu0, self.lambda0, self.a0, self.b0)
         _check_ng_position(position, x.dtype)
+        return dataclasses.replace(self, x=x, **dict(zip(("mu0", "lambda0", "a0", "b0"), prior)))
 
     def init(self, position):
         position = jnp.asarray(position, self.x.dtype)
@@ -217,7 +221,7 @@ _mix_step_jit = jax.jit(_mix_step)
 
 def _mix_data(x, prior_var):
     x = _observations(x, (1, 2))
-    concrete_positive(prior_var, "prior_var")
+    prior_var = concrete_positive(prior_var, "prior_var")
     return x, jnp.asarray(prior_var, x.dtype)
 
 
@@ -276,8 +280,9 @@ class MixtureGibbs(MCMCKernel):
         return jnp.ndim(self.x)
 
     def check(self, position):
-        x, _ = _mix_data(self.x, self.prior_var)
+        x, prior_var = _mix_data(self.x, self.prior_var)
         _check_mix_position(position, x)
+        return dataclasses.replace(self, x=x, prior_var=prior_var)
 
     def init(self, position):
         return _mix_init(jnp.asarray(position, self.x.dtype), self.x,

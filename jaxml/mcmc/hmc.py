@@ -31,6 +31,8 @@ JMLR 15 (2014); Stan Reference Manual, "HMC algorithm parameters".
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Callable, NamedTuple
 
 import equinox as eqx
@@ -39,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxml._core import check_int_in_range, is_concrete
+from jaxml._core import check_in_range, check_int_in_range
 from jaxml.mcmc.base import (
     MCMCKernel,
     check_log_density,
@@ -184,21 +186,22 @@ def step(key: jax.Array, state: HMCState, log_density: Callable[[jax.Array], jax
     Returns:
         ``(state, info)``: the next :class:`HMCState` and :class:`HMCInfo`.
     """
-    concrete_positive(step_size, "step_size")
+    step_size = concrete_positive(step_size, "step_size")
     check_int_in_range(n_steps, "n_steps", 1, 2**31 - 1)
     dt = state.position.dtype
     if inverse_mass_matrix is None:
         inverse_mass_matrix = jnp.ones_like(state.position)
-    concrete_positive(inverse_mass_matrix, "inverse_mass_matrix")
+    inverse_mass_matrix = concrete_positive(inverse_mass_matrix, "inverse_mass_matrix")
     inverse_mass_matrix = jnp.broadcast_to(jnp.asarray(inverse_mass_matrix, dt), state.position.shape)
-    _check_jitter(jitter)
+    jitter = _check_jitter(jitter)
     return _step_jit(key, state, log_density, jnp.asarray(step_size, dt), inverse_mass_matrix,
                      int(n_steps), jnp.asarray(jitter, dt))
 
 
 def _check_jitter(jitter):
-    if is_concrete(jitter) and not 0 <= float(jitter) < 1:
-        raise ValueError(f"jitter must be in [0, 1), got {jitter}")
+    if jnp.ndim(jitter) != 0:
+        raise ValueError(f"jitter must be a scalar, got shape {jnp.shape(jitter)}")
+    return check_in_range(jitter, "jitter", 0.0, 1.0, high_open=True)
 
 
 def warmup_windows(n_warmup: int) -> tuple[np.ndarray, np.ndarray]:
@@ -254,15 +257,17 @@ class HMC(MCMCKernel):
     def check(self, position):
         check_position(position)
         check_log_density(self.log_density, position)
-        concrete_positive(self.step_size, "step_size")
+        step_size = concrete_positive(self.step_size, "step_size")
         check_int_in_range(self.n_steps, "n_steps", 1, 2**31 - 1)
-        if self.inverse_mass_matrix is not None:
-            concrete_positive(self.inverse_mass_matrix, "inverse_mass_matrix")
-            if jnp.shape(self.inverse_mass_matrix) not in ((), jnp.shape(position)):
+        imm = self.inverse_mass_matrix
+        if imm is not None:
+            imm = concrete_positive(imm, "inverse_mass_matrix")
+            if jnp.shape(imm) not in ((), jnp.shape(position)):
                 raise ValueError(f"inverse_mass_matrix must have shape {jnp.shape(position)}, "
-                                 f"got {jnp.shape(self.inverse_mass_matrix)}")
-        _check_jitter(self.jitter)
-        check_target_accept(self.target_accept)
+                                 f"got {jnp.shape(imm)}")
+        return dataclasses.replace(self, step_size=step_size, inverse_mass_matrix=imm,
+                                   jitter=_check_jitter(self.jitter),
+                                   target_accept=check_target_accept(self.target_accept))
 
     def init(self, position):
         return _init(position, self.log_density)

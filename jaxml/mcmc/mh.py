@@ -25,6 +25,8 @@ Metropolis–Hastings algorithms", Statistical Science 16 (2001); C. Andrieu & J
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Callable, NamedTuple
 
 import equinox as eqx
@@ -120,7 +122,7 @@ def step(key: jax.Array, state: RWState, log_density: Callable[[jax.Array], jax.
     Returns:
         ``(state, info)``: the next :class:`RWState` and :class:`RWInfo`.
     """
-    concrete_positive(scale, "scale")
+    scale = concrete_positive(scale, "scale")
     return _step_jit(key, state, log_density, jnp.asarray(scale, state.position.dtype))
 
 
@@ -143,10 +145,12 @@ class RandomWalkMH(MCMCKernel):
     def check(self, position):
         check_position(position)
         check_log_density(self.log_density, position)
-        if self.scale is not None:
-            concrete_positive(self.scale, "scale")
-        if self.target_accept is not None:
-            check_target_accept(self.target_accept)
+        scale, target_accept = self.scale, self.target_accept
+        if scale is not None:
+            scale = concrete_positive(scale, "scale")
+        if target_accept is not None:
+            target_accept = check_target_accept(target_accept)
+        return dataclasses.replace(self, scale=scale, target_accept=target_accept)
 
     def init(self, position):
         return _init(position, self.log_density)

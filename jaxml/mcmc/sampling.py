@@ -127,6 +127,7 @@ def sample(key: jax.Array, kernel: MCMCKernel, position, *, n_samples: int, n_ch
         raise ValueError(f"position must have {nd} dimension(s) (one start for all chains) or "
                          f"{nd + 1} with n_chains={n_chains} rows, got shape {position.shape}")
     for c in range(n_chains if position.ndim == nd + 1 else 1):
-        kernel.check(positions[c])
+        checked = kernel.check(positions[c])
+        kernel = kernel if checked is None else checked
     return _sample_jit(key, kernel, positions, int(n_samples), int(n_chains), int(n_warmup),
                        bool(progress))

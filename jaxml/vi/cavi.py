@@ -33,17 +33,21 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Callable, NamedTuple, Sequence
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 from jax.scipy.special import digamma, gammaln, logsumexp, xlogy
 
 from jaxml._core import (
     LOG_2PI,
     Adjoint,
+    Implicit,
     as_float_array,
     check_int_in_range,
     check_loop_options,
     check_positive,
+    check_returns,
     fixed_point,
     float_dtype,
 )
@@ -104,12 +108,34 @@ def _advance(state: CAVIState, q: Any, value: jax.Array) -> tuple[CAVIState, CAV
     return CAVIState(q, value), CAVIInfo(err, value)
 
 
+def _adjoint(adjoint: Adjoint | None) -> Adjoint:
+    """The CAVI fits differentiate implicitly unless told otherwise (same forward loop)."""
+    return Implicit() if adjoint is None else adjoint
+
+
 def _loop(step, q0, elbo0, args, tol, max_iter: int, adjoint):
-    """Run ``step`` on the shared loop from (q0, elbo0); tol floored at 8 eps of the ELBO."""
+    """Run ``step`` on the shared loop from (q0, elbo0); tol floored at 8 eps of the ELBO.
+
+    Returns the loop result with ``converged`` cleared when the final ELBO is not finite."""
     elbo0 = jnp.asarray(elbo0)
     tol = jnp.maximum(jnp.asarray(tol, elbo0.dtype), 8 * jnp.finfo(elbo0.dtype).eps)
-    return fixed_point(step, CAVIState(q0, elbo0), args, tol=tol, max_iter=max_iter,
-                       adjoint=adjoint)
+    # The loop runs on one flat vector of the state's floating leaves (the rest, e.g.
+    # integer leaves of a user's state, rides along): the implicit adjoint then solves one
+    # linear system in that vector, whichever inputs carry a tangent.
+    diff, rest = eqx.partition(CAVIState(q0, elbo0), eqx.is_inexact_array)
+    flat0, unravel = ravel_pytree(diff)
+
+    def flat_step(carry, a):
+        v, r = carry
+        new, info = step(eqx.combine(unravel(v), r), a)
+        d, r = eqx.partition(new, eqx.is_inexact_array)
+        return (ravel_pytree(d)[0].astype(v.dtype), r), info
+
+    res = fixed_point(flat_step, (flat0, rest), args, tol=tol, max_iter=max_iter,
+                      adjoint=adjoint)
+    state = eqx.combine(unravel(res.state[0]), res.state[1])
+    return res._replace(state=state,
+                        converged=res.converged & jnp.isfinite(state.elbo))
 
 
 def coordinate_ascent(updates: Sequence[Callable[[Any], Any]], elbo_fn: Callable[[Any], Any],
@@ -125,19 +151,25 @@ def coordinate_ascent(updates: Sequence[Callable[[Any], Any]], elbo_fn: Callable
             machine epsilons of the ELBO's dtype, the change roundoff alone can produce
             (float32 fits stop).
         max_iter: static bound on the number of sweeps.
-        adjoint: how the loop is differentiated (``jaxml._core.Direct()`` by default,
-            ``Unrolled()`` for reverse mode).
+        adjoint: how the loop is differentiated: ``jaxml._core.Implicit()`` by default
+            (implicit differentiation at the converged sweep's fixed point, memory flat in
+            ``max_iter``; the same ``while_loop`` forward as ``Direct()``), or
+            ``Unrolled()`` (reverse mode through the sweeps taken).
 
     Returns:
         :class:`CAVIResult`: ``state``, ``elbo`` (), ``trace`` (max_iter,), ``n_iter``,
-        ``converged``.
+        ``converged`` (False if the ELBO is not finite).
+
+    Raises:
+        TypeError: ``updates`` or ``elbo_fn`` not callable.
+        ValueError: ``elbo_fn`` does not return a scalar; bad ``tol``/``max_iter``.
     """
     updates = tuple(updates)
     if not updates or not all(callable(u) for u in updates):
         raise TypeError("updates must be a non-empty sequence of callables state -> state")
-    if not callable(elbo_fn):
-        raise TypeError("elbo_fn must be callable")
+    check_returns(elbo_fn, "elbo_fn", state, shape=())
     max_iter, tol = check_loop_options(max_iter, tol)
+    adjoint = _adjoint(adjoint)
     try:
         hash((updates, elbo_fn))
         core = _coordinate_ascent
@@ -214,8 +246,9 @@ def _ng_prior(x, mu0, lambda0, a0, b0):
     x = as_float_array(x, "x", ndim=1)
     if x.shape[0] < 1:
         raise ValueError("x must hold at least one observation")
-    for v, name in ((lambda0, "lambda0"), (a0, "a0"), (b0, "b0")):
-        check_positive(v, name)
+    mu0 = as_float_array(mu0, "mu0", ndim=0)
+    lambda0, a0, b0 = (check_positive(v, name) for v, name in
+                       ((lambda0, "lambda0"), (a0, "a0"), (b0, "b0")))
     dt = float_dtype(x)
     prior = NormalGammaPrior(*(jnp.asarray(v, dt) for v in (mu0, lambda0, a0, b0)))
     return x, prior
@@ -314,18 +347,31 @@ def normal_gamma_cavi(x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0, init: NormalGa
         init: starting :class:`NormalGammaQ`; default q(μ) = N(mu0, 1/lambda0), q(τ) = the
             prior Gam(a0, b0).
         tol, max_iter: stopping rule of :func:`coordinate_ascent`.
-        adjoint: how the loop is differentiated (default ``Direct()``).
+        adjoint: how the loop is differentiated: ``Implicit()`` by default (``jax.grad``
+            w.r.t. x and the prior through the converged fixed point), ``Unrolled()``, or
+            ``Direct()``.
 
     Returns:
         :class:`NormalGammaCAVIResult`: ``q``, ``elbo`` () final ELBO, ``trace`` (max_iter,),
-        ``n_iter``, ``converged``.
+        ``n_iter``, ``converged`` (False if the ELBO is not finite).
+
+    Raises:
+        ValueError: NaN/inf in x or the prior; lambda0, a0 or b0 ≤ 0 (at run time when
+            traced); bad ``tol``/``max_iter``.
     """
     x, prior = _ng_prior(x, mu0, lambda0, a0, b0)
     max_iter, tol = check_loop_options(max_iter, tol)
     if init is None:
         init = NormalGammaQ(prior.mu0, prior.lambda0, prior.a0, prior.b0)
+    else:
+        if not isinstance(init, NormalGammaQ):
+            raise TypeError(f"init must be a NormalGammaQ, got {type(init).__name__}")
+        init = NormalGammaQ(as_float_array(init.mu, "init.mu", ndim=0),
+                            *(check_positive(v, f"init.{f}") for v, f in
+                              zip(init[1:], NormalGammaQ._fields[1:])))
     init = NormalGammaQ(*(jnp.asarray(v, x.dtype) for v in init))
-    return _normal_gamma_fit(x, prior, init, tol, max_iter=max_iter, adjoint=adjoint)
+    return _normal_gamma_fit(x, prior, init, tol, max_iter=max_iter,
+                             adjoint=_adjoint(adjoint))
 
 
 def normal_gamma_posterior(x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0) -> NormalGammaPosterior:
@@ -470,17 +516,25 @@ def mixture_cavi(key, x, n_components: int, *, prior_var=1.0, init: MixtureQ | N
         init: a :class:`MixtureQ` to start from instead (``m`` (K, d); (K,) accepted for 1-D
             x).
         tol, max_iter: stopping rule of :func:`coordinate_ascent`.
-        adjoint: how the loop is differentiated (default ``Direct()``).
+        adjoint: how the loop is differentiated: ``Implicit()`` by default (``jax.grad``
+            w.r.t. x and ``prior_var`` through the converged fixed point; the assignments
+            move smoothly, there is no hard tie), ``Unrolled()``, or ``Direct()``.
 
     Returns:
         :class:`MixtureCAVIResult`; ``q.m`` is (K, d) (d = 1 for 1-D x), ``q.s2`` (K,),
-        ``q.phi`` (n, K).
+        ``q.phi`` (n, K); ``converged`` is False if the ELBO is not finite.
+
+    Raises:
+        ValueError: NaN/inf in x or init; prior_var ≤ 0 (at run time when traced);
+            n_components outside 1..n; bad ``tol``/``max_iter``.
     """
     x = as_float_array(x, "x", ndim=(1, 2))
     x2 = x[:, None] if x.ndim == 1 else x
     n, d = x2.shape
     check_int_in_range(n_components, "n_components", 1, n)
-    check_positive(prior_var, "prior_var")
+    prior_var = check_positive(prior_var, "prior_var")
+    if jnp.ndim(prior_var) != 0:
+        raise ValueError(f"prior_var must be a scalar, got shape {jnp.shape(prior_var)}")
     max_iter, tol = check_loop_options(max_iter, tol)
     prior_var = jnp.asarray(prior_var, x.dtype)
     k = int(n_components)
@@ -489,9 +543,15 @@ def mixture_cavi(key, x, n_components: int, *, prior_var=1.0, init: MixtureQ | N
             raise TypeError("mixture_cavi needs a key for its random initialization when no "
                             "init is given")
     else:
-        m = jnp.asarray(init.m, x.dtype).reshape(k, d)
-        init = MixtureQ(m, jnp.asarray(init.s2, x.dtype).reshape(k),
-                        jnp.asarray(init.phi, x.dtype).reshape(n, k))
+        if not isinstance(init, MixtureQ):
+            raise TypeError(f"init must be a MixtureQ, got {type(init).__name__}")
+        m = as_float_array(init.m, "init.m", dtype=x.dtype)
+        s2 = check_positive(as_float_array(init.s2, "init.s2", dtype=x.dtype), "init.s2")
+        phi = as_float_array(init.phi, "init.phi", dtype=x.dtype)
+        if m.size != k * d or s2.size != k or phi.size != n * k:
+            raise ValueError(f"init must hold m ({k}, {d}), s2 ({k},) and phi ({n}, {k}), got "
+                             f"{m.shape}, {s2.shape}, {phi.shape}")
+        init = MixtureQ(m.reshape(k, d), s2.reshape(k), phi.reshape(n, k))
         key = None
     return _mixture_fit(key, x2, init, prior_var, tol, n_components=k, max_iter=max_iter,
-                        adjoint=adjoint)
+                        adjoint=_adjoint(adjoint))

@@ -60,7 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxml._core.checks import as_float_array, check_int_in_range
+from jaxml._core.checks import as_float_array, check_callable, check_int_in_range, check_returns
 from jaxml.vi.families import FullRankGaussian, MeanFieldGaussian, VariationalFamily
 
 __all__ = [
@@ -83,6 +83,14 @@ def _batch(f: LogDensity, z: jax.Array) -> jax.Array:
     if z.shape[0] == 1:
         return jnp.reshape(f(z[0]), (1,))
     return jax.vmap(f)(z)
+
+
+def _safe_sqrt(v: jax.Array) -> jax.Array:
+    """√v with a zero (not infinite) derivative at v = 0: a predictor variance φᵢᵀΣφᵢ is
+    exactly 0 for an all-zero row φᵢ, and √'s infinite slope there would turn the gradient
+    NaN."""
+    pos = v > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, v, 1.0)), 0.0)
 
 
 class ElboEstimator(eqx.Module):
@@ -234,10 +242,10 @@ class LocalReparameterization(AnalyticKL):
         m, v = self.moments(q)
         if self.n_nodes is not None:
             t, w = gauss_hermite_nodes(self.n_nodes, m.dtype)
-            u = m + jnp.sqrt(v) * t[:, None]                           # (n_nodes, n)
+            u = m + _safe_sqrt(v) * t[:, None]                         # (n_nodes, n)
             return jnp.sum(w * jax.vmap(log_likelihood)(u))
         eps = jax.random.normal(key, (int(n_samples),) + m.shape, m.dtype)
-        return jnp.mean(_batch(log_likelihood, m + jnp.sqrt(v) * eps))
+        return jnp.mean(_batch(log_likelihood, m + _safe_sqrt(v) * eps))
 
 
 class StickingTheLanding(ElboEstimator):
@@ -295,8 +303,13 @@ class ElboGrad(NamedTuple):
 
 def check_target(log_density: LogDensity | None, q: VariationalFamily,
                  estimator: ElboEstimator, n_samples: int, *,
-                 log_likelihood: LogDensity | None = None) -> LogDensity:
+                 log_likelihood: LogDensity | None = None,
+                 check_output: bool = True) -> LogDensity:
     """Check an ELBO call at the Python boundary; return the callable ``estimator`` reads.
+
+    The callable must return a scalar for one point ((d,) latent vector, or (n,) linear
+    predictors for :class:`LocalReparameterization`), checked abstractly (``check_output``;
+    callers that wrap the target with more arguments check it themselves).
 
     ``estimator.target == "log_density"``: ``log_density`` is required and ``log_likelihood``
     must be None. ``"log_likelihood"`` (:class:`AnalyticKL`, :class:`LocalReparameterization`):
@@ -320,11 +333,14 @@ def check_target(log_density: LogDensity | None, q: VariationalFamily,
                 "log_density; log_likelihood= is only for AnalyticKL and "
                 "LocalReparameterization")
         target, tname = log_density, "log_density"
-    if not callable(target):
-        raise TypeError(f"{tname} must be callable, got {type(target).__name__}")
+    check_callable(target, tname)
     if not isinstance(q, VariationalFamily):
         raise TypeError(f"q must be a VariationalFamily, got {type(q).__name__}")
     estimator.check(q, n_samples)
+    if check_output:
+        size = (estimator.design.shape[0] if isinstance(estimator, LocalReparameterization)
+                else q.dim)
+        check_returns(target, tname, jax.ShapeDtypeStruct((size,), q.dtype), shape=())
     return target
 
 
