@@ -81,3 +81,25 @@ def test_bad_input():
                         n_samples=0)
     with pytest.raises(TypeError, match="predict"):
         posterior_predictive(jax.random.key(0), jnp.zeros((4, 2)), None, jnp.zeros((1, 2)))
+
+
+def test_callables_checked_by_name():
+    """Issue 13: a log density returning a vector, a predict that fails on one draw, NaN
+    inputs: clear errors naming the argument."""
+    q = vi.MeanFieldGaussian.init(2)
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="log_density must return an array of shape"):
+        vi.psis_diagnostic(key, q, lambda z: z, n_samples=20)
+    with pytest.raises(TypeError, match="log_density must be callable"):
+        vi.psis_diagnostic(key, q, "normal", n_samples=20)
+    X = jnp.ones((4, 2))
+    with pytest.raises(TypeError, match="predict must be callable"):
+        vi.posterior_predictive(key, q, None, X)
+    with pytest.raises(TypeError, match="predict failed"):
+        vi.posterior_predictive(key, q, lambda k, z, X: X @ jnp.ones(3), X)
+    with pytest.raises(ValueError, match="X"):
+        vi.posterior_predictive(key, q, lambda k, z, X: X @ z, X.at[0, 0].set(jnp.nan))
+    with pytest.raises(ValueError, match="q_or_samples"):
+        vi.posterior_predictive(key, jnp.full((5, 2), jnp.nan), lambda k, z, X: X @ z, X)
+    out = vi.posterior_predictive(key, q, lambda k, z, X: X @ z, X, n_samples=8)
+    assert out.draws.shape == (8, 4)

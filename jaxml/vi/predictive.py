@@ -18,7 +18,9 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxml._core import as_float_array, check_int_in_range
+from jaxml._core import (
+    as_float_array, check_callable, check_finite, check_int_in_range, check_real_dtype,
+)
 
 __all__ = ["PosteriorPredictive", "posterior_predictive"]
 
@@ -62,14 +64,34 @@ def posterior_predictive(key: jax.Array, q_or_samples, predict: Callable, X, *,
 
     Returns:
         :class:`PosteriorPredictive` ``(draws (S, ...), mean (...))``.
+
+    Raises:
+        TypeError: ``predict`` not callable, or failing on one draw (checked abstractly).
+        ValueError: NaN/inf in X or in the samples (at run time when traced).
     """
-    if not callable(predict):
-        raise TypeError(f"predict must be callable, got {type(predict).__name__}")
-    X = jnp.asarray(X)
+    check_callable(predict, "predict")
+    check_real_dtype(X, "X")
+    X = check_finite(jnp.asarray(X), "X")
     if hasattr(q_or_samples, "sample"):
         check_int_in_range(n_samples, "n_samples", 1, 2**31 - 1)
+        z_shape = jax.eval_shape(lambda k: q_or_samples.sample(k, 1), key)
+        _check_predict(predict, key, jax.ShapeDtypeStruct(z_shape.shape[1:], z_shape.dtype), X)
         return _from_q_jit(key, q_or_samples, predict, X, int(n_samples))
     z = as_float_array(q_or_samples, "q_or_samples", ndim=(2, 3))
     if z.ndim == 3:
         z = z.reshape(-1, z.shape[-1])
+    _check_predict(predict, key, jax.ShapeDtypeStruct(z.shape[1:], z.dtype), X)
     return _from_samples_jit(key, z, predict, X)
+
+
+def _check_predict(predict, key, z, X) -> None:
+    """``predict(key, z, X)`` must run on one draw and return real floating or integer
+    arrays (checked abstractly: nothing runs)."""
+    try:
+        out = jax.eval_shape(predict, key, z, X)
+    except Exception as e:  # noqa: BLE001  the user's function failed on a valid input
+        raise TypeError(f"predict failed on (key, z {z.shape}, X {X.shape}): {e}") from e
+    for leaf in jax.tree_util.tree_leaves(out):
+        if not (jnp.issubdtype(leaf.dtype, jnp.floating) or jnp.issubdtype(leaf.dtype, jnp.integer)
+                or leaf.dtype == jnp.bool_):
+            raise TypeError(f"predict must return real arrays, got dtype {leaf.dtype}")

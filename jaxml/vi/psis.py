@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
-from jaxml._core import as_float_array, check_int_in_range
+from jaxml._core import as_float_array, check_int_in_range, check_returns
 
 __all__ = ["PSISResult", "PSISDiagnostic", "psis", "psis_diagnostic", "psis_expectation"]
 
@@ -196,10 +196,15 @@ def psis_diagnostic(key: jax.Array, q, log_density: Callable[[jax.Array], jax.Ar
 
     Returns:
         :class:`PSISDiagnostic`.
+
+    Raises:
+        TypeError: ``q`` without ``sample``/``log_prob``; ``log_density`` not callable.
+        ValueError: ``log_density`` does not return a scalar for one draw; n_samples < 10.
     """
     if not (hasattr(q, "sample") and hasattr(q, "log_prob")):
         raise TypeError(f"q must have sample(key, n) and log_prob(z), got {type(q).__name__}")
-    if not callable(log_density):
-        raise TypeError(f"log_density must be callable, got {type(log_density).__name__}")
     check_int_in_range(n_samples, "n_samples", 10, 2**31 - 1)
+    z = jax.eval_shape(lambda k: q.sample(k, 1), key)
+    check_returns(log_density, "log_density", jax.ShapeDtypeStruct(z.shape[1:], z.dtype),
+                  shape=())
     return _diag_jit(key, q, log_density, int(n_samples), _tail_len(int(n_samples), 1.0))
