@@ -20,6 +20,7 @@ from jaxml.svm.ovr import (
     fit_one_vs_rest,
     predict_one_vs_rest,
 )
+from jaxml.svm.dcd import DCDState, LinearDualProblem, dcd_init, dcd_step, fit_linear_dcd
 from jaxml.svm.pgd import PGDState, fit_pgd, pgd_init, pgd_step
 from jaxml.svm.smo import SMOState, fit, smo_init, smo_step
 
@@ -31,4 +32,5 @@ __all__ = [
     "dual_objective", "dual_gradient", "kkt_violation", "intercept",
     "DualProblem", "DualInfo", "dual_problem", "SMOState", "smo_init", "smo_step",
     "PGDState", "pgd_init", "pgd_step",
+    "fit_linear_dcd", "LinearDualProblem", "DCDState", "dcd_init", "dcd_step",
 ]

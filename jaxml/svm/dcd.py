@@ -1,0 +1,191 @@
+r"""Dual coordinate descent for the linear SVM, with the intercept of ``SVC(kernel="linear")``.
+
+The dual of the soft-margin SVM with a free intercept (see :mod:`jaxml.svm.dual`) is
+
+    max_α  D(α) = Σᵢ αᵢ − ½‖w(α)‖²,   w(α) = Σᵢ αᵢ yᵢ xᵢ,   s.t. 0 ≤ α ≤ C,  yᵀα = 0.
+
+liblinear's dual coordinate descent (Hsieh et al. 2008) keeps w = Σ αᵢyᵢxᵢ in the primal,
+so one coordinate update costs O(d) instead of the O(n) of a Gram row — but it solves the
+problem *without* the equality constraint (no intercept, or the intercept as an extra,
+regularized feature). To reach the same optimum as SVC, the constraint yᵀα = 0 is handled
+by the method of multipliers (augmented Lagrangian, multiplier μ, penalty ρ): the inner
+problem
+
+    min_{0 ≤ α ≤ C}  ½‖w‖² − Σᵢ αᵢ + μ yᵀα + (ρ/2)(yᵀα)²
+
+is exactly liblinear's bias-as-feature dual with the feature value √ρ and linear term
+1 − μyᵢ, so its coordinate update is Hsieh et al.'s: with σ = yᵀα,
+
+    Gᵢ = yᵢ(wᵀxᵢ + ρσ + μ) − 1,   αᵢ ← clip(αᵢ − Gᵢ/(‖xᵢ‖² + ρ), 0, C),
+    w ← w + Δαᵢ yᵢ xᵢ,   σ ← σ + Δαᵢ yᵢ.
+
+A step (:func:`dcd_step`) is one symmetric Gauss–Seidel sweep over the coordinates
+(forward, then backward: deterministic, no key) followed by the multiplier update
+μ ← μ + ρσ; at the solution σ = 0 and μ is the intercept b. The stopping rule is the one
+of SMO: the maximal KKT violation m(α) − M(α) of the constrained dual (from the exact
+gradient ∇D = 1 − y ⊙ Xw, one O(nd) product per sweep), together with the feasibility
+|yᵀα| mean‖xᵢ‖². Cost O(nd) per step and O(nd) memory (no Gram matrix).
+
+Speed, measured on this 2-core CPU (breast cancer, n = 569, d = 30, standardized, tol 1e-3):
+the method is right but the wrong shape for XLA. Each coordinate update is a dependent
+O(d) step, and an XLA:CPU loop iteration costs about 3 µs whatever its work, so a sweep
+(2n updates) costs ≈ 3.5 ms — half of what ``SVC(kernel="linear")`` takes for the whole fit
+at C = 0.1 — and the multiplier method needs tens (C = 0.1) to hundreds (C = 1) of sweeps.
+It is an O(nd)-memory alternative for n too large for a Gram matrix, not a faster solver
+here; :func:`jaxml.svm.fit` (SMO on the Gram matrix) stays the default.
+
+References:
+    C.-J. Hsieh, K.-W. Chang, C.-J. Lin, S. S. Keerthi & S. Sundararajan, "A dual coordinate
+    descent method for large-scale linear SVM", ICML 2008.
+    R.-E. Fan, K.-W. Chang, C.-J. Hsieh, X.-R. Wang & C.-J. Lin, "LIBLINEAR: a library for
+    large linear classification", JMLR 9 (2008).
+    D. P. Bertsekas, *Constrained Optimization and Lagrange Multiplier Methods* (1982), §2
+    (the method of multipliers).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxml._core import HIGHEST, check_positive, fixed_point
+from jaxml.kernels import Linear
+from jaxml.svm import dual as svm_dual
+from jaxml.svm.dual import DualInfo, SVMModel
+
+__all__ = ["LinearDualProblem", "DCDState", "linear_dual_problem", "dcd_init", "dcd_step",
+           "fit_linear_dcd"]
+
+
+class LinearDualProblem(NamedTuple):
+    """The linear-kernel SVM dual as the coordinate-descent solver reads it.
+
+    Attributes:
+        X: (n, d) training points. y: (n,) labels ±1 (float, dtype of X).
+        C: () box bound (finite). sq_norms: (n,) ‖xᵢ‖².
+        rho: () augmented-Lagrangian penalty ρ > 0 (default mean ‖xᵢ‖² / 10).
+        scale: () mean ‖xᵢ‖², the unit of the feasibility error.
+    """
+
+    X: jax.Array
+    y: jax.Array
+    C: jax.Array
+    sq_norms: jax.Array
+    rho: jax.Array
+    scale: jax.Array
+
+
+class DCDState(NamedTuple):
+    """Dual coordinate-descent state.
+
+    Attributes:
+        alpha: (n,) 0 ≤ α ≤ C. w: (d,) Σᵢ αᵢ yᵢ xᵢ, kept up to date.
+        sigma: () yᵀα (0 at the solution). mu: () the multiplier of yᵀα = 0 (→ b).
+    """
+
+    alpha: jax.Array
+    w: jax.Array
+    sigma: jax.Array
+    mu: jax.Array
+
+
+def linear_dual_problem(X, y, C, *, rho=None) -> LinearDualProblem:
+    """Bundle (X (n, d), y (n,), C) for :func:`dcd_step`; ``rho`` default mean ‖xᵢ‖²/10
+    (measured on standardized data: 0.01–0.1 of the mean took 5–10× fewer sweeps than 1)."""
+    sq = jnp.sum(X * X, axis=1)
+    scale = jnp.maximum(jnp.mean(sq), jnp.finfo(X.dtype).tiny)
+    rho = 0.1 * scale if rho is None else rho
+    return LinearDualProblem(X, y, jnp.asarray(C, X.dtype), sq, jnp.asarray(rho, X.dtype),
+                             scale)
+
+
+def dcd_init(problem: LinearDualProblem) -> DCDState:
+    """α = 0, w = 0, σ = 0, μ = 0."""
+    zero = jnp.zeros((), problem.X.dtype)
+    return DCDState(jnp.zeros_like(problem.y), jnp.zeros(problem.X.shape[1], problem.X.dtype),
+                    zero, zero)
+
+
+def _coordinate(i, carry, problem: LinearDualProblem):
+    alpha, w, sigma, mu = carry
+    xi, yi = problem.X[i], problem.y[i]
+    G = yi * (jnp.dot(w, xi, precision=HIGHEST) + problem.rho * sigma + mu) - 1.0
+    q = problem.sq_norms[i] + problem.rho
+    new = jnp.clip(alpha[i] - G / q, 0.0, problem.C)
+    delta = (new - alpha[i]) * yi
+    return alpha.at[i].set(new), w + delta * xi, sigma + delta, mu
+
+
+def _gradient(w, problem: LinearDualProblem):
+    """∇D(α) = 1 − y ⊙ (X w), exact (one O(nd) product)."""
+    return 1.0 - problem.y * jnp.matmul(problem.X, w, precision=HIGHEST)
+
+
+def dcd_step(state: DCDState, problem: LinearDualProblem) -> tuple[DCDState, DualInfo]:
+    """One symmetric Gauss–Seidel sweep of dual coordinate descent, then μ ← μ + ρσ.
+
+    Args:
+        state: :class:`DCDState`. problem: :class:`LinearDualProblem`.
+
+    Returns:
+        (state, info): ``info.error`` max(m(α) − M(α), s|yᵀα|) (the KKT violation of the
+        constrained dual and the infeasibility, s = mean ‖xᵢ‖²), ``info.value``
+        D(α) = Σα − ½‖w‖².
+    """
+    n = problem.y.shape[0]
+    body = partial(_coordinate, problem=problem)
+    carry = lax.fori_loop(0, n, body, tuple(state))
+    carry = lax.fori_loop(0, n, lambda k, c: body(n - 1 - k, c), carry)
+    alpha, w, sigma, mu = carry
+    mu = mu + problem.rho * sigma
+    grad = _gradient(w, problem)
+    violation = svm_dual.violation_from_gradient(alpha, grad, problem.y, problem.C)
+    error = jnp.maximum(violation, problem.scale * jnp.abs(sigma))
+    value = jnp.sum(alpha) - 0.5 * jnp.dot(w, w, precision=HIGHEST)
+    return DCDState(alpha, w, sigma, mu), DualInfo(error, value)
+
+
+def fit_linear_dcd(X, y, *, C=1.0, tol=1e-3, max_iter: int = 1000) -> SVMModel:
+    """Fit a binary linear SVM (with intercept) by dual coordinate descent.
+
+    Same problem and same dual optimum as :func:`jaxml.svm.fit` with ``kernel=Linear()``
+    and scikit-learn's ``SVC(kernel="linear")``; see the module docstring for the method.
+
+    Args:
+        X: (n, d) training points.
+        y: (n,) labels in {−1, +1}.
+        C: box bound > 0 (finite), may be traced.
+        tol: stop when max(m(α) − M(α), s|yᵀα|) ≤ tol, s = mean ‖xᵢ‖² (libsvm's ``eps``
+            for the first).
+        max_iter: static bound on sweeps (each 2n coordinate updates).
+
+    Returns:
+        :class:`jaxml.svm.SVMModel` with ``kernel=Linear()``; ``b`` is libsvm's intercept
+        rule at the returned α, ``dual_objective`` and ``kkt_violation`` are recomputed
+        exactly, ``trace`` holds D(α) after every sweep.
+    """
+    C = check_positive(C, "C")            # finite: no hard-margin certificate here
+    X, y, C, tol = svm_dual.check_binary(X, y, C, tol, Linear())
+    max_iter = svm_dual.default_max_iter(X.shape[0], max_iter)
+    return _fit_linear_dcd(X, y, C, tol, max_iter=max_iter)
+
+
+@partial(jax.jit, static_argnames=("max_iter",))
+def _fit_linear_dcd(X, y, C, tol, *, max_iter: int) -> SVMModel:
+    problem = linear_dual_problem(X, y, C)
+    loop = fixed_point(dcd_step, dcd_init(problem), problem, tol=tol, max_iter=max_iter)
+    alpha, w = loop.state.alpha, loop.state.w
+    grad = _gradient(w, problem)
+    return SVMModel(
+        alpha=alpha,
+        b=svm_dual.intercept_from_gradient(alpha, grad, y, C),
+        support=alpha > 0,
+        X=X, y=y, kernel=Linear(), C=C,
+        dual_objective=jnp.sum(alpha) - 0.5 * jnp.dot(w, w, precision=HIGHEST),
+        kkt_violation=svm_dual.violation_from_gradient(alpha, grad, y, C),
+        n_iter=loop.n_iter, converged=loop.converged, infeasible=jnp.asarray(False),
+        trace=loop.trace)
