@@ -469,9 +469,11 @@ def fit(key, X, y, *, kernel=None, bias: bool = True, covariance: str = "diag",
         covariance: ``"diag"`` (mean-field q) or ``"full"`` (Cholesky-parametrized q).
         tol: the stopping tolerance above (relative ELBO change per iteration).
         window: W above (static).
-        max_iter, n_inner, n_samples: static loop sizes. learning_rate, tol, alpha_init
-        (initial prior precision), init_scale, threshold: traced numbers (a ``vmap`` over
-        them does not recompile).
+        max_iter, n_inner, n_samples: static loop sizes.
+        learning_rate: Adam's step size in the q step (traced, finite, > 0).
+        alpha_init: the initial prior precision (traced, > 0).
+        init_scale, threshold: traced numbers (> 0; a ``vmap`` over them, or over
+            learning_rate, tol and alpha_init, does not recompile).
         adjoint: how the outer loop is differentiated. ``Direct()`` (default, forward mode
             only) or ``Unrolled()``: ``jax.grad`` w.r.t. X and the traced numbers through
             the iterations actually taken, with the key fixed (the derivative of the
