@@ -26,8 +26,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+import numpy as np
+
 from jaxml._core import (LOG_2PI, as_float_array, blocked_gram, check_int_in_range,
-                         float_dtype, logdet_from_cholesky, safe_cholesky, whiten)
+                         check_matrix, check_value, float_dtype, logdet_from_cholesky, safe_cholesky, whiten)
 
 __all__ = ["GaussianMLE", "mle", "log_pdf", "sample", "entropy", "kl_divergence",
            "kl_diag_standard_normal"]
@@ -58,6 +60,25 @@ def _common_dtype(**named):
     return float_dtype(*arrays)
 
 
+def _not_positive_definite(xp, v):
+    """True when the symmetrized ``v`` has no Cholesky factor (written for NumPy and jnp)."""
+    sym = 0.5 * (v + xp.swapaxes(v, -1, -2))
+    if xp is np:
+        try:
+            np.linalg.cholesky(sym)
+        except np.linalg.LinAlgError:
+            return np.asarray(True)
+        return np.asarray(False)
+    return ~jnp.all(jnp.isfinite(jnp.linalg.cholesky(sym)))
+
+
+def _check_positive_definite(cov, name):
+    """``cov`` unchanged; not symmetric positive definite is an error naming ``name``:
+    now when concrete, at run time (an extra Cholesky) when traced."""
+    return check_value(cov, name, _not_positive_definite,
+                       "must be symmetric positive definite (its Cholesky factorization failed)")
+
+
 def _check_mean_cov(mean, cov, dtype, mean_name="mean", cov_name="cov"):
     mean = as_float_array(mean, mean_name, ndim=1, dtype=dtype)
     cov = as_float_array(cov, cov_name, ndim=2, dtype=dtype)
@@ -65,14 +86,14 @@ def _check_mean_cov(mean, cov, dtype, mean_name="mean", cov_name="cov"):
     if cov.shape != (d, d):
         raise ValueError(f"{cov_name} must have shape ({d}, {d}) to match {mean_name}, "
                          f"got {cov.shape}")
-    return mean, cov
+    return mean, _check_positive_definite(cov, cov_name)
 
 
 def _check_cov(cov, name="cov", dtype=None):
     cov = as_float_array(cov, name, ndim=2, dtype=dtype)
     if cov.shape[0] != cov.shape[1]:
         raise ValueError(f"{name} must be square, got shape {cov.shape}")
-    return cov
+    return _check_positive_definite(cov, name)
 
 
 # ----------------------------------------------------------------------------- MLE
@@ -90,9 +111,7 @@ def mle(X) -> GaussianMLE:
     Returns:
         :class:`GaussianMLE` ``(mean, cov)`` with shapes (d,) and (d, d).
     """
-    X = as_float_array(X, "X", ndim=2)
-    if X.shape[0] < 1:
-        raise ValueError("X must have at least one row")
+    X = check_matrix(X, "X")
     return _mle(X)
 
 
@@ -126,8 +145,9 @@ def log_pdf(x, mean, cov) -> jax.Array:
     Args:
         x: (..., d) points (a single point (d,) gives a scalar).
         mean: (d,) mean.
-        cov: (d, d) symmetric positive-definite covariance. A singular ``cov`` gives
-            ``nan``/``-inf`` (no jitter is added silently); regularize it yourself.
+        cov: (d, d) symmetric positive-definite covariance. A singular or indefinite
+            ``cov`` is a ``ValueError`` naming it (a run-time error when traced; no jitter
+            is added silently: regularize it yourself).
 
     Returns:
         (...) log densities, one per point.

@@ -127,7 +127,8 @@ class GMMResult(NamedTuple):
         lower_bound: () the mean log-likelihood per sample computed in the last E step
             (scikit-learn's ``lower_bound_``).
         n_iter: () int32, EM iterations run.
-        converged: () bool, the last change of the lower bound was at most ``tol``.
+        converged: () bool, the last change of the lower bound was at most ``tol`` and
+            every parameter and the lower bound are finite.
         trace: (max_iter,) the mean log-likelihood of every iteration (scikit-learn's
             ``lower_bounds_``); non-decreasing; NaN past ``n_iter``.
         covariance_type: static, as in :class:`GMMParams`.
@@ -221,8 +222,7 @@ def _check_resp(resp, X):
     if resp.shape[0] != X.shape[0]:
         raise ValueError(f"resp and X must have the same number of rows, got {resp.shape[0]} "
                          f"and {X.shape[0]}")
-    check_nonnegative(resp, "resp")
-    return resp
+    return check_nonnegative(resp, "resp")
 
 
 # ============================================================================ row blocks
@@ -467,7 +467,10 @@ def _fit_from(X, params, tol, reg_covar, max_iter, block=None, adjoint=None) -> 
                       (X, jnp.asarray(reg_covar, X.dtype), shift), tol=tol, max_iter=max_iter,
                       adjoint=adjoint)
     p, ll = out.state
-    return GMMResult(p.weights, p.means, p.covariances, ll, out.n_iter, out.converged,
+    finite = jnp.isfinite(ll)
+    for leaf in (p.weights, p.means, p.covariances):
+        finite = finite & jnp.all(jnp.isfinite(leaf))
+    return GMMResult(p.weights, p.means, p.covariances, ll, out.n_iter, out.converged & finite,
                      out.trace.astype(X.dtype), p.covariance_type)
 
 
@@ -514,7 +517,7 @@ def m_step(X, resp, *, reg_covar=1e-6, covariance_type: str = "full") -> GMMPara
     X = _check_X(X)
     resp = _check_resp(resp, X)
     _check_covariance_type(covariance_type)
-    check_nonnegative(reg_covar, "reg_covar")
+    reg_covar = check_nonnegative(reg_covar, "reg_covar")
     return _m_step(X, resp, reg_covar, covariance_type)
 
 
@@ -544,7 +547,7 @@ def step(state: GMMState, X: jax.Array, *, reg_covar=1e-6) -> tuple[GMMState, GM
     """
     X = _check_X(X)
     params = _check_params(state.params, X.dtype, X.shape[1])
-    check_nonnegative(reg_covar, "reg_covar")
+    reg_covar = check_nonnegative(reg_covar, "reg_covar")
     lb = jnp.asarray(state.lower_bound, X.dtype)
     return _step_jit(GMMState(params, lb), X, jnp.asarray(reg_covar, X.dtype))
 
@@ -581,9 +584,9 @@ def init(key, X, n_components: int, *, covariance_type: str = "full", method: st
 
     X = _check_X(X)
     n = X.shape[0]
-    check_int_in_range(n_components, "n_components", 1, n)
+    n_components = check_int_in_range(n_components, "n_components", 1, n)
     _check_covariance_type(covariance_type)
-    check_nonnegative(reg_covar, "reg_covar")
+    reg_covar = check_nonnegative(reg_covar, "reg_covar")
     if method == "kmeans":
         labels = kmeans.fit(key, X, n_components).labels
         resp = jax.nn.one_hot(labels, n_components, dtype=X.dtype)
@@ -632,12 +635,12 @@ def fit(key, X, n_components: int, *, covariance_type: str | None = None, init_p
     """
     X = _check_X(X)
     n, d = X.shape
-    check_int_in_range(n_components, "n_components", 1, n)
+    n_components = check_int_in_range(n_components, "n_components", 1, n)
     if covariance_type is None:
         covariance_type = getattr(init_params, "covariance_type", "full")
     _check_covariance_type(covariance_type)
     max_iter, tol = check_loop_options(max_iter, tol)
-    check_nonnegative(reg_covar, "reg_covar")
+    reg_covar = check_nonnegative(reg_covar, "reg_covar")
     if block_size is not None:
         check_int_in_range(block_size, "block_size", 1, 2**31 - 1)
     if init_params is None:

@@ -88,7 +88,8 @@ class KMeansResult(NamedTuple):
         labels: (n,) int32, each point's nearest final centroid.
         inertia: () Σᵢ‖xᵢ − μ_{cᵢ}‖² for the final centroids and labels.
         n_iter: () int32, Lloyd steps taken.
-        converged: () bool, strict label convergence or centroid shift within tolerance.
+        converged: () bool, strict label convergence or centroid shift within tolerance,
+            and every centroid and the inertia finite.
         trace: (max_iter,) the inertia of each step's assignment (against the centroids
             it was made with); non-increasing; NaN past ``n_iter``.
     """
@@ -323,8 +324,9 @@ def _fit_from(X, centroids, tol, max_iter: int, adjoint=None) -> KMeansResult:
                       max_iter=max_iter, adjoint=adjoint)
     c = out.state.centroids
     labels, min_d = _assign(Xc, c)   # final labels consistent with the final centroids
-    return KMeansResult(c + x_mean, labels, jnp.sum(min_d), out.n_iter, out.converged,
-                        out.trace)
+    inertia_ = jnp.sum(min_d)
+    healthy = out.converged & jnp.isfinite(inertia_) & jnp.all(jnp.isfinite(c))
+    return KMeansResult(c + x_mean, labels, inertia_, out.n_iter, healthy, out.trace)
 
 
 def fit(key, X, n_clusters: int, *, init=None, max_iter: int = 300, tol=1e-4,
@@ -352,7 +354,7 @@ def fit(key, X, n_clusters: int, *, init=None, max_iter: int = 300, tol=1e-4,
     """
     X = check_matrix(X, "X")
     n, d = X.shape
-    check_int_in_range(n_clusters, "n_clusters", 1, n)
+    n_clusters = check_int_in_range(n_clusters, "n_clusters", 1, n)
     max_iter, tol = check_loop_options(max_iter, tol)
     if init is None:
         if key is None:

@@ -68,7 +68,8 @@ import numpy as np
 from jax.scipy.special import digamma, gammaln
 
 from jaxml._core import (Adjoint, as_float_array, check_int_in_range, check_loop_options,
-                         check_positive, fixed_point, is_concrete)
+                         check_nonnegative, check_positive, check_value, fixed_point,
+                         is_concrete)
 from jaxml._core.fold import fold_rows
 
 __all__ = [
@@ -138,7 +139,8 @@ class LDAResult(NamedTuple):
         doc_topic: (D, K) ``γ`` of the training documents.
         elbo: () the ELBO after the last EM iteration.
         n_iter: () int32, EM iterations run.
-        converged: () bool, the relative ELBO change fell to ``tol``.
+        converged: () bool, the relative ELBO change fell to ``tol`` and the ELBO, ``λ``
+            and ``γ`` are finite.
         trace: (max_iter,) the ELBO after each EM iteration, NaN past ``n_iter``.
         e_step_n_iter: (D,) int32 updates of each document in the final E step; a
             document with ``e_step_n_iter == e_step_max_iter`` may not have converged.
@@ -435,7 +437,8 @@ def e_step(topic_word: jax.Array, counts, doc_topic: jax.Array, *, alpha,
     dtype = jnp.result_type(topic_word, counts, doc_topic)
     corpus = _make_corpus(counts.astype(dtype))
     return _e_step_jit(jnp.asarray(topic_word, dtype), corpus, jnp.asarray(doc_topic, dtype),
-                       jnp.asarray(alpha, dtype), jnp.asarray(tol, dtype), int(max_iter),
+                       _check_prior(alpha, "alpha", None, dtype), jnp.asarray(tol, dtype),
+                       int(max_iter),
                        int(chunk_size))
 
 
@@ -483,26 +486,25 @@ def _check_counts(counts, name: str = "counts", dtype=None) -> jax.Array:
     if hasattr(counts, "toarray") and not isinstance(counts, jax.Array):
         counts = counts.toarray()
     counts = as_float_array(counts, name, ndim=2, dtype=dtype)
-    if is_concrete(counts) and bool(jnp.any(counts < 0)):
-        raise ValueError(f"{name} must be non-negative word counts, found a negative entry")
-    return counts
+    if counts.shape[0] < 1 or counts.shape[1] < 1:
+        raise ValueError(f"{name} must have at least one document and one word, got shape "
+                         f"{counts.shape}")
+    return check_value(counts, name, lambda xp, v: v < 0,
+                       "must be non-negative word counts, found a negative entry")
 
 
 def _check_prior(value, name: str, default, dtype) -> jax.Array:
     value = jnp.asarray(default if value is None else value)
     if not jnp.issubdtype(value.dtype, jnp.number) or value.ndim != 0:
         raise ValueError(f"{name} must be a positive scalar, got shape {value.shape}")
-    check_positive(value, name)
-    return value.astype(dtype)
+    return check_positive(value, name).astype(dtype)
 
 
 def _check_tol(value, name: str, dtype) -> jax.Array:
     value = jnp.asarray(value)
     if value.ndim != 0:
         raise ValueError(f"{name} must be a scalar, got shape {value.shape}")
-    if is_concrete(value) and not float(value) >= 0:
-        raise ValueError(f"{name} must be non-negative, got {float(value)}")
-    return value.astype(dtype)
+    return check_nonnegative(value, name).astype(dtype)
 
 
 def _check_init_topic_word(value, n_topics: int, counts, name="init_topic_word") -> jax.Array:
@@ -511,9 +513,8 @@ def _check_init_topic_word(value, n_topics: int, counts, name="init_topic_word")
     if value.shape != (n_topics, counts.shape[1]):
         raise ValueError(f"{name} must have shape (n_topics, V) = "
                          f"{(n_topics, counts.shape[1])}, got {value.shape}")
-    if is_concrete(value) and not bool(jnp.all(value > 0)):
-        raise ValueError(f"{name} must be positive (Dirichlet parameters)")
-    return value
+    return check_value(value, name, lambda xp, v: ~(v > 0),
+                       "must be positive (Dirichlet parameters)")
 
 
 def _check_vocab_size(model, counts, name: str = "counts") -> None:
@@ -669,8 +670,10 @@ def _fit(key, corpus: _Corpus, alpha, eta, tol, e_step_tol, init_topic_word, n_t
     out = fixed_point(one_step, state, (corpus, alpha, eta, e_step_tol), tol=tol,
                       max_iter=max_iter, adjoint=adjoint)
     s = out.state
+    healthy = (out.converged & jnp.isfinite(s.elbo) & jnp.all(jnp.isfinite(s.topic_word))
+               & jnp.all(jnp.isfinite(s.doc_topic)))
     return LDAResult(s.topic_word, alpha, eta, s.doc_topic, s.elbo, out.n_iter,
-                     out.converged, out.trace, s.e_step_n_iter)
+                     healthy, out.trace, s.e_step_n_iter)
 
 
 def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter: int = 100,

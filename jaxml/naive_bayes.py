@@ -127,13 +127,18 @@ def _fit_gaussian(X, y, n_classes: int, var_smoothing) -> GaussianNaiveBayes:
 def _fit_multinomial(X, y, n_classes: int, alpha) -> MultinomialNaiveBayes:
     counts, fc = _class_stats(X, y, n_classes)
     smoothed = fc + jnp.asarray(alpha, X.dtype)
-    flp = jnp.log(smoothed) - jnp.log(jnp.sum(smoothed, axis=1, keepdims=True))
+    total = jnp.sum(smoothed, axis=1, keepdims=True)
+    # alpha = 0: a word unseen in a class gets log-probability −∞ (never 0·log 0 = NaN);
+    # a class with no mass at all (no rows, alpha = 0) gets the uniform −log d (its prior
+    # is −∞ anyway), so no row of feature_log_prob is NaN.
+    flp = jnp.where(total > 0, jnp.log(smoothed) - jnp.log(jnp.where(total > 0, total, 1.0)),
+                    -jnp.log(jnp.asarray(X.shape[1], X.dtype)))
     return MultinomialNaiveBayes(counts, _log_prior(counts), fc, flp)
 
 
 def _check_xy(X, y, n_classes):
     X = check_matrix(X, "X")
-    check_int_in_range(n_classes, "n_classes", 1, 10**9)
+    n_classes = check_int_in_range(n_classes, "n_classes", 1, 10**9)
     y = check_class_labels(y, "y", n_classes)
     check_same_length(X, "X", y, "y")
     if X.shape[0] == 0:
@@ -148,13 +153,13 @@ def fit_gaussian(X, y, n_classes: int, *, var_smoothing=1e-9) -> GaussianNaiveBa
         X: (n, d) features.
         y: (n,) integer labels in 0..n_classes−1.
         n_classes: C (static); classes absent from y get prior 0.
-        var_smoothing: ε / max_f Var(X[:, f]) ≥ 0 (may be traced).
+        var_smoothing: ε / max_f Var(X[:, f]), finite and ≥ 0 (may be traced).
 
     Returns:
         :class:`GaussianNaiveBayes`.
     """
     X, y = _check_xy(X, y, n_classes)
-    check_nonnegative(var_smoothing, "var_smoothing")
+    var_smoothing = check_nonnegative(var_smoothing, "var_smoothing")
     return _fit_gaussian(X, y, n_classes, var_smoothing)
 
 
@@ -165,14 +170,17 @@ def fit_multinomial(X, y, n_classes: int, *, alpha=1.0) -> MultinomialNaiveBayes
         X: (n, d) non-negative counts (or tf-idf-like weights).
         y: (n,) integer labels in 0..n_classes−1.
         n_classes: C (static).
-        alpha: additive (Laplace/Lidstone) smoothing ≥ 0 (may be traced).
+        alpha: additive (Laplace/Lidstone) smoothing, finite and ≥ 0 (may be traced).
+            With ``alpha=0`` a word unseen in class c has log-probability −∞ there: a
+            document containing it gets probability 0 for class c (the other classes are
+            unaffected; a document no class can produce gets NaN probabilities).
 
     Returns:
         :class:`MultinomialNaiveBayes`.
     """
     X, y = _check_xy(X, y, n_classes)
-    check_nonnegative(X, "X")
-    check_nonnegative(alpha, "alpha")
+    X = check_nonnegative(X, "X")
+    alpha = check_nonnegative(alpha, "alpha")
     return _fit_multinomial(X, y, n_classes, alpha)
 
 
@@ -194,7 +202,13 @@ def _gaussian_jll(model: GaussianNaiveBayes, X):
 
 
 def _multinomial_jll(model: MultinomialNaiveBayes, X):
-    return jnp.matmul(X, model.feature_log_prob.T, precision=_HI) + model.class_log_prior
+    # Σ_f x_f log p_cf with 0·(−∞) = 0: a word with probability 0 in a class (alpha = 0)
+    # makes that class impossible (−∞) for a document containing it, and only that class.
+    flp = model.feature_log_prob
+    impossible = jnp.isneginf(flp)
+    jll = jnp.matmul(X, jnp.where(impossible, 0.0, flp).T, precision=_HI)
+    hits = jnp.matmul((X > 0).astype(X.dtype), impossible.astype(X.dtype).T, precision=_HI)
+    return jnp.where(hits > 0, -jnp.inf, jll) + model.class_log_prior
 
 
 @jax.jit
@@ -214,7 +228,7 @@ def _check_predict(model, X) -> jax.Array:
     if X.shape[1] != d:
         raise ValueError(f"X has {X.shape[1]} features, the model was fitted on {d}")
     if multinomial:
-        check_nonnegative(X, "X")
+        X = check_nonnegative(X, "X")
     return X
 
 

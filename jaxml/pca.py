@@ -45,7 +45,7 @@ class PCAResult(NamedTuple):
         components: (k, d) orthonormal principal axes, rows sorted by decreasing variance.
         explained_variance: (k,) λ₁ ≥ … ≥ λ_k, variances along the axes (ddof = 1).
         explained_variance_ratio: (k,) λⱼ / Σᵢ λᵢ (the sum over all min(n, d) or d
-            eigenvalues: the total variance).
+            eigenvalues: the total variance); 0 when the total variance is 0.
         singular_values: (k,) √((n − 1) λⱼ), singular values of the centred data.
         noise_variance: () mean of the discarded eigenvalues (the probabilistic-PCA
             maximum-likelihood noise variance, Tipping & Bishop 1999); 0 if none discarded.
@@ -113,7 +113,9 @@ def _fit(X, n_components: int) -> PCAResult:
         mean=mean,
         components=components,
         explained_variance=ev,
-        explained_variance_ratio=ev / total,
+        # constant data: zero total variance, every ratio defined as 0 (not 0/0)
+        explained_variance_ratio=jnp.where(total > 0, ev / jnp.where(total > 0, total, 1.0),
+                                           0.0),
         singular_values=jnp.sqrt(ev * (n - 1)),
         noise_variance=noise,
     )
@@ -134,7 +136,7 @@ def fit(X, n_components: int) -> PCAResult:
     n, d = X.shape
     if n < 2:
         raise ValueError(f"X must have at least 2 rows, got {n}")
-    check_int_in_range(n_components, "n_components", 1, min(n, d))
+    n_components = check_int_in_range(n_components, "n_components", 1, min(n, d))
     return _fit(X, n_components)
 
 

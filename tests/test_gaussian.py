@@ -159,3 +159,36 @@ def test_bad_input():
         gaussian.sample(jax.random.key(0), np.zeros(2), np.eye(2), 2.5)
     with pytest.raises(TypeError, match="mean"):
         gaussian.log_pdf(np.zeros(2), object(), np.eye(2))
+
+
+def test_not_positive_definite_cov_is_an_error_naming_it():
+    mean = np.zeros(2)
+    bad = np.array([[1.0, 2.0], [2.0, 1.0]])            # indefinite
+    with pytest.raises(ValueError, match="cov must be symmetric positive definite"):
+        gaussian.log_pdf(np.zeros(2), mean, bad)
+    with pytest.raises(ValueError, match="cov must"):
+        gaussian.entropy(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="cov2 must"):
+        gaussian.kl_divergence(mean, np.eye(2), mean, bad)
+    with pytest.raises(ValueError, match="cov must"):
+        gaussian.sample(jax.random.key(0), mean, bad, 3)
+    with pytest.raises(Exception, match="cov must be symmetric positive definite"):
+        jax.jit(lambda c: gaussian.log_pdf(np.zeros(2), mean, c))(bad).block_until_ready()
+    ok = jax.vmap(lambda c: gaussian.entropy(c))(np.stack([np.eye(2), 2 * np.eye(2)]))
+    assert np.all(np.isfinite(ok))
+    with pytest.raises(Exception, match="cov must"):
+        jax.vmap(lambda c: gaussian.entropy(c))(np.stack([np.eye(2), bad])).block_until_ready()
+
+
+def test_mle_checks_under_jit_and_gradient(iris):
+    with pytest.raises(ValueError, match="X"):
+        gaussian.mle(np.zeros((0, 3)))
+    bad = iris.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(Exception, match="X must|X contains"):
+        jax.jit(lambda X: gaussian.mle(X).cov)(bad).block_until_ready()
+    f = lambda X: jnp.sum(gaussian.mle(X).cov ** 2)
+    V = np.random.default_rng(1).normal(size=iris.shape)
+    h = 1e-5
+    np.testing.assert_allclose(np.sum(jax.grad(f)(iris) * V),
+                               (f(iris + h * V) - f(iris - h * V)) / (2 * h), rtol=1e-6)

@@ -317,3 +317,26 @@ def test_bad_input(faithful):
         gmm.init(jax.random.key(0), faithful, 2, method="bogus")
     with pytest.raises(TypeError, match="params"):
         gmm.predict(np.ones(3), faithful)
+
+
+def test_checks_fire_eagerly_and_under_jit_and_vmap(faithful):
+    import jaxml
+    X = faithful
+    p0 = _start(X, 2, "diag")
+    with pytest.raises(ValueError, match="n_components"):
+        gmm.fit(jax.random.key(0), X[:2], 3)
+    with pytest.raises(ValueError, match="X"):
+        gmm.fit(jax.random.key(0), np.zeros((0, 2)), 1)
+    for bad in (np.inf, np.nan):
+        with pytest.raises(ValueError, match="reg_covar"):
+            gmm.fit(None, X, 2, init_params=p0, reg_covar=bad)
+    with pytest.raises(Exception, match="reg_covar must"):
+        jax.jit(lambda r: gmm.fit(None, X, 2, init_params=p0, reg_covar=r).means)(-1.0)
+    with pytest.raises(Exception, match="reg_covar must"):
+        jax.vmap(lambda r: gmm.fit(None, X, 2, init_params=p0, reg_covar=r).means)(
+            jnp.array([1e-6, np.inf])).block_until_ready()
+    bad = np.array(X)
+    bad[0, 0] = np.nan
+    with jaxml.config.runtime_checks(False):            # unchecked NaN: never "converged"
+        r = jax.jit(lambda X: gmm.fit(None, X, 2, init_params=p0, max_iter=5))(bad)
+    assert not bool(r.converged)

@@ -184,3 +184,25 @@ def test_bad_input(iris):
         kmeans.fit(key, iris, 3, tol=-1.0)
     with pytest.raises(ValueError, match="features"):
         kmeans.predict(iris[:3], iris[:, :2])
+
+
+def test_checks_fire_eagerly_and_under_jit_and_vmap(iris):
+    import jaxml
+    with pytest.raises(ValueError, match="n_clusters"):
+        kmeans.fit(jax.random.key(0), iris[:3], 4)
+    with pytest.raises(ValueError, match="X"):
+        kmeans.fit(jax.random.key(0), np.zeros((0, 4)), 1)
+    for bad in (np.inf, np.nan):
+        with pytest.raises(ValueError, match="tol"):
+            kmeans.fit(jax.random.key(0), iris, 3, tol=bad)
+    init = iris[:3]
+    with pytest.raises(Exception, match="tol must"):
+        jax.jit(lambda t: kmeans.fit(None, iris, 3, init=init, tol=t).centroids)(-1.0)
+    bad = iris.copy()
+    bad[5, 0] = np.nan
+    with pytest.raises(Exception, match="X must|X contains"):
+        jax.vmap(lambda X: kmeans.fit(None, X, 3, init=init).centroids)(
+            np.stack([iris, bad])).block_until_ready()
+    with jaxml.config.runtime_checks(False):            # unchecked NaN: never "converged"
+        r = jax.jit(lambda X: kmeans.fit(None, X, 3, init=init, max_iter=5))(bad)
+    assert not bool(r.converged)

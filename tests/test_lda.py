@@ -326,3 +326,26 @@ def test_bad_input(synthetic, synthetic_fit):
         lda.perplexity(synthetic_fit, negative)
     with pytest.raises(ValueError, match="vocabulary"):
         lda.top_words(synthetic_fit, ["a", "b"], 2)
+
+
+def test_checks_fire_eagerly_and_under_jit_and_vmap():
+    import jaxml
+    counts, _ = sample_corpus(3, n_docs=12, doc_len=20)
+    key = jax.random.key(0)
+    kw = dict(max_iter=3, e_step_max_iter=10)
+    for name in ("alpha", "eta"):
+        for bad in (np.inf, np.nan, -1.0):
+            with pytest.raises(ValueError, match=name):
+                lda.fit(key, counts, 2, **{name: bad}, **kw)
+    with pytest.raises(ValueError, match="counts"):
+        lda.fit(key, np.zeros((0, 5)), 2)
+    with pytest.raises(Exception, match="alpha must"):
+        jax.jit(lambda a: lda.fit(key, counts, 2, alpha=a, **kw).topic_word)(-1.0)
+    with pytest.raises(Exception, match="counts must"):
+        jax.vmap(lambda c: lda.fit(key, c, 2, **kw).topic_word)(
+            np.stack([counts, -counts])).block_until_ready()
+    bad = np.array(counts, float)
+    bad[0, 0] = np.nan
+    with jaxml.config.runtime_checks(False):            # unchecked NaN: never "converged"
+        r = jax.jit(lambda c: lda.fit(key, c, 2, **kw))(bad)
+    assert not bool(r.converged)

@@ -145,3 +145,50 @@ def test_bad_input(data):
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="X"):
         nb.fit_gaussian(bad, y, 3)
+
+
+def test_multinomial_alpha_zero_unseen_word_is_minus_inf_not_nan():
+    X = np.array([[2.0, 1.0, 0.0], [1.0, 3.0, 0.0], [0.0, 1.0, 4.0], [0.0, 2.0, 1.0]])
+    y = np.array([0, 0, 1, 1])
+    m = nb.fit_multinomial(X, y, 3, alpha=0.0)          # class 2 empty, word 2 unseen in 0
+    flp = np.asarray(m.feature_log_prob)
+    assert not np.any(np.isnan(flp))
+    assert np.isneginf(flp[0, 2]) and np.isneginf(flp[1, 0])
+    np.testing.assert_allclose(np.exp(flp[0]).sum(), 1.0)
+    p = np.asarray(nb.predict_proba(m, np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]])))
+    assert np.all(np.isfinite(p))
+    np.testing.assert_allclose(p, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], atol=1e-12)
+
+
+def test_checks_fire_eagerly_and_under_jit_and_vmap(data):
+    X, y = data["iris"]
+    for bad in (np.inf, np.nan):
+        with pytest.raises(ValueError, match="var_smoothing"):
+            nb.fit_gaussian(X, y, 3, var_smoothing=bad)
+        with pytest.raises(ValueError, match="alpha"):
+            nb.fit_multinomial(X, y, 3, alpha=bad)
+    with pytest.raises(ValueError, match="X"):
+        nb.fit_gaussian(np.zeros((0, 4)), np.zeros((0,), int), 3)
+    Xn = X.copy()
+    Xn[3, 1] = np.nan
+    with pytest.raises(Exception, match="X must|X contains"):
+        jax.jit(lambda X: nb.fit_gaussian(X, y, 3).theta)(Xn).block_until_ready()
+    with pytest.raises(Exception, match="alpha must"):
+        jax.jit(lambda a: nb.fit_multinomial(X, y, 3, alpha=a).feature_log_prob)(-1.0)
+    with pytest.raises(Exception, match="var_smoothing must"):
+        jax.vmap(lambda v: nb.fit_gaussian(X, y, 3, var_smoothing=v).var)(
+            jnp.array([1e-9, np.inf])).block_until_ready()
+    with pytest.raises(Exception, match="y must"):
+        jax.jit(lambda y: nb.fit_gaussian(X, y, 3).theta)(
+            np.where(np.arange(len(y)) == 0, 7, y)).block_until_ready()
+
+
+def test_gradient_of_closed_form_fit_matches_finite_differences(data):
+    X, y = data["iris"]
+    f = lambda X, v: jnp.sum(nb.fit_gaussian(X, y, 3, var_smoothing=v).var ** 2)
+    gX, gv = jax.grad(f, argnums=(0, 1))(X, 1e-2)
+    V = np.random.default_rng(0).normal(size=X.shape)
+    h = 1e-5
+    fd = (f(X + h * V, 1e-2) - f(X - h * V, 1e-2)) / (2 * h)
+    np.testing.assert_allclose(np.sum(gX * V), fd, rtol=1e-6)
+    np.testing.assert_allclose(gv, (f(X, 1e-2 + h) - f(X, 1e-2 - h)) / (2 * h), rtol=1e-6)

@@ -107,3 +107,17 @@ def test_bad_input(iris):
         pca.inverse_transform(r, np.zeros((3, 3)))
     with pytest.raises(TypeError, match="model"):
         pca.transform((r.mean, r.components), iris)
+
+
+def test_constant_data_has_defined_ratio_and_checks_fire(iris):
+    r = pca.fit(np.ones((5, 3)), 2)
+    np.testing.assert_array_equal(r.explained_variance_ratio, 0.0)
+    assert all(np.all(np.isfinite(np.asarray(a))) for a in r)
+    with pytest.raises(ValueError, match="X"):
+        pca.fit(np.zeros((0, 3)), 1)
+    bad = iris.copy()
+    bad[2, 2] = np.inf
+    with pytest.raises(Exception, match="X must|X contains"):
+        jax.jit(lambda X: pca.fit(X, 2).components)(bad).block_until_ready()
+    with pytest.raises(Exception, match="X must|X contains"):
+        jax.vmap(lambda X: pca.fit(X, 2).components)(np.stack([iris, bad])).block_until_ready()
