@@ -19,20 +19,24 @@ is exactly liblinear's bias-as-feature dual with the feature value √ρ and lin
     Gᵢ = yᵢ(wᵀxᵢ + ρσ + μ) − 1,   αᵢ ← clip(αᵢ − Gᵢ/(‖xᵢ‖² + ρ), 0, C),
     w ← w + Δαᵢ yᵢ xᵢ,   σ ← σ + Δαᵢ yᵢ.
 
-A step (:func:`dcd_step`) is one symmetric Gauss–Seidel sweep over the coordinates
+A step (:func:`dcd_step`) is one symmetric Gauss–Seidel sweep over the (unshrunk) coordinates
 (forward, then backward: deterministic, no key) followed by the multiplier update
 μ ← μ + ρσ; at the solution σ = 0 and μ is the intercept b. The stopping rule is the one
 of SMO: the maximal KKT violation m(α) − M(α) of the constrained dual (from the exact
 gradient ∇D = 1 − y ⊙ Xw, one O(nd) product per sweep), together with the feasibility
 |yᵀα| mean‖xᵢ‖². Cost O(nd) per step and O(nd) memory (no Gram matrix).
 
-Speed, measured on this 2-core CPU (breast cancer, n = 569, d = 30, standardized, tol 1e-3):
-the method is right but the wrong shape for XLA. Each coordinate update is a dependent
-O(d) step, and an XLA:CPU loop iteration costs about 3 µs whatever its work, so a sweep
-(2n updates) costs ≈ 3.5 ms — half of what ``SVC(kernel="linear")`` takes for the whole fit
-at C = 0.1 — and the multiplier method needs tens (C = 0.1) to hundreds (C = 1) of sweeps.
-It is an O(nd)-memory alternative for n too large for a Gram matrix, not a faster solver
-here; :func:`jaxml.svm.fit` (SMO on the Gram matrix) stays the default.
+Shrinking as in liblinear: a sweep visits only the coordinates whose projected gradient is
+nonzero at its start (the others cannot move), UNROLL = 8 updates per loop iteration.
+
+Speed, measured on this shared 2-core CPU (breast cancer, n = 569, d = 30, standardized,
+tol 1e-3; medians, noisy): at C = 0.1, 48 sweeps, 5 ms for the compiled core (the plain
+call adds the shared ``svm`` input checks, ≈ 13 ms) against 2.5–8 ms for
+``SVC(kernel="linear")``; at C = 1, ≈ 520 sweeps whatever ρ, 190 ms against 11–21 ms for
+SVC and 50–70 ms for :func:`jaxml.svm.fit`. Coordinate descent on the dual is slow for
+large C (as liblinear documents), and each dependent O(d) update costs an XLA:CPU loop
+iteration. It is the O(nd)-memory solver (no Gram matrix) for large n and small C;
+:func:`jaxml.svm.fit` (SMO on the Gram matrix) stays the default.
 
 References:
     C.-J. Hsieh, K.-W. Chang, C.-J. Lin, S. S. Keerthi & S. Sundararajan, "A dual coordinate
@@ -110,14 +114,30 @@ def dcd_init(problem: LinearDualProblem) -> DCDState:
                     zero, zero)
 
 
-def _coordinate(i, carry, problem: LinearDualProblem):
+UNROLL = 8   # coordinate updates per loop iteration (an XLA:CPU iteration costs ~3 µs)
+
+
+def _coordinate(i, carry, problem: LinearDualProblem, valid):
+    """Hsieh et al.'s update of αᵢ (a no-op where not ``valid``), O(d)."""
     alpha, w, sigma, mu = carry
     xi, yi = problem.X[i], problem.y[i]
     G = yi * (jnp.dot(w, xi, precision=HIGHEST) + problem.rho * sigma + mu) - 1.0
     q = problem.sq_norms[i] + problem.rho
-    new = jnp.clip(alpha[i] - G / q, 0.0, problem.C)
+    new = jnp.where(valid, jnp.clip(alpha[i] - G / q, 0.0, problem.C), alpha[i])
     delta = (new - alpha[i]) * yi
     return alpha.at[i].set(new), w + delta * xi, sigma + delta, mu
+
+
+def _sweep(carry, order, k, problem: LinearDualProblem, *, reverse: bool):
+    """Update the coordinates order[0..k−1] in turn (reversed if ``reverse``)."""
+    def block(b, c):
+        for u in range(UNROLL):
+            pos = b * UNROLL + u
+            pos = k - 1 - pos if reverse else pos
+            c = _coordinate(order[jnp.clip(pos, 0, order.shape[0] - 1)], c, problem,
+                            (pos >= 0) & (pos < k))
+        return c
+    return lax.fori_loop(0, (k + UNROLL - 1) // UNROLL, block, carry)
 
 
 def _gradient(w, problem: LinearDualProblem):
@@ -126,7 +146,8 @@ def _gradient(w, problem: LinearDualProblem):
 
 
 def dcd_step(state: DCDState, problem: LinearDualProblem) -> tuple[DCDState, DualInfo]:
-    """One symmetric Gauss–Seidel sweep of dual coordinate descent, then μ ← μ + ρσ.
+    """One symmetric Gauss–Seidel sweep of dual coordinate descent over the coordinates that
+    can move (nonzero projected gradient; liblinear's shrinking), then μ ← μ + ρσ.
 
     Args:
         state: :class:`DCDState`. problem: :class:`LinearDualProblem`.
@@ -136,10 +157,16 @@ def dcd_step(state: DCDState, problem: LinearDualProblem) -> tuple[DCDState, Dua
         constrained dual and the infeasibility, s = mean ‖xᵢ‖²), ``info.value``
         D(α) = Σα − ½‖w‖².
     """
-    n = problem.y.shape[0]
-    body = partial(_coordinate, problem=problem)
-    carry = lax.fori_loop(0, n, body, tuple(state))
-    carry = lax.fori_loop(0, n, lambda k, c: body(n - 1 - k, c), carry)
+    # Shrinking: only coordinates whose projected gradient is nonzero can move; they are
+    # visited (the full gradient is exact again at the next step, so none is lost).
+    G = problem.y * (jnp.matmul(problem.X, state.w, precision=HIGHEST)
+                     + problem.rho * state.sigma + state.mu) - 1.0
+    a = state.alpha
+    moves = jnp.where(a <= 0, G < 0, jnp.where(a >= problem.C, G > 0, G != 0))
+    order = jnp.argsort(~moves, stable=True)
+    k = jnp.sum(moves)
+    carry = _sweep(tuple(state), order, k, problem, reverse=False)
+    carry = _sweep(carry, order, k, problem, reverse=True)
     alpha, w, sigma, mu = carry
     mu = mu + problem.rho * sigma
     grad = _gradient(w, problem)
