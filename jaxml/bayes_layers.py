@@ -259,8 +259,15 @@ _LIKELIHOODS = ("categorical", "bernoulli", "gaussian")
 
 def kl_schedule(n_steps: int, *, kl_weight=1.0, warmup_steps=0, dtype=None) -> jax.Array:
     """(n_steps,) KL weights β_t = kl_weight · min(1, (t + 1) / warmup_steps), t = 0, 1, …
-    (a linear warm-up; constant ``kl_weight`` when ``warmup_steps`` is 0). Traced numbers."""
-    t = jnp.arange(1, int(n_steps) + 1, dtype=dtype or jnp.zeros(()).dtype)
+    (a linear warm-up; constant ``kl_weight`` when ``warmup_steps`` is 0). Traced numbers,
+    finite and ≥ 0."""
+    return _kl_schedule(check_int_in_range(n_steps, "n_steps", 1, 1 << 31),
+                        check_nonnegative(kl_weight, "kl_weight"),
+                        check_nonnegative(warmup_steps, "warmup_steps"), dtype)
+
+
+def _kl_schedule(n_steps: int, kl_weight, warmup_steps, dtype) -> jax.Array:
+    t = jnp.arange(1, n_steps + 1, dtype=dtype or jnp.zeros(()).dtype)
     ramp = jnp.minimum(1.0, t / jnp.maximum(jnp.asarray(warmup_steps, t.dtype), 1.0))
     return jnp.asarray(kl_weight, t.dtype) * ramp
 
@@ -275,16 +282,22 @@ def negative_log_likelihood(outputs: jax.Array, y: jax.Array, *, likelihood: str
     ``"gaussian"``: f and y (batch,) or (batch, out), N(y | f, noise_std²) summed over outputs,
     ½((y − f)/s)² + log s + ½ log 2π.
     """
+    if likelihood not in _LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {_LIKELIHOODS}, got {likelihood!r}")
+    if likelihood == "gaussian":
+        noise_std = check_positive(noise_std, "noise_std")
+    return _nll(outputs, y, likelihood, noise_std)
+
+
+def _nll(outputs, y, likelihood: str, noise_std) -> jax.Array:
     if likelihood == "categorical":
         return optax.softmax_cross_entropy_with_integer_labels(outputs, y)
     if likelihood == "bernoulli":
         f = outputs.reshape(y.shape)
         return -bernoulli_log_prob(y.astype(f.dtype)[..., None], f[..., None])
-    if likelihood == "gaussian":
-        f = outputs.reshape(outputs.shape[0], -1)
-        log_var = 2.0 * jnp.log(jnp.asarray(noise_std, f.dtype))
-        return -diag_gaussian_log_prob(y.reshape(f.shape).astype(f.dtype), f, log_var)
-    raise ValueError(f"likelihood must be one of {_LIKELIHOODS}, got {likelihood!r}")
+    f = outputs.reshape(outputs.shape[0], -1)                       # "gaussian"
+    log_var = 2.0 * jnp.log(jnp.asarray(noise_std, f.dtype))
+    return -diag_gaussian_log_prob(y.reshape(f.shape).astype(f.dtype), f, log_var)
 
 
 def _minibatch_neg_elbo(model, key, X, y, beta, *, likelihood, batch_size, noise_std):
@@ -296,8 +309,7 @@ def _minibatch_neg_elbo(model, key, X, y, beta, *, likelihood, batch_size, noise
         kb, key = jax.random.split(key)
         idx = jax.random.randint(kb, (batch_size,), 0, n)
         X, y = X[idx], y[idx]
-    nll = negative_log_likelihood(model(X, key=key), y, likelihood=likelihood,
-                                  noise_std=noise_std)
+    nll = _nll(model(X, key=key), y, likelihood, noise_std)
     return (n / X.shape[0]) * jnp.sum(nll) + beta * kl_divergence(model)
 
 
@@ -314,7 +326,7 @@ def _fit_core(key, dynamic, X, y, *, learning_rate, kl_weight, warmup_steps, noi
     model = eqx.combine(dynamic, static)
     if optimizer is None:
         optimizer = optax.adam(learning_rate)
-    betas = kl_schedule(n_steps, kl_weight=kl_weight, warmup_steps=warmup_steps, dtype=X.dtype)
+    betas = _kl_schedule(n_steps, kl_weight, warmup_steps, X.dtype)
     loss = _neg_elbo_loss(X, y, likelihood=likelihood, batch_size=batch_size,
                           noise_std=noise_std)
     res = train(key, lambda m, k, beta: loss(m, k, beta=beta), model, optimizer=optimizer,
