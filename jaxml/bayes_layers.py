@@ -533,9 +533,10 @@ def fit(key, model, X, y, *, likelihood: str = "categorical", n_steps: int = 100
         warmup_steps=warmup_steps)[t]``.
 
     Raises:
-        ValueError / TypeError: bad shapes, labels, options; a model without Bayesian layers
-        or with parameters of the wrong shape; NaN/inf in X or the model (at run time when
-        traced).
+        ValueError: bad shapes, labels or options; a model without Bayesian layers or with
+            parameters of the wrong shape; NaN/inf in X or the model (at run time when
+            traced).
+        TypeError: complex, string or object data.
 
     Reference: M. D. Hoffman, D. M. Blei, C. Wang & J. Paisley, "Stochastic variational
     inference", JMLR 14 (2013).
