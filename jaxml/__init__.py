@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "convex", "optim", "linear", "svm", "naive_bayes", "pca", "kmeans", "gaussian", "gmm",
     "lda", "vi", "mcmc", "rvm", "bayes_layers", "flows", "vae", "kernels", "sklearn",
-    "information", "io", "testing", "config",
+    "information", "io", "testing", "config", "data",
 ]
 
 

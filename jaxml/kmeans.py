@@ -33,11 +33,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxml._core import (HIGHEST, Adjoint, check_int_in_range, check_loop_options, check_matrix,
                          fixed_point)
-from jaxml._core.fold import fold_map_rows, map_rows
+from jaxml._core.fold import Chunks, fold_chunks, fold_map_rows, map_rows
 
 __all__ = [
     "KMeansState", "KMeansInfo", "KMeansResult", "plusplus_init", "init_state", "step", "fit", "predict",
@@ -388,3 +389,248 @@ def predict(model, X) -> jax.Array:
 @jax.jit
 def _predict(X, centroids):
     return _assign(X, centroids)[0]
+
+
+# ----------------------------------------------------------------------------- minibatch
+
+class MiniBatchState(NamedTuple):
+    """State of minibatch k-means.
+
+    Attributes:
+        centroids: (k, d) the current centroids.
+        counts: (k,) the number of points each centroid has absorbed so far (its learning
+            rate is 1/count).
+        step: () int32, minibatch steps taken (the batch key is ``fold_in(key, step)``).
+    """
+
+    centroids: jax.Array
+    counts: jax.Array
+    step: jax.Array
+
+
+class MiniBatchInfo(NamedTuple):
+    """What a minibatch step reports.
+
+    Attributes:
+        error: () Σⱼ‖μⱼ⁺ − μⱼ‖², the squared centroid shift of the step.
+        value: () the batch's inertia against the centroids it was assigned with, per point.
+    """
+
+    error: jax.Array
+    value: jax.Array
+
+
+class MiniBatchKMeansResult(NamedTuple):
+    """A k-means model fitted by minibatches.
+
+    Attributes:
+        centroids: (k, d) the final centroids.
+        labels: (n,) int32, each point's nearest final centroid.
+        inertia: () Σᵢ‖xᵢ − μ_{cᵢ}‖² over all n points for the final centroids.
+        counts: (k,) points absorbed by each centroid.
+        n_iter: () int32, minibatch steps taken.
+        converged: () bool, the squared centroid shift of the last step fell to ``tol`` (with
+            the default ``tol=0`` the fit runs its whole budget) and the result is finite.
+        trace: (n_steps,) per-point batch inertia of each step, NaN past ``n_iter``.
+    """
+
+    centroids: jax.Array
+    labels: jax.Array
+    inertia: jax.Array
+    counts: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    trace: jax.Array
+
+
+def minibatch_step(key: jax.Array, state: MiniBatchState, X: jax.Array, *,
+                   batch_size: int) -> tuple[MiniBatchState, MiniBatchInfo]:
+    """One minibatch k-means step (Sculley 2010; scikit-learn's ``MiniBatchKMeans``).
+
+    Draws ``batch_size`` rows B uniformly with replacement, assigns each to its nearest
+    centroid, then moves every centroid j to the running mean of all points it absorbed:
+
+        nⱼ ← nⱼ + |Bⱼ|,    μⱼ ← μⱼ + (Σ_{x∈Bⱼ} x − |Bⱼ| μⱼ) / nⱼ
+
+    i.e. each absorbed point moves μⱼ with learning rate 1/nⱼ.
+
+    Args:
+        key: a JAX PRNG key for the batch.
+        state: a :class:`MiniBatchState`.
+        X: (n, d) points.
+        batch_size: rows per batch (static).
+
+    Returns:
+        ``(state, info)``: the next :class:`MiniBatchState` and a :class:`MiniBatchInfo`.
+    """
+    return _minibatch_step(key, state, X, batch_size)
+
+
+@partial(jax.jit, static_argnames=("batch_size",))
+def _minibatch_step(key, state: MiniBatchState, X, batch_size: int):
+    idx = jax.random.randint(key, (batch_size,), 0, X.shape[0])
+    Xb = X[idx]
+    c = state.centroids
+    k = c.shape[0]
+    labels, d = _assign_block(Xb, c, jnp.sum(c * c, axis=1))
+    sums = jax.ops.segment_sum(Xb, labels, num_segments=k)
+    nb = jax.ops.segment_sum(jnp.ones((batch_size,), X.dtype), labels, num_segments=k)
+    counts = state.counts + nb
+    new_c = jnp.where((nb > 0)[:, None],
+                      (c * state.counts[:, None] + sums) / jnp.where(counts > 0, counts, 1.0)[:, None],
+                      c)
+    shift = jnp.sum((new_c - c) ** 2)
+    return (MiniBatchState(new_c, counts, state.step + 1),
+            MiniBatchInfo(shift, jnp.sum(d) / batch_size))
+
+
+def _minibatch_loop_step(state: MiniBatchState, args):
+    key, X, batch_size = args[0], args[1], args[2]
+    return _minibatch_step(jax.random.fold_in(key, state.step), state, X, batch_size)
+
+
+@partial(jax.jit, static_argnames=("batch_size", "n_steps"))
+def _fit_minibatch(key, X, centroids, tol, batch_size: int, n_steps: int):
+    state = MiniBatchState(centroids, jnp.zeros((centroids.shape[0],), X.dtype),
+                           jnp.asarray(0, jnp.int32))
+    out = fixed_point(lambda s, a: _minibatch_loop_step(s, a + (batch_size,)), state,
+                      (key, X), tol=tol, max_iter=n_steps)
+    c = out.state.centroids
+    labels, min_d = _assign(X, c)
+    inertia_ = jnp.sum(min_d)
+    healthy = out.converged & jnp.isfinite(inertia_) & jnp.all(jnp.isfinite(c))
+    return MiniBatchKMeansResult(c, labels, inertia_, out.state.counts, out.n_iter, healthy,
+                                 out.trace)
+
+
+def fit_minibatch(key, X, n_clusters: int, *, init=None, batch_size: int = 1024,
+                  max_iter: int = 100, tol=0.0) -> MiniBatchKMeansResult:
+    """k-means by minibatch updates (scikit-learn's ``MiniBatchKMeans`` semantics).
+
+    Runs ``max_iter`` epochs of ⌈n / batch_size⌉ :func:`minibatch_step` s each (per-centre
+    counts, learning rate 1/count), from k-means++ (or given) centroids. Each step costs
+    O(batch_size · k · d), independent of n. Unlike scikit-learn, low-count centres are
+    not randomly reassigned, and no early stop on an averaged inertia is made (set ``tol``
+    to stop on the centroid shift).
+
+    Args:
+        key: a JAX PRNG key (seeding and batches).
+        X: (n, d) points.
+        n_clusters: k ≤ n (static).
+        init: optional (k, d) initial centroids.
+        batch_size: rows per step (static).
+        max_iter: epochs (static).
+        tol: stop once a step moves the centroids by Σⱼ‖Δμⱼ‖² ≤ tol·mean_f Var(X[:, f]).
+
+    Returns:
+        :class:`MiniBatchKMeansResult`.
+
+    Reference:
+        D. Sculley, "Web-scale k-means clustering", WWW 2010.
+    """
+    X = check_matrix(X, "X")
+    n, d = X.shape
+    n_clusters = check_int_in_range(n_clusters, "n_clusters", 1, n)
+    batch_size = check_int_in_range(batch_size, "batch_size", 1, 2**31 - 1)
+    max_iter, tol = check_loop_options(max_iter, tol)
+    if key is None:
+        raise ValueError("key must be a PRNG key (it draws the batches)")
+    k_init, k_batch = jax.random.split(key)
+    if init is None:
+        centroids = plusplus_init(k_init, X, n_clusters)
+    else:
+        centroids = check_matrix(init, "init", dtype=X.dtype)
+        if centroids.shape != (n_clusters, d):
+            raise ValueError(f"init must have shape {(n_clusters, d)}, got {centroids.shape}")
+    n_steps = max_iter * -(-n // batch_size)
+    tol_scaled = jnp.asarray(tol, X.dtype) * jnp.mean(jnp.var(X, axis=0))
+    return _fit_minibatch(k_batch, X, centroids, tol_scaled, batch_size, n_steps)
+
+__all__ += ["MiniBatchState", "MiniBatchInfo", "MiniBatchKMeansResult", "minibatch_step",
+            "fit_minibatch"]
+
+
+# ----------------------------------------------------------------------------- streamed
+
+def _moment_chunk(rows, mask, center):
+    Z = jnp.where(mask[:, None], rows - center, 0.0)
+    return jnp.sum(mask.astype(rows.dtype)), jnp.sum(Z, axis=0), jnp.sum(Z * Z, axis=0)
+
+
+def _lloyd_chunk(rows, mask, centroids, x_mean):
+    k = centroids.shape[0]
+    Xb = rows - x_mean
+    labels, d = _assign_block(Xb, centroids, jnp.sum(centroids * centroids, axis=1))
+    seg = jnp.where(mask, labels, k)
+    ones = jnp.ones((Xb.shape[0],), Xb.dtype)
+    return (jax.ops.segment_sum(Xb, seg, num_segments=k),
+            jax.ops.segment_sum(ones, seg, num_segments=k), jnp.sum(jnp.where(mask, d, 0.0)))
+
+
+def fit_streamed(key, X, n_clusters: int, *, init=None, max_iter: int = 300,
+                 tol=1e-4) -> KMeansResult:
+    """k-means by Lloyd's algorithm over rows streamed from the host in chunks.
+
+    The same iteration as :func:`fit` (centred data, the same stopping rule), but each
+    step is one pass of the ``_core`` row fold over host chunks: device memory holds one
+    chunk, never X. Equals :func:`fit` on the concatenated rows to rounding while no
+    cluster empties (an empty cluster keeps its centroid here; :func:`fit` re-seeds it).
+
+    Args:
+        key: a JAX PRNG key for k-means++ seeding on the first chunk (may be ``None`` when
+            ``init`` is given).
+        X: the rows, as :func:`jaxml.data.chunks` of (m, d) arrays (or anything it accepts:
+            a list of arrays, a memory-mapped ``.npy``, a callable returning an iterable).
+        n_clusters: k (static).
+        init: optional (k, d) initial centroids.
+        max_iter: bound on Lloyd steps (passes over the data).
+        tol: as in :func:`fit`.
+
+    Returns:
+        :class:`KMeansResult` (``labels`` (n,) gathered from a final pass, on the host
+        device).
+    """
+    source = X if isinstance(X, Chunks) else Chunks(X)
+    max_iter, tol = check_loop_options(max_iter, tol)
+    first, _ = next(iter(source))
+    first = check_matrix(first, "the first chunk of X")
+    d, dtype = first.shape[1], first.dtype
+    if init is None:
+        if key is None:
+            raise ValueError("key must be a PRNG key when init is None")
+        centroids = plusplus_init(key, first, n_clusters)
+    else:
+        centroids = check_matrix(init, "init", dtype=dtype)
+        if centroids.shape != (check_int_in_range(n_clusters, "n_clusters", 1, 2**31 - 1), d):
+            raise ValueError(f"init must have shape {(n_clusters, d)}, got {centroids.shape}")
+    zero = jnp.zeros((d,), dtype)
+    n, s1, _ = fold_chunks(_moment_chunk, source, args=(zero,))
+    x_mean = s1 / n
+    _, _, s2 = fold_chunks(_moment_chunk, source, args=(x_mean,))
+    tol_scaled = tol * jnp.mean(s2 / n)
+    c = centroids - x_mean
+    trace = np.full((max_iter,), np.nan)
+    converged, it = False, 0
+    for it in range(1, max_iter + 1):
+        sums, counts, tot = fold_chunks(_lloyd_chunk, source, args=(c, x_mean))
+        new_c = jnp.where((counts > 0)[:, None],
+                          sums / jnp.where(counts > 0, counts, 1.0)[:, None], c)
+        shift = jnp.sum((new_c - c) ** 2)
+        trace[it - 1] = float(tot)
+        c = new_c
+        if float(shift) <= float(tol_scaled):
+            converged = True
+            break
+    labels, min_d = [], 0.0
+    c2 = jnp.sum(c * c, axis=1)
+    for rows, m in source:
+        lab, dist = _assign_block(jnp.asarray(rows[:m]) - x_mean, c, c2)
+        labels.append(lab)
+        min_d = min_d + jnp.sum(dist)
+    inertia_ = jnp.asarray(min_d, dtype)
+    healthy = converged and bool(jnp.isfinite(inertia_)) and bool(jnp.all(jnp.isfinite(c)))
+    return KMeansResult(c + x_mean, jnp.concatenate(labels), inertia_,
+                        jnp.asarray(it, jnp.int32), jnp.asarray(healthy), jnp.asarray(trace, dtype))
+
+
+__all__ += ["fit_streamed"]
