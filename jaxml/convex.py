@@ -439,6 +439,11 @@ def _points(points) -> jax.Array:
     return check_matrix(points, "points")
 
 
+def _hull_tol(tol, dtype):
+    """The default relative tolerance: the duality gap (tol s)²/8 must be reachable, ≳ 10 ε s²."""
+    return max(1e-6, math.sqrt(80 * float(jnp.finfo(dtype).eps))) if tol is None else tol
+
+
 def _masked_simplex(v, allowed):
     """Projection onto {λ ≥ 0, Σλ = 1, λᵢ = 0 where not ``allowed``}: excluded coordinates
     are pushed below the threshold (θ ≥ max v − 1), then zeroed."""
@@ -481,7 +486,7 @@ def _nearest_combination(points, x, allowed, tol, *, max_iter: int) -> ConvexCom
                              res.n_iter, res.converged, res.trace)
 
 
-def convex_combination(points, x, *, where=None, tol=1e-6,
+def convex_combination(points, x, *, where=None, tol=None,
                        max_iter: int = 5000) -> ConvexCombination:
     r"""Is x in the convex hull of the points? The nearest convex combination, with weights.
 
@@ -504,7 +509,8 @@ def convex_combination(points, x, *, where=None, tol=1e-6,
         x: (d,) the query point.
         where: (m,) bool, the points that may take part (default all; the others get
             λᵢ = 0 by a masked simplex projection), at least one True.
-        tol: relative tolerance (of the scale s), ``> 0``.
+        tol: relative tolerance (of the scale s), ``> 0``; default max(1e-6, √(80 ε)) (1e-6
+            in float64, 3e-3 in float32, where the gap cannot get below ~ε s²).
         max_iter: static bound on FISTA steps.
 
     Returns:
@@ -519,7 +525,8 @@ def convex_combination(points, x, *, where=None, tol=1e-6,
     if x.shape[0] != points.shape[1]:
         raise ValueError(f"x must have the dimension of the points ({points.shape[1]}), "
                          f"got {x.shape[0]}")
-    max_iter, tol = check_loop_options(max_iter, tol, allow_zero_tol=False)
+    max_iter, tol = check_loop_options(max_iter, _hull_tol(tol, points.dtype),
+                                       allow_zero_tol=False)
     if where is None:
         allowed = jnp.ones(points.shape[0], bool)
     else:
@@ -538,7 +545,7 @@ def _convex_combination(points, x, allowed, tol, *, max_iter):
     return _nearest_combination(points, x, allowed, tol, max_iter=max_iter)
 
 
-def extreme_points(points, *, tol=1e-6, max_iter: int = 5000) -> ExtremePoints:
+def extreme_points(points, *, tol=None, max_iter: int = 5000) -> ExtremePoints:
     r"""The extreme points (hull vertices) of a finite set, by one hull problem per point.
 
     Point i is extreme iff it is not a convex combination of the others, i.e. iff its
@@ -552,7 +559,7 @@ def extreme_points(points, *, tol=1e-6, max_iter: int = 5000) -> ExtremePoints:
     Args:
         points: (m, d) the points as rows, m ≥ 2.
         tol: relative tolerance, ``> 0``: points within tol sᵢ of the hull of the others
-            are not extreme.
+            are not extreme (default as :func:`convex_combination`).
         max_iter: static bound on FISTA steps per point.
 
     Returns:
@@ -565,7 +572,8 @@ def extreme_points(points, *, tol=1e-6, max_iter: int = 5000) -> ExtremePoints:
     points = _points(points)
     if points.shape[0] < 2:
         raise ValueError(f"points must hold at least 2 points, got {points.shape[0]}")
-    max_iter, tol = check_loop_options(max_iter, tol, allow_zero_tol=False)
+    max_iter, tol = check_loop_options(max_iter, _hull_tol(tol, points.dtype),
+                                       allow_zero_tol=False)
     return _extreme_points(points, jnp.asarray(tol, points.dtype), max_iter=max_iter)
 
 

@@ -361,7 +361,7 @@ class FritzJohnResiduals(NamedTuple):
 
 
 def fritz_john_residuals(f: Callable, x, *, ineq: Callable | None = None,
-                         eq: Callable | None = None, active_tol=None, tol=1e-6,
+                         eq: Callable | None = None, active_tol=None, tol=None,
                          max_iter: int = 5000) -> FritzJohnResiduals:
     r"""Fritz John multipliers and residuals of min f(x) s.t. ``ineq(x) <= 0``, ``eq(x) == 0``.
 
@@ -389,7 +389,8 @@ def fritz_john_residuals(f: Callable, x, *, ineq: Callable | None = None,
         ineq: pytree -> (m,) (or scalar) inequality constraint values, feasible when ``<= 0``.
         eq: pytree -> (p,) (or scalar) equality constraint values.
         active_tol: hᵢ(x) ≥ −``active_tol`` counts as active (default √ε (1 + ‖x‖_∞)).
-        tol: relative tolerance of the stationarity (of the largest gradient norm).
+        tol: relative tolerance of the stationarity (of the largest gradient norm); default
+            as :func:`jaxml.convex.convex_combination` (1e-6 in float64, 3e-3 in float32).
         max_iter: static bound on FISTA steps.
 
     Returns:
@@ -400,10 +401,13 @@ def fritz_john_residuals(f: Callable, x, *, ineq: Callable | None = None,
         Kuhn & Tucker, "Nonlinear programming" (1951); Mangasarian, *Nonlinear
         Programming* (1969), §7 (Fritz John and Kuhn–Tucker conditions).
     """
+    flat = _ravel(x)[0]
+    eps = float(jnp.finfo(flat.dtype).eps)
+    if tol is None:
+        tol = max(1e-6, (80 * eps) ** 0.5)
     max_iter, tol = check_loop_options(max_iter, tol, allow_zero_tol=False)
     if active_tol is None:
-        active_tol = jnp.sqrt(jnp.finfo(_ravel(x)[0].dtype).eps) * (
-            1 + jnp.max(jnp.abs(_ravel(x)[0]), initial=0.0))
+        active_tol = eps ** 0.5 * (1 + jnp.max(jnp.abs(flat), initial=0.0))
     return _fritz_john(x, active_tol, tol, f=f, ineq=ineq, eq=eq, max_iter=max_iter)
 
 

@@ -153,3 +153,14 @@ def test_bad_input_names_the_argument():
         convex.extreme_points(np.zeros((1, 2)))
     with pytest.raises((TypeError, ValueError), match="points"):
         convex.extreme_points(np.array([[1 + 1j, 0]]))
+
+
+def test_float32_stays_float32_and_converges():
+    P = np.random.default_rng(5).standard_normal((15, 2)).astype(np.float32)
+    r = convex.convex_combination(P, np.zeros(2, np.float32))
+    assert r.weights.dtype == jnp.float32 and r.converged and r.inside
+    e = convex.extreme_points(P)
+    expected = np.zeros(15, bool)
+    expected[ConvexHull(P).vertices] = True
+    np.testing.assert_array_equal(e.mask, expected)
+    assert bool(np.all(np.asarray(e.converged)))
