@@ -69,8 +69,9 @@ import optax
 from jax import lax
 
 from jaxml._core import (TrainInfo, TrainResult, TrainState, as_float_array, check_callable,
-                         check_finite, check_int_in_range, check_positive, check_returns,
-                         safe_norm, standard_normal_log_prob, train, train_init, train_step)
+                         check_finite, check_int_in_range, check_nonnegative, check_positive,
+                         check_returns, safe_norm, standard_normal_log_prob, train, train_init,
+                         train_step)
 
 __all__ = [
     "Bijection", "Planar", "Radial", "Affine", "Stack", "Flow", "planar_flow", "radial_flow",
@@ -568,8 +569,9 @@ def stack_layers(key: jax.Array, layer_cls: type, dim: int, n_layers: int, *,
     ``init``), one key each, stacked along a leading axis: one block of a :class:`Flow`."""
     if not (isinstance(layer_cls, type) and issubclass(layer_cls, Bijection)):
         raise TypeError(f"layer_cls must be a Bijection subclass, got {layer_cls!r}")
-    check_int_in_range(dim, "dim", 1, 1 << 20)
-    check_int_in_range(n_layers, "n_layers", 1, 1 << 16)
+    dim = check_int_in_range(dim, "dim", 1, 1 << 20)
+    n_layers = check_int_in_range(n_layers, "n_layers", 1, 1 << 16)
+    scale = check_nonnegative(scale, "scale")
     one = eqx.filter_eval_shape(lambda k: layer_cls.init(k, dim, scale=scale, dtype=dtype), key)
     static = eqx.partition(one, eqx.is_array)[1]
     dynamic = _stack_core(key, scale, layer_cls=layer_cls, dim=dim, n_layers=n_layers,
