@@ -139,9 +139,10 @@ def as_float_array(x, name: str, *, ndim: int | Sequence[int] | None = None, dty
     check_ndim(x, name, ndim)
     if finite:
         x = check_finite(x, name)
-    if dtype is None:
-        dtype = dt if jnp.issubdtype(dt, jnp.floating) else jnp.result_type(float)
-    return jnp.asarray(x, dtype=dtype)
+    if dtype is not None:
+        return jnp.asarray(x, dtype=dtype)
+    arr = jnp.asarray(x)            # float64 becomes float32 quietly when x64 is off
+    return arr if jnp.issubdtype(arr.dtype, jnp.floating) else arr.astype(float_dtype(arr))
 
 
 def check_matrix(X, name: str = "X", *, dtype=None, min_rows: int = 1, min_cols: int = 1,
