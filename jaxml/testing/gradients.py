@@ -324,9 +324,8 @@ def check_jacobian(f: Callable[[Any], Any], jac_f: Callable[[Any], Any], x, *,
         jac_f: pytree -> the Jacobian in ``jax.jacobian(f)(x)``'s layout: for f: (n,) → (m,),
             an (m, n) array; in general f(x)'s structure with each leaf replaced by x's
             structure, leaf (i, j) of shape ``out_shape_i + in_shape_j``.
-        x, rtol, atol, fd_rtol, step, autodiff, finite_differences, max_coordinates,
-        subset_key:
-            as in :func:`check_gradient` (``max_coordinates`` counts input coordinates).
+        x, rtol, atol, fd_rtol, step, autodiff, finite_differences, subset_key: as in :func:`check_gradient`.
+        max_coordinates: as in :func:`check_gradient`, counting input coordinates.
 
     Returns:
         :class:`GradientReport`.
