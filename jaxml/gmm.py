@@ -732,3 +732,158 @@ def _sample(key, params, n):
         sd = jnp.sqrt(cov)
         noise = eps * (sd[z] if covariance_type == "diag" else sd[z][:, None])
     return mu[z] + noise, z
+
+
+# ============================================================================ online EM
+
+class OnlineGMMState(NamedTuple):
+    """State of online EM: the parameters and the running sufficient statistics.
+
+    Attributes:
+        params: the current :class:`GMMParams` (the M step of the statistics).
+        nk: (k,) running mean of rᵢⱼ per point.
+        sF: (k, D) running mean of rᵢⱼ φ(x̃ᵢ) (the features of the batch E+M step).
+        sxx: (d, d) running mean of (Σⱼ rᵢⱼ) x̃ᵢx̃ᵢᵀ for tied ((1, 1) otherwise).
+        t: () int32, steps taken.
+    """
+
+    params: GMMParams
+    nk: jax.Array
+    sF: jax.Array
+    sxx: jax.Array
+    t: jax.Array
+
+
+def online_step(key: jax.Array, state: OnlineGMMState, X: jax.Array, *, batch_size: int,
+                shift, reg_covar=1e-6, step_offset=2.0,
+                decay=0.6) -> tuple[OnlineGMMState, GMMInfo]:
+    """One online-EM step (Cappé & Moulines 2009) on a minibatch drawn from X.
+
+        s ← (1 − ρₜ) s + ρₜ · (1/B) Σ_{i∈B} E_{r(θ)}[φ(xᵢ)],   ρₜ = (t + t₀)^(−κ) (ρ₀ = 1),
+        θ ← M(s)
+
+    (the statistics are those of the batch EM step, around ``shift``).
+
+    Args:
+        key: a JAX PRNG key for the batch.
+        state: an :class:`OnlineGMMState`.
+        X: (n, d) data.
+        batch_size: B, rows per batch (static).
+        shift: (d,) the centre the statistics are accumulated around (e.g. the data mean).
+        reg_covar: () λ ≥ 0 added to the variances.
+        step_offset: t₀ ≥ 1 (traced).
+        decay: κ ∈ (0.5, 1] (traced).
+
+    Returns:
+        ``(state, info)``; ``info.value`` is the batch's mean log-likelihood under the input
+        parameters, ``info.error`` the largest change of a mean.
+    """
+    return _online_step(key, state, X, batch_size, shift, reg_covar, step_offset, decay)
+
+
+@partial(jax.jit, static_argnames=("batch_size",))
+def _online_step(key, state: OnlineGMMState, X, batch_size: int, shift, reg_covar, t0, kappa):
+    dtype = X.dtype
+    params = state.params
+    ct = params.covariance_type
+    Xb = X[jax.random.randint(key, (batch_size,), 0, X.shape[0])]
+    Xc = Xb - shift
+    F = _features(Xc, ct)
+    wlp = _block_weighted_log_prob(F, Xc, _quadratic(params, shift), ct)
+    lpn = logsumexp(wlp, axis=1)
+    st = _block_stats(F, Xc, jnp.exp(wlp - lpn[:, None]), ct)
+    t = state.t.astype(dtype)
+    rho = jnp.where(state.t == 0, 1.0, (t + jnp.asarray(t0, dtype)) ** (-jnp.asarray(kappa, dtype)))
+    mix = lambda old, new: (1 - rho) * old + rho * new / batch_size   # noqa: E731
+    nk, sF, sxx = mix(state.nk, st.nk), mix(state.sF, st.sF), mix(state.sxx, st.sxx)
+    new = _params_from_stats(_Stats(nk, sF, sxx, jnp.zeros((), dtype)), shift,
+                             jnp.asarray(reg_covar, dtype), ct)
+    err = jnp.max(jnp.abs(new.means - params.means))
+    return OnlineGMMState(new, nk, sF, sxx, state.t + 1), GMMInfo(err, jnp.mean(lpn))
+
+
+def _online_loop_step(state, args, batch_size):
+    key, X, shift, reg_covar, t0, kappa = args
+    return _online_step(jax.random.fold_in(key, state.t), state, X, batch_size, shift,
+                        reg_covar, t0, kappa)
+
+
+@partial(jax.jit, static_argnames=("batch_size", "n_steps"))
+def _fit_online(key, X, params, tol, reg_covar, t0, kappa, batch_size: int, n_steps: int):
+    d = X.shape[1]
+    k = params.means.shape[0]
+    ct = params.covariance_type
+    shift = jnp.mean(X, axis=0)
+    D = _n_features(ct, d)
+    sxx = jnp.zeros((d, d) if ct == "tied" else (1, 1), X.dtype)
+    state = OnlineGMMState(params, jnp.zeros((k,), X.dtype), jnp.zeros((k, D), X.dtype), sxx,
+                           jnp.asarray(0, jnp.int32))
+    out = fixed_point(partial(_online_loop_step, batch_size=batch_size), state,
+                      (key, X, shift, reg_covar, t0, kappa), tol=tol, max_iter=n_steps)
+    p = out.state.params
+    wlp = _weighted_log_prob(X, p, None)
+    lb = jnp.mean(logsumexp(wlp, axis=1))
+    healthy = out.converged & jnp.isfinite(lb)
+    return GMMResult(p.weights, p.means, p.covariances, lb, out.n_iter, healthy, out.trace, ct)
+
+
+def fit_online(key, X, n_components: int, *, covariance_type: str | None = None,
+               init_params=None, batch_size: int = 256, max_iter: int = 10, tol=0.0,
+               reg_covar=1e-6, step_offset=2.0, decay=0.6) -> GMMResult:
+    """Fit a Gaussian mixture by online EM (Cappé & Moulines 2009) over minibatches.
+
+    Runs ``max_iter`` epochs of ⌈n / batch_size⌉ :func:`online_step` s: each E step sees
+    one batch, the sufficient statistics are a stochastic approximation with step sizes
+    ρₜ = (t + t₀)^(−κ), and the M step is the batch one. A step costs O(B·k·D), not O(n).
+
+    Args:
+        key: a JAX PRNG key (initialization, unless ``init_params`` is given, and batches).
+        X: (n, d) data.
+        n_components: k ≤ n (static).
+        covariance_type: as in :func:`fit`.
+        init_params: optional starting :class:`GMMParams`; default :func:`init` (k-means).
+        batch_size: B (static).
+        max_iter: epochs (static).
+        tol: stop once a step moves no mean by more than ``tol`` (default 0: run the budget).
+        reg_covar: () λ ≥ 0 added to the variances.
+        step_offset: t₀ ≥ 1.
+        decay: κ ∈ (0.5, 1] (the Robbins–Monro conditions).
+
+    Returns:
+        :class:`GMMResult`; ``lower_bound`` is the mean log-likelihood of all of X under the
+        final parameters, ``trace`` the batch mean log-likelihood of each step.
+
+    Reference:
+        O. Cappé and E. Moulines, "On-line expectation–maximization algorithm for latent
+        data models", JRSS B 71(3), 2009.
+    """
+    from jaxml._core import check_in_range
+    X = _check_X(X)
+    n, d = X.shape
+    n_components = check_int_in_range(n_components, "n_components", 1, n)
+    if covariance_type is None:
+        covariance_type = getattr(init_params, "covariance_type", "full")
+    _check_covariance_type(covariance_type)
+    max_iter, tol = check_loop_options(max_iter, tol)
+    batch_size = check_int_in_range(batch_size, "batch_size", 1, 2**31 - 1)
+    reg_covar = check_nonnegative(reg_covar, "reg_covar")
+    step_offset = check_in_range(step_offset, "step_offset", 1.0, float("inf"),
+                                 low_open=False, high_open=True)
+    decay = check_in_range(decay, "decay", 0.5, 1.0, low_open=True, high_open=False)
+    if key is None:
+        raise ValueError("key must be a PRNG key (it draws the batches)")
+    k_init, k_batch = jax.random.split(key)
+    if init_params is None:
+        params = init(k_init, X, n_components, covariance_type=covariance_type,
+                      reg_covar=reg_covar)
+    else:
+        params = _check_params(init_params, X.dtype, d)
+        if params.covariance_type != covariance_type:
+            raise ValueError(f"covariance_type={covariance_type!r} but init_params has "
+                             f"covariance_type={params.covariance_type!r}")
+    n_steps = max_iter * -(-n // batch_size)
+    return _fit_online(k_batch, X, params, tol, reg_covar, step_offset, decay, batch_size,
+                       n_steps)
+
+
+__all__ += ["OnlineGMMState", "online_step", "fit_online"]

@@ -56,3 +56,20 @@ def test_minibatch_kmeans_inertia_within_2_percent_of_sklearn():
                                   jax.numpy.asarray(0, jax.numpy.int32))
     state, info = kmeans.minibatch_step(jax.random.key(1), state, X, batch_size=64)
     assert float(state.counts.sum()) == 64 and float(info.error) > 0
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_online_em_reaches_the_batch_em_likelihood(covariance_type):
+    from sklearn.datasets import make_blobs
+
+    from jaxml import gmm
+    X, _ = make_blobs(n_samples=4000, centers=4, n_features=3, random_state=0)
+    p0 = gmm.init(jax.random.key(0), X, 4, covariance_type=covariance_type)
+    batch = gmm.fit(None, X, 4, init_params=p0, tol=1e-8, max_iter=200)
+    online = gmm.fit_online(jax.random.key(1), X, 4, init_params=p0, batch_size=200,
+                            max_iter=5)
+    assert int(online.n_iter) == 100 and online.trace.shape == (100,)
+    # per-point log-likelihood within 0.01 nats of the batch EM optimum
+    assert float(online.lower_bound) > float(batch.lower_bound) - 0.01
+    np.testing.assert_allclose(np.sort(np.asarray(online.weights)),
+                               np.sort(np.asarray(batch.weights)), atol=0.02)
