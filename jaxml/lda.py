@@ -811,3 +811,185 @@ def top_words(model, vocabulary: Sequence[str], n: int = 10) -> list[list[str]]:
     check_int_in_range(n, "n", 1, lam.shape[1])
     order = np.argsort(-lam, axis=1, kind="stable")[:, :n]
     return [[vocabulary[i] for i in row] for row in order]
+
+
+# ----------------------------------------------------------------------------- online VB
+
+class OnlineLDAState(NamedTuple):
+    """State of online variational Bayes.
+
+    Attributes:
+        topic_word: (K, V) the current ``λ``.
+        n_batch_iter: () int32, updates made so far plus one (scikit-learn's
+            ``n_batch_iter_``, which starts at 1): ρ = (τ₀ + n_batch_iter)^(−κ).
+        key: the PRNG key the batches' initial ``γ`` are drawn from.
+    """
+
+    topic_word: jax.Array
+    n_batch_iter: jax.Array
+    key: jax.Array
+
+
+class OnlineLDAInfo(NamedTuple):
+    """What an online step reports.
+
+    Attributes:
+        error: () mean |Δλ| / mean λ of the step.
+        value: () the batch's per-word log-likelihood proxy Σ n_dv log(θ̃_d B̃)_v / Σ n_dv.
+    """
+
+    error: jax.Array
+    value: jax.Array
+
+
+class OnlineLDAResult(NamedTuple):
+    """What :func:`fit_online` returns (usable wherever an :class:`LDAModel` is expected).
+
+    Attributes:
+        topic_word: (K, V) ``λ``. alpha: () prior used. eta: () prior used.
+        n_iter: () int32, minibatch updates made.
+        converged: () bool, the relative change of ``λ`` fell to ``tol`` (never with the
+            default ``tol=0``: the fit runs its epochs) and ``λ`` is finite.
+        trace: (n_steps,) each update's batch log-likelihood proxy, NaN past ``n_iter``.
+    """
+
+    topic_word: jax.Array
+    alpha: jax.Array
+    eta: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    trace: jax.Array
+
+
+def online_step(state: OnlineLDAState, counts: jax.Array, *, n_docs, alpha, eta,
+                learning_offset=10.0, learning_decay=0.7, e_step_max_iter: int = 100,
+                e_step_tol=1e-3) -> tuple[OnlineLDAState, OnlineLDAInfo]:
+    """One online variational Bayes update of the topics from a batch of documents.
+
+    E step on the batch (γ from Gamma(100, 1/100) draws), then
+
+        λ ← (1 − ρ) λ + ρ (η + (D / B) Σ_{d∈batch} n_dv φ_dvk),   ρ = (τ₀ + t)^(−κ)
+
+    (Hoffman, Blei & Bach 2010; scikit-learn's ``learning_method="online"``). Documents
+    with no words (padding) contribute nothing and are not counted in B.
+
+    Args:
+        state: an :class:`OnlineLDAState`.
+        counts: (B, V) the batch's counts.
+        n_docs: () D, the corpus size the batch stands for (scikit-learn's
+            ``total_samples``).
+        alpha, eta: () the priors.
+        learning_offset: τ₀ > 0. learning_decay: κ ∈ (0.5, 1].
+        e_step_max_iter: static bound on each document's updates. e_step_tol: its tolerance.
+
+    Returns:
+        ``(state, info)``.
+    """
+    return _online_step(state, jnp.asarray(counts), n_docs, alpha, eta, learning_offset,
+                        learning_decay, e_step_tol, e_step_max_iter)
+
+
+@partial(jax.jit, static_argnames=("e_step_max_iter",))
+def _online_step(state: OnlineLDAState, counts, n_docs, alpha, eta, tau0, kappa, e_step_tol,
+                 e_step_max_iter: int):
+    dtype = state.topic_word.dtype
+    lam = state.topic_word
+    key, k_doc = jax.random.split(state.key)
+    corpus = _dense_corpus(counts)
+    beta = _topic_factors(lam).scaled
+    gamma0 = _gamma100(k_doc, (counts.shape[0], lam.shape[0]), dtype)
+    gamma = _e_step(beta, corpus, gamma0, _length_priority(corpus), alpha,
+                    jnp.asarray(e_step_tol, dtype), e_step_max_iter, 16).doc_topic
+    theta = _doc_factors(gamma).scaled
+    sstats = _m_step(beta, theta, counts, jnp.zeros((), dtype))
+    b = jnp.maximum(jnp.sum(corpus.doc_totals > 0), 1).astype(dtype)
+    rho = (jnp.asarray(tau0, dtype) + state.n_batch_iter.astype(dtype)) ** (
+        -jnp.asarray(kappa, dtype))
+    new = (1 - rho) * lam + rho * (eta + jnp.asarray(n_docs, dtype) / b * sstats)
+    words = jnp.sum(counts)
+    ll = jnp.sum(counts * jnp.log(_word_norm(theta, beta))) / jnp.maximum(words, 1)
+    err = jnp.mean(jnp.abs(new - lam)) / jnp.mean(lam)
+    return OnlineLDAState(new, state.n_batch_iter + 1, key), OnlineLDAInfo(err, ll)
+
+
+def _online_loop_step(state, args, e_step_max_iter):
+    batches, n_docs, alpha, eta, tau0, kappa, e_tol = args
+    i = (state.n_batch_iter - 1) % batches.shape[0]
+    return _online_step(state, batches[i], n_docs, alpha, eta, tau0, kappa, e_tol,
+                        e_step_max_iter)
+
+
+@partial(jax.jit, static_argnames=("n_steps", "e_step_max_iter"))
+def _fit_online(key, batches, lam, n_docs, alpha, eta, tau0, kappa, tol, e_tol,
+                n_steps: int, e_step_max_iter: int):
+    state = OnlineLDAState(lam, jnp.asarray(1, jnp.int32), key)
+    out = fixed_point(partial(_online_loop_step, e_step_max_iter=e_step_max_iter), state,
+                      (batches, n_docs, alpha, eta, tau0, kappa, e_tol), tol=tol,
+                      max_iter=n_steps)
+    lam = out.state.topic_word
+    return OnlineLDAResult(lam, alpha, eta, out.n_iter,
+                           out.converged & jnp.all(jnp.isfinite(lam)), out.trace)
+
+
+def fit_online(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None,
+               batch_size: int = 128, max_iter: int = 10, learning_offset=10.0,
+               learning_decay=0.7, tol=0.0, e_step_max_iter: int = 100, e_step_tol=1e-3,
+               init_topic_word=None) -> OnlineLDAResult:
+    """LDA by online variational Bayes (Hoffman, Blei & Bach 2010).
+
+    scikit-learn's ``LatentDirichletAllocation(learning_method="online")``: ``max_iter``
+    epochs over the documents in consecutive batches of ``batch_size`` (the last one
+    shorter), one :func:`online_step` per batch with D/B scaling and step size
+    ρₜ = (τ₀ + t)^(−κ). Each update costs O(B·K·V), independent of D.
+
+    Args:
+        key: a JAX PRNG key (initial topics unless given, and the E steps' initial ``γ``).
+        counts: (D, V) non-negative counts.
+        n_topics: K (static).
+        alpha, eta: priors (default 1/K, as scikit-learn).
+        batch_size: documents per update (static).
+        max_iter: epochs (static).
+        learning_offset: τ₀ > 0 (scikit-learn's default 10).
+        learning_decay: κ ∈ (0.5, 1] (scikit-learn's default 0.7).
+        tol: stop when an update changes λ by at most ``tol`` (relative mean).
+        e_step_max_iter, e_step_tol: the per-document E step's bound and tolerance.
+        init_topic_word: optional (K, V) initial ``λ`` (e.g. :func:`sklearn_initial_topics`).
+
+    Returns:
+        :class:`OnlineLDAResult` (pass it to :func:`transform` and :func:`perplexity`).
+
+    Reference:
+        M. Hoffman, D. Blei and F. Bach, "Online learning for latent Dirichlet allocation",
+        NIPS 2010.
+    """
+    from jaxml._core import check_in_range, check_positive
+    counts = _check_counts(counts)
+    n_docs, n_words = counts.shape
+    check_int_in_range(n_topics, "n_topics", 1, 10**9)
+    batch_size = check_int_in_range(batch_size, "batch_size", 1, 2**31 - 1)
+    max_iter, tol = check_loop_options(max_iter, tol)
+    e_step_max_iter, e_step_tol = check_loop_options(e_step_max_iter, e_step_tol)
+    dtype = counts.dtype
+    alpha = _check_prior(alpha, "alpha", 1.0 / n_topics, dtype)
+    eta = _check_prior(eta, "eta", 1.0 / n_topics, dtype)
+    learning_offset = check_positive(learning_offset, "learning_offset")
+    learning_decay = check_in_range(learning_decay, "learning_decay", 0.5, 1.0, low_open=True)
+    if key is None:
+        raise ValueError("key must be a PRNG key (it draws the E steps' starting points)")
+    k_topic, k_doc = jax.random.split(key)
+    if init_topic_word is None:
+        lam = _gamma100(k_topic, (n_topics, n_words), dtype)
+    else:
+        lam = _check_init_topic_word(init_topic_word, n_topics, counts)
+    b = min(batch_size, n_docs)
+    n_batches = -(-n_docs // b)
+    pad = n_batches * b - n_docs            # zero-count documents: no words, not counted
+    batches = jnp.concatenate([counts, jnp.zeros((pad, n_words), dtype)]).reshape(
+        n_batches, b, n_words)
+    return _fit_online(k_doc, batches, lam, jnp.asarray(n_docs, dtype), alpha, eta,
+                       jnp.asarray(learning_offset, dtype), jnp.asarray(learning_decay, dtype),
+                       jnp.asarray(tol, dtype), jnp.asarray(e_step_tol, dtype),
+                       max_iter * n_batches, int(e_step_max_iter))
+
+
+__all__ += ["OnlineLDAState", "OnlineLDAInfo", "OnlineLDAResult", "online_step", "fit_online"]

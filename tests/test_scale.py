@@ -73,3 +73,23 @@ def test_online_em_reaches_the_batch_em_likelihood(covariance_type):
     assert float(online.lower_bound) > float(batch.lower_bound) - 0.01
     np.testing.assert_allclose(np.sort(np.asarray(online.weights)),
                                np.sort(np.asarray(batch.weights)), atol=0.02)
+
+
+def test_online_lda_held_out_perplexity_within_5_percent_of_sklearn():
+    from sklearn.decomposition import LatentDirichletAllocation
+
+    from jaxml import lda
+    rng = np.random.default_rng(0)
+    K, V, D = 4, 40, 300
+    topics = rng.dirichlet(np.full(V, 0.1), K)
+    theta = rng.dirichlet(np.full(K, 0.3), D + 100)
+    counts = np.stack([rng.multinomial(60, t @ topics) for t in theta]).astype(float)
+    train, test = counts[:D], counts[D:]
+    init = lda.sklearn_initial_topics(K, V, 0)      # scikit-learn's start for random_state=0
+    r = lda.fit_online(jax.random.key(0), train, K, batch_size=64, max_iter=4,
+                       init_topic_word=init)
+    sk = LatentDirichletAllocation(K, learning_method="online", batch_size=64, max_iter=4,
+                                   random_state=0).fit(train)
+    assert int(r.n_iter) == 4 * 5 and r.trace.shape == (20,)
+    ratio = float(lda.perplexity(r, test)) / sk.perplexity(test)
+    assert abs(ratio - 1.0) < 0.05, ratio
