@@ -107,3 +107,20 @@ def test_implicit_memory_does_not_grow_with_max_iter():
     unr = [temp_bytes(Unrolled(), m) for m in (100, 1000)]
     assert imp[1] <= imp[0] + 4096
     assert unr[1] > unr[0] + 100 * 64 * 8
+
+
+def test_implicit_leaves_without_tangent():
+    """A state leaf that does not depend on the differentiated input (its tangent is a
+    symbolic zero) must not break the transpose: grad w.r.t. b only, a fixed by a0 only."""
+    def step(s, theta):
+        a0, b0 = theta
+        a, b = s
+        return (0.5 * a + a0, 0.5 * b + b0 * a), StepInfo(jnp.abs(0.5 * a + a0 - a), a)
+
+    def out(b0):
+        res = fixed_point(step, (jnp.asarray(0.0), jnp.asarray(0.0)), (2.0, b0), tol=1e-14,
+                          max_iter=200, adjoint=Implicit())
+        return res.state[1]
+
+    # fixed point: a = 2 a0 = 4, b = 2 b0 a = 8 b0
+    np.testing.assert_allclose(jax.grad(out)(1.5), 8.0, rtol=1e-10)

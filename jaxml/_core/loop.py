@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.flatten_util import ravel_pytree
 
 Step = Callable[[Any, Any], tuple[Any, Any]]
 
@@ -229,22 +230,24 @@ def _implicit_loop_jvp(converted, max_iter, dtype, adjoint, primals, tangents):
     _, theta_dot, _ = tangents
     res = _implicit_loop(converted, max_iter, dtype, adjoint, state0, theta, tol)
     x_diff, x_rest = eqx.partition(res.state, eqx.is_inexact_array)
+    # one flat vector: leaves that get no tangent from θ are then zeros inside a linear
+    # right-hand side, not constants that custom_linear_solve's transpose cannot take
+    flat_x, unravel = ravel_pytree(x_diff)
 
-    def T(d, th):
-        new_state, _ = _call(converted, eqx.combine(d, x_rest), th)
-        return eqx.partition(new_state, eqx.is_inexact_array)[0]
+    def T(v, th):
+        new_state, _ = _call(converted, eqx.combine(unravel(v), x_rest), th)
+        return ravel_pytree(eqx.partition(new_state, eqx.is_inexact_array)[0])[0]
 
-    _, rhs = jax.jvp(lambda th: T(x_diff, th), (theta,), (theta_dot,))
+    _, rhs = jax.jvp(lambda th: T(flat_x, th), (theta,), (theta_dot,))
 
     def matvec(v):
-        _, jv = jax.jvp(lambda d: T(d, theta), (x_diff,), (v,))
-        return jax.tree_util.tree_map(jnp.subtract, v, jv)
+        _, jv = jax.jvp(lambda d: T(d, theta), (flat_x,), (v,))
+        return v - jv
 
     solve = _gmres(adjoint)
     x_dot = lax.custom_linear_solve(matvec, rhs, solve, transpose_solve=solve)
     # a factor, not a select: NaN must reach the cotangent too when the fit did not converge
-    flag = jnp.where(res.converged, 1.0, jnp.nan)
-    x_dot = jax.tree_util.tree_map(lambda v: v * flag.astype(v.dtype), x_dot)
+    x_dot = unravel(x_dot * jnp.where(res.converged, 1.0, jnp.nan).astype(x_dot.dtype))
     rest_dot = jax.tree_util.tree_map(_zero_tangent, x_rest)
     state_dot = eqx.combine(x_dot, rest_dot)
     out_dot = LoopResult(state_dot, _zero_tangent(res.n_iter), _zero_tangent(res.converged),
