@@ -33,7 +33,7 @@ jax.config.update("jax_enable_x64", True)
 ORDER = [
     "convex_sets", "linear_regression", "svm", "naive_bayes", "pca", "gmm_em",
     "lda_topics", "elbo_estimators", "cavi", "bayesian_logreg", "rvm", "sparse_bnn",
-    "flows_2d", "vae", "geometry", "entropy",
+    "flows_2d", "vae", "geometry", "entropy", "hyperparameter_gradients",
 ]
 
 

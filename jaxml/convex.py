@@ -34,9 +34,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxml._core import as_float_array, check_nonnegative, is_concrete, safe_norm
-from jaxml._core import (check_loop_options, check_matrix, check_value, check_vector,
-                         fixed_point, prox_gradient_step, prox_init)
+from jaxml._core import as_float_array, check_nonnegative, check_value, is_concrete, safe_norm
+from jaxml._core import (check_loop_options, check_matrix, check_vector, fixed_point,
+                         prox_gradient_step, prox_init)
 
 __all__ = [
     "lp_norm", "project_halfspace", "project_hyperplane", "project_l1_ball", "project_l2_ball",
@@ -74,7 +74,7 @@ def lp_norm(x, p) -> jax.Array:
     Args:
         x: (..., d) array.
         p: a number ``>= 1`` or ``inf`` (a Python number selects the special cases at trace
-           time; a traced ``p`` uses the general formula, with ``inf`` handled).
+            time; a traced ``p`` uses the general formula, with ``inf`` handled).
 
     Returns:
         (...,) the norms, in the floating dtype of ``x``.
@@ -157,7 +157,12 @@ def _ball_args(x, radius):
 
 def _plane_args(x, p, a):
     x = _vec(x, "x")
-    return x, _scalar_like(p, "p", x.dtype), _scalar_like(a, "a", x.dtype)
+    p = as_float_array(p, "p", ndim=1, dtype=x.dtype)
+    if p.shape[0] != x.shape[-1]:
+        raise ValueError(f"p must have shape ({x.shape[-1]},), got {p.shape}")
+    # p = 0 defines no plane ({z : 0 ≤ a} is everything or nothing): rejected by name
+    p = check_value(p, "p", lambda xp, v: xp.all(v == 0), "must be a nonzero normal vector")
+    return x, p, as_float_array(a, "a", ndim=0, dtype=x.dtype)
 
 
 @partial(jax.jit, static_argnames=("halfspace",))
@@ -199,8 +204,9 @@ def project_box(x, lower, upper) -> jax.Array:
     r"""Projection onto the box {z : l ≤ z ≤ u}: coordinate-wise clipping.
 
     Args:
-        x: (..., d) point(s). lower, upper: scalars or (d,) arrays with ``lower <= upper``
-        (entries may be infinite).
+        x: (..., d) point(s).
+        lower: scalar or (d,) array, ``lower <= upper`` (entries may be -inf).
+        upper: scalar or (d,) array (entries may be inf).
     """
     x = _vec(x, "x")
     lo = _scalar_like(lower, "lower", x.dtype)
@@ -383,6 +389,7 @@ def separating_hyperplane(y, project: Callable[[jax.Array], jax.Array]):
     q = project(y)
     p = y - q
     return p, jnp.sum(p * q, axis=-1)
+
 
 # ----------------------------------------------------------------------------- convex hulls
 class ConvexCombination(NamedTuple):

@@ -83,7 +83,8 @@ class RBF(Kernel):
     def gram(self, X: jax.Array, Z: jax.Array) -> jax.Array:
         sq = (jnp.sum(X * X, axis=1)[:, None] + jnp.sum(Z * Z, axis=1)[None, :]
               - 2.0 * _dot(X, Z))
-        return jnp.exp(-self.gamma * jnp.maximum(sq, 0.0))
+        gamma = check_positive(self.gamma, "gamma")   # traced gamma: checked at run time
+        return jnp.exp(-gamma * jnp.maximum(sq, 0.0))
 
 
 class Polynomial(Kernel):
@@ -101,7 +102,8 @@ class Polynomial(Kernel):
         check_positive(self.gamma, "gamma")
 
     def gram(self, X: jax.Array, Z: jax.Array) -> jax.Array:
-        return jnp.power(self.gamma * _dot(X, Z) + self.coef0, self.degree)
+        gamma = check_positive(self.gamma, "gamma")
+        return jnp.power(gamma * _dot(X, Z) + self.coef0, self.degree)
 
 
 def gram(kernel: Kernel, X, Z=None) -> jax.Array:

@@ -35,6 +35,7 @@ from jaxml._core import (
     HIGHEST,
     Adjoint,
     Direct,
+    Implicit,
     StepInfo,
     as_float_array,
     check_int_in_range,
@@ -51,7 +52,8 @@ from jaxml._core import (
 )
 from jaxml._core.batched import batched_solver
 from jaxml._core.linalg import blocked_gram, cholesky_solve, symmetrize
-from jaxml._core.prox import ProxState, extrapolate, is_uphill, momentum, restart_momentum
+from jaxml._core.prox import (ProxState, extrapolate, implicit_solution, is_uphill, momentum,
+                              restart_momentum)
 
 __all__ = [
     "squared_loss", "squared_loss_grad", "least_squares", "least_squares_gd", "ridge",
@@ -72,8 +74,7 @@ def _data(X, y):
 
 def _nonneg_scalar(v, name, dtype):
     v = as_float_array(v, name, ndim=0, dtype=dtype)
-    check_nonnegative(v, name)
-    return v
+    return check_nonnegative(v, name)
 
 
 def _tol(tol, dtype):
@@ -250,7 +251,8 @@ def least_squares_gd(X, y, *, learning_rate=None, tol=1e-6, max_iter: int = 1000
     Args:
         X: (n, d) design. y: (n,) targets. learning_rate: () fixed step or ``None``.
         tol: gradient-norm tolerance. max_iter: static bound.
-        adjoint: ``Direct()`` (default) or ``Unrolled()`` (reverse-mode differentiable).
+        adjoint: ``None``/``Implicit()`` (default: implicit derivative at the solution),
+            ``Direct()`` or ``Unrolled()``, as in :func:`jaxml.optim.proximal_gradient`.
 
     Returns:
         :class:`jaxml.optim.OptResult` with ``x`` (d,), ``n_iter``, ``converged`` and
@@ -491,7 +493,10 @@ def ridge_constrained(X, y, radius, *, tol=1e-8, max_iter: int = 5000,
 
     Args:
         X: (n, d) design. y: (n,) targets. radius: () ``r >= 0``.
-        tol, max_iter: stopping rule and static bound. adjoint: ``Direct()`` / ``Unrolled()``.
+        tol, max_iter: stopping rule and static bound.
+        adjoint: ``None``/``Implicit()`` (default: implicit derivative of the projected
+            gradient fixed point; undefined where w sits exactly on a kink of the ball's
+            boundary or the constraint is just active), ``Direct()``, ``Unrolled()``.
 
     Returns:
         :class:`ConstrainedResult`.
@@ -513,7 +518,8 @@ def lasso_constrained(X, y, radius, *, tol=1e-8, max_iter: int = 5000,
 
     Args:
         X: (n, d) design. y: (n,) targets. radius: () ``r >= 0``.
-        tol, max_iter: stopping rule and static bound. adjoint: ``Direct()`` / ``Unrolled()``.
+        tol, max_iter, adjoint: as :func:`ridge_constrained` (the implicit derivative does
+            not exist where a coefficient sits exactly at a kink of the L1 ball).
 
     Returns:
         :class:`ConstrainedResult` (``multiplier`` = λ).
@@ -658,11 +664,28 @@ def _lasso_solve(kind: str, op, prob: _LassoProblem, alpha, w0, *, tol, max_iter
     """The shared loop over :func:`_lasso_step` from w0; returns (LoopResult, gap, primal).
 
     With the default adjoint it runs :func:`jaxml._core.batched.batched_solver`, so a
-    vmapped path (many alphas) shares one loop and writes its traces without copies."""
+    vmapped path (many alphas) shares one loop and writes its traces without copies. With
+    ``None``/``Implicit()`` the loop runs on stop-gradient inputs and w carries the implicit
+    derivative of the ISTA fixed point w = S_{tα}(w − t(Gw − b)) (S the soft threshold)."""
     init, step = _lasso_loop(kind)
     problem = (op, prob, alpha, w0)
-    if adjoint is None or isinstance(adjoint, Direct):
-        res = batched_solver(init, step, max_iter)(problem, tol)
+    if adjoint is None or isinstance(adjoint, (Direct, Implicit)):
+        implicit = not isinstance(adjoint, Direct)
+        src = jax.tree_util.tree_map(lax.stop_gradient, (problem, tol)) if implicit else (
+            problem, tol)
+        res = batched_solver(init, step, max_iter)(*src)
+        if implicit:
+            t = lax.stop_gradient(res.state.step)
+
+            def T(w, theta):
+                op_, prob_, alpha_ = theta
+                return convex.soft_threshold(w - t * (_apply(kind, op_, w) - prob_.b),
+                                             t * alpha_)
+
+            w = implicit_solution(T, res.state.x[0], (op, prob, alpha), res.converged,
+                                  adjoint=adjoint)
+            x = (w, _apply(kind, op, w))
+            res = res._replace(state=res.state._replace(x=x))
     else:
         res = fixed_point(step, init(problem), problem, tol=tol, max_iter=max_iter,
                           adjoint=adjoint)
@@ -722,7 +745,7 @@ def _lasso_solve_refined(exact_mv, prob: _LassoProblem, G32, alpha, w0, Gw0, *, 
 
         round_tol = jnp.maximum(tol, _ROUND_REDUCTION * gap_a)
         res, _, _ = _lasso_solve("model", (Gw_a, w_a, G32), prob, alpha, w_a, tol=round_tol,
-                                 max_iter=round_iter)
+                                 max_iter=round_iter, adjoint=Direct())
         w = res.state.x[0]
         Gw = exact_mv(w)
         # rounds start at n_iter ≤ (max_rounds − 1)·round_iter: the slice always fits
@@ -750,7 +773,13 @@ def lasso(X, y, alpha, *, tol=1e-4, max_iter: int = 5000, w0=None,
         X: (n, d) design. y: (n,) targets. alpha: () penalty ``>= 0`` (traced: vmap over it).
         tol: relative duality-gap tolerance (scikit-learn's ``tol``, default ``1e-4``).
         max_iter: static bound on iterations. w0: (d,) warm start (default zeros).
-        adjoint: ``Direct()`` (default) or ``Unrolled()`` (reverse-mode differentiable).
+        adjoint: ``None``/``Implicit()`` (default): ``w`` carries the implicit derivative
+            of the ISTA fixed point w = S_{tα}(w − t(Gw − b)) with respect to X, y and
+            ``alpha`` (``jax.grad``/``jvp``/``vmap``/``jit``, memory flat in ``max_iter``;
+            NaN when the fit did not converge; the support is locally constant, so the
+            derivative is that of the active branch, and does not exist where a
+            coefficient is exactly at the threshold). ``Direct()``: plain loop (forward
+            mode only); ``Unrolled()``: reverse mode through the iterations.
 
     Returns:
         :class:`LassoResult`.
@@ -788,6 +817,10 @@ def lasso_path(X, y, alphas, *, tol=1e-4, max_iter: int = 5000,
     products with the Gram matrix and refine each fit in rounds against the float64 one,
     the exact duality gap certifying the result (see ``_lasso_solve_refined``); ``n_iter``
     then counts FISTA iterations over all rounds.
+
+    ``jax.grad`` of the coefficients with respect to X, y and ``alphas`` comes from the
+    implicit function theorem at each fit, as in :func:`lasso` (not on the refined path,
+    whose rounds run on traced data: there reverse mode raises).
 
     Args:
         X: (n, d) design. y: (n,) targets. alphas: (k,) penalties ``>= 0``, any order.

@@ -34,8 +34,11 @@ convex problems). The solver stops when ‖G_t(y_k)‖₂ ≤ ``tol`` (absolute)
 
 Each solver is :func:`proximal_gradient_init` + the shared loop + :func:`proximal_gradient_step`
 (public: run the step yourself in your own ``scan``), and returns :class:`OptResult`.
+By default (``adjoint=None``, i.e. ``Implicit()``) ``jax.grad`` of a solution with respect to
+what f and the prox close over comes from the implicit function theorem at the fixed point
+x = prox_t(x − t∇f(x)) (``jaxml._core.prox.implicit_solution``; one extra step forward);
 ``adjoint=Unrolled()`` runs a fixed ``max_iter`` steps under ``lax.scan`` (state frozen once
-converged) so ``jax.grad`` can go through the fit. ``x0`` may be any pytree of arrays; the
+converged) so ``jax.grad`` differentiates the iterations themselves. ``x0`` may be any pytree of arrays; the
 dtype of ``x0`` is kept. Cost: one gradient per step (plus one f and prox per backtracking
 trial), O(d) memory beyond f.
 
@@ -53,12 +56,14 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jax.flatten_util import ravel_pytree
 
-from jaxml._core import Adjoint, check_loop_options, check_positive, fixed_point, float_dtype
+from jaxml._core import (Adjoint, Direct, Implicit, check_loop_options, check_positive,
+                         fixed_point, float_dtype)
 from jaxml._core.prox import ProxInfo as OptInfo
 from jaxml._core.prox import ProxState as OptState
-from jaxml._core.prox import prox_gradient_step, prox_init
+from jaxml._core.prox import implicit_solution, prox_gradient_step, prox_init
 
 __all__ = [
     "OptResult", "OptState", "OptInfo", "KKTResiduals", "gradient_descent",
@@ -150,26 +155,59 @@ def _flat_step(state, f, prox, unravel, *, accelerated, line_search, restart, ma
 def _validate(tol, max_iter, learning_rate):
     max_iter, tol = check_loop_options(max_iter, tol, allow_zero_tol=False)
     if learning_rate is not None:
-        check_positive(learning_rate, "learning_rate")
-    return max_iter, tol
+        learning_rate = check_positive(learning_rate, "learning_rate")
+    return max_iter, tol, learning_rate
 
 
 def _solve(f, prox, x0, *, accelerated, learning_rate, tol, max_iter, adjoint, max_backtrack,
            restart=True) -> OptResult:
     """init + fixed_point + step on the flattened problem."""
-    max_iter, tol = _validate(tol, max_iter, learning_rate)
+    max_iter, tol, learning_rate = _validate(tol, max_iter, learning_rate)
     flat, unravel = _ravel(x0)
-    state = proximal_gradient_init(flat, learning_rate=learning_rate)
+    implicit = adjoint is None or isinstance(adjoint, Implicit)
+    if not implicit:
+        state = proximal_gradient_init(flat, learning_rate=learning_rate)
+
+        def step(s, _):
+            return _flat_step(s, f, prox, unravel, accelerated=accelerated,
+                              line_search=learning_rate is None, restart=restart,
+                              max_backtrack=max_backtrack)
+
+        res = fixed_point(step, state, (), tol=tol, max_iter=max_iter, adjoint=adjoint)
+        x = res.state.x
+        return OptResult(unravel(x), f(unravel(x)), res.n_iter, res.converged, res.error,
+                         res.state.step, res.trace)
+    # Implicit: the solver runs on stop-gradient copies of everything f and prox close over
+    # (closure conversion hoists the differentiable values), then the fixed point
+    # x = prox_t(x − t∇f(x)) carries the derivative (jaxml._core.prox.implicit_solution).
+    dt = flat.dtype
+    sg = partial(jax.tree_util.tree_map, lax.stop_gradient)
+    f_flat = lambda v: f(unravel(v))  # noqa: E731
+    p_flat = lambda v, t: ravel_pytree(prox(unravel(v), t))[0].astype(dt)  # noqa: E731
+    f_conv, f_consts = jax.closure_convert(f_flat, flat)
+    p_conv, p_consts = jax.closure_convert(p_flat, flat, jnp.ones((), dt))
+    f_consts, p_consts = tuple(f_consts), tuple(p_consts)
+    f_stop = lambda v: f_conv(v, *sg(f_consts))  # noqa: E731
+    p_stop = lambda v, t: p_conv(v, t, *sg(p_consts))  # noqa: E731
+    lr = None if learning_rate is None else lax.stop_gradient(learning_rate)
+    state = proximal_gradient_init(sg(flat), learning_rate=lr)
 
     def step(s, _):
-        return _flat_step(s, f, prox, unravel, accelerated=accelerated,
-                          line_search=learning_rate is None, restart=restart,
-                          max_backtrack=max_backtrack)
+        return _flat_step(s, f_stop, p_stop, lambda v: v, accelerated=accelerated,
+                          line_search=lr is None,
+                          restart=restart, max_backtrack=max_backtrack)
 
-    res = fixed_point(step, state, (), tol=tol, max_iter=max_iter, adjoint=adjoint)
-    x = res.state.x
+    res = fixed_point(step, state, (), tol=tol, max_iter=max_iter, adjoint=Direct())
+    t = res.state.step
+
+    def T(v, theta):
+        fc, pc = theta
+        return p_conv(v - t * jax.grad(f_conv)(v, *fc), t, *pc)
+
+    x = implicit_solution(T, res.state.x, (f_consts, p_consts), res.converged,
+                          adjoint=adjoint)
     return OptResult(unravel(x), f(unravel(x)), res.n_iter, res.converged, res.error,
-                     res.state.step, res.trace)
+                     t, res.trace)
 
 
 def proximal_gradient(f: Callable, prox: Callable, x0, *, accelerated: bool = True,
@@ -187,8 +225,15 @@ def proximal_gradient(f: Callable, prox: Callable, x0, *, accelerated: bool = Tr
         learning_rate: fixed step (``<= 1/L`` for an L-smooth ``f``) or ``None`` to backtrack.
         tol: stop when the gradient-mapping norm is ``<= tol``.
         max_iter: static bound on iterations.
-        adjoint: ``jaxml._core.Direct()`` (default, while loop) or ``Unrolled()`` (scan,
-            reverse-mode differentiable).
+        adjoint: how the fit is differentiated. ``None`` (default) or
+            ``jaxml._core.Implicit()``: the while loop runs on stop-gradient values and the
+            solution carries the implicit derivative of its fixed point
+            x = prox_t(x − t∇f(x)) with respect to everything ``f`` and ``prox`` close over
+            (``jax.grad``/``jvp``/``vmap``/``jit``; memory flat in ``max_iter``; NaN when
+            the fit did not converge). Where the prox is not differentiable (a coordinate
+            exactly at a kink, the edge of an active set) it is the derivative of the active
+            branch. ``Direct()``: the plain while loop (forward mode only); ``Unrolled()``:
+            ``lax.scan`` over ``max_iter`` steps, reverse mode through the iterations.
         max_backtrack: bound on step halvings per iteration.
 
     Returns:
@@ -330,6 +375,7 @@ def kkt_residuals(f: Callable, x, *, ineq: Callable | None = None, eq: Callable 
         dual=amax(jnp.maximum(-lam, 0.0)),
         complementary=amax(jnp.abs(lam * hv)),
         lam=lam, mu=mu)
+
 
 # ----------------------------------------------------------------------------- Fritz John
 class FritzJohnResiduals(NamedTuple):

@@ -188,3 +188,24 @@ def test_bad_input_names_argument():
         cx.lp_norm(np.ones(3), 0.5)
     with pytest.raises(TypeError, match="x"):
         cx.project_simplex("abc")
+
+
+# ----------------------------------------------------------------------------- issue 13
+def test_l2_ball_does_not_overflow():
+    for dt, big in [(np.float64, 3e160), (np.float32, 3e20)]:
+        out = np.asarray(cx.project_l2_ball(np.full(3, big, dt), 1.0))
+        assert out.dtype == dt
+        np.testing.assert_allclose(out, np.full(3, 1 / np.sqrt(3)), rtol=1e-6)
+
+
+def test_plane_with_zero_normal_is_rejected_by_name():
+    for proj in (cx.project_halfspace, cx.project_hyperplane):
+        with pytest.raises(ValueError, match="p must be a nonzero"):
+            proj(np.ones(3), np.zeros(3), 1.0)
+        with pytest.raises(Exception, match="p must be a nonzero"):
+            jax.block_until_ready(jax.jit(lambda p: proj(jnp.ones(3), p, 1.0))(jnp.zeros(3)))
+
+
+def test_traced_radius_checked_at_run_time():
+    with pytest.raises(Exception, match="radius must"):
+        jax.block_until_ready(jax.jit(lambda r: cx.project_l2_ball(jnp.ones(3), r))(-1.0))

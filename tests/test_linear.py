@@ -280,3 +280,49 @@ def test_plain_calls_reuse_one_compiled_core():
     r = lin.lasso(X, Y, 0.5, tol=1e-5, max_iter=500)
     assert lin._lasso._cache_size() == n_lasso
     assert np.isnan(np.asarray(r.trace)[int(r.n_iter):]).all()
+
+
+# ----------------------------------------------------------------------------- issue 13
+def test_valid_edge_inputs_give_finite_answers():
+    # ridge(alpha=0) on a zero design: the docstring's finite answer (w = 0), both forms
+    for shape in [(5, 3), (3, 5)]:
+        w = lin.ridge(np.zeros(shape), np.ones(shape[0]), 0.0)
+        np.testing.assert_array_equal(np.asarray(w), 0.0)
+    # y = 0: the constrained fits converge at w = 0 (no error about a learning rate)
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    for fit in (lin.ridge_constrained, lin.lasso_constrained):
+        res = fit(X, np.zeros(20), 1.0)
+        assert bool(res.converged)
+        np.testing.assert_array_equal(np.asarray(res.w), 0.0)
+    # NumPy integers as sizes
+    res = lin.lasso(X, X[:, 0], 0.1, max_iter=np.int64(20))
+    assert res.trace.shape == (20,)
+    assert lin.lasso_path(X, X[:, 0], [0.1], max_iter=np.int64(20)).trace.shape == (1, 20)
+    assert lin.ridge_constrained(X, X[:, 0], 1.0, max_iter=np.int64(20)).trace.shape == (20,)
+
+
+def test_lasso_path_without_alphas_is_a_clear_error():
+    X = np.random.default_rng(0).normal(size=(10, 3))
+    with pytest.raises(ValueError, match="alphas"):
+        lin.lasso_path(X, X[:, 0], np.zeros(0))
+
+
+def test_traced_bad_values_raise_at_run_time():
+    X = jnp.asarray(np.random.default_rng(0).normal(size=(12, 3)))
+    y = X[:, 0]
+    Xnan = X.at[0, 0].set(jnp.nan)
+    cases = [
+        (lambda X: lin.ridge(X, y, 1.0), Xnan, "X"),
+        (lambda X: lin.least_squares(X, y), Xnan, "X"),
+        (lambda a: lin.ridge(X, y, a), -1.0, "alpha"),
+        (lambda a: lin.lasso(X, y, a), -1.0, "alpha"),
+        (lambda a: lin.lasso_path(X, y, a), -jnp.ones(2), "alphas"),
+        (lambda r: lin.ridge_constrained(X, y, r), -1.0, "radius"),
+        (lambda t: lin.least_squares_gd(X, y, learning_rate=t), -1.0, "learning_rate"),
+    ]
+    for f, v, name in cases:
+        with pytest.raises(Exception, match=f"{name} must|{name} contains"):
+            jax.block_until_ready(jax.jit(f)(v))
+    # under vmap too: one bad member is an error
+    with pytest.raises(Exception, match="alpha must"):
+        jax.block_until_ready(jax.vmap(lambda a: lin.ridge(X, y, a))(jnp.array([1.0, -1.0])))

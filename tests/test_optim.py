@@ -195,3 +195,13 @@ def test_core_prox_momentum_and_step():
     np.testing.assert_allclose(state.x, expect, rtol=1e-12)
     np.testing.assert_allclose(info.error, np.linalg.norm(x0 - expect) / t, rtol=1e-12)
     np.testing.assert_allclose(info.value, f(x0), rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- issue 13
+def test_traced_learning_rate_checked_and_numpy_max_iter():
+    f = lambda w: jnp.sum(w ** 2)  # noqa: E731
+    with pytest.raises(Exception, match="learning_rate must"):
+        jax.block_until_ready(jax.jit(
+            lambda t: optim.gradient_descent(f, jnp.ones(2), learning_rate=t).x)(-1.0))
+    res = optim.gradient_descent(f, jnp.ones(2), max_iter=np.int64(20))
+    assert res.trace.shape == (20,) and bool(res.converged)

@@ -381,3 +381,29 @@ def test_core_batched_solver_equals_per_problem_solves(cancer):
         assert bool(one.converged) == bool(batched.converged[k])
         np.testing.assert_allclose(one.state.alpha, batched.state.alpha[k], atol=1e-12)
         np.testing.assert_allclose(one.trace, batched.trace[k], rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- issue 13
+def test_traced_bad_values_raise_at_run_time():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 2))
+    y = np.where(X[:, 0] > 0, 1, -1)
+    cases = [
+        (lambda C: svm.fit(X, y, C=C).alpha, -1.0, "C"),
+        (lambda C: svm.fit_pgd(X, y, C=C).alpha, -1.0, "C"),
+        (lambda t: svm.fit(X, y, tol=t).alpha, -1.0, "tol"),
+        (lambda g: svm.fit(X, y, kernel=svm.RBF(g)).alpha, -1.0, "gamma"),
+        (lambda yy: svm.fit(X, yy).alpha, jnp.where(jnp.arange(20) < 10, 1, 2), "y"),
+        (lambda lab: svm.fit_one_vs_rest(X, lab, 2).alpha, jnp.arange(20) % 3, "labels"),
+    ]
+    for f, v, name in cases:
+        with pytest.raises(Exception, match=f"{name} must"):
+            jax.block_until_ready(jax.jit(f)(v))
+    with pytest.raises(Exception, match="C must"):
+        jax.block_until_ready(jax.vmap(lambda C: svm.fit(X, y, C=C).alpha)(jnp.array([1.0, -1.0])))
+    with pytest.raises(TypeError, match="kernel"):
+        svm.fit(X, y, kernel="rbf")
+    with pytest.raises(TypeError, match="kernel"):
+        svm.gram("rbf", X)
+    for fit in (svm.fit, svm.fit_pgd):
+        assert fit(X, y, max_iter=np.int64(20)).trace.shape == (20,)

@@ -54,8 +54,10 @@ import numpy as np
 from jaxml._core.batched import batched_solver
 from jaxml._core.checks import (check_labels, check_loop_options, check_matrix, check_positive,
                                  check_same_length, is_concrete)
-from jaxml._core.loop import LoopResult
+from jaxml._core.loop import Adjoint, Direct, Implicit, LoopResult, Unrolled, fixed_point
+from jaxml._core.prox import implicit_solution
 from jaxml._core.numerics import HIGHEST, safe_norm
+from jaxml.convex import project_box_hyperplane
 from jaxml.kernels import Kernel, Linear, gram
 
 __all__ = [
@@ -67,7 +69,8 @@ __all__ = [
 # Shared with the solver modules (public here, not re-exported by ``jaxml.svm``):
 # DEFAULT_MIN_MARGIN, index_sets, first_argmax, kkt_extremes, violation_from_gradient,
 # intercept_from_gradient, hard_margin_infeasible, model_from_alpha, query_points,
-# kernel_expansion, check_binary, default_max_iter, fit_binary.
+# kernel_expansion, check_binary, default_max_iter, projected_gradient_map, solve_dual,
+# fit_binary.
 
 DEFAULT_MIN_MARGIN = 1e-3
 
@@ -362,9 +365,7 @@ def check_binary(X, y, C, tol, kernel):
             raise ValueError(f"y must contain both labels -1 and +1, got only {vals.tolist()}")
     y = y.astype(X.dtype)
     C = jnp.asarray(check_positive(C, "C", finite=False), X.dtype)   # C = inf: hard margin
-    tol = jnp.asarray(tol, X.dtype)
-    if is_concrete(tol):
-        check_positive(tol, "tol")
+    tol = jnp.asarray(check_positive(tol, "tol"), X.dtype)
     return X, y, C, tol
 
 
@@ -378,18 +379,49 @@ def default_max_iter(n: int, max_iter) -> int:
 # ------------------------------------------------------------------------------ the fit
 
 
-@partial(jax.jit, static_argnames=("init", "step", "max_iter"))
+def projected_gradient_map(alpha, K, y, C, t):
+    """T(α) = Π(α + t∇D(α)), Π the projection onto {0 ≤ α ≤ C, yᵀα = 0}: the dual's
+    fixed-point map (α* = T(α*) for any t > 0 exactly at the optimum)."""
+    z = alpha + t * dual_gradient(alpha, K, y)
+    return project_box_hyperplane(z, y, jnp.zeros((), z.dtype), C, 0.0)
+
+
+def solve_dual(problem: DualProblem, tol, *, init: Callable, step: Callable, max_iter: int,
+               adjoint: Adjoint | None) -> LoopResult:
+    """The shared loop over ``step`` from ``init(problem)``; with ``adjoint`` None/Implicit
+    the loop runs on stop-gradient inputs and α carries the implicit derivative of
+    α = :func:`projected_gradient_map` (α) with respect to K, C (and so X and the kernel's
+    parameters); ``Direct()``: the plain loop; ``Unrolled()``: ``lax.scan`` of the steps."""
+    if isinstance(adjoint, Unrolled):
+        return fixed_point(step, init(problem), problem, tol=tol, max_iter=max_iter,
+                           adjoint=adjoint)
+    if isinstance(adjoint, Direct):
+        return batched_solver(init, step, max_iter)(problem, tol)
+    if adjoint is not None and not isinstance(adjoint, Implicit):
+        raise TypeError(f"adjoint must be Direct(), Unrolled() or Implicit(), got {adjoint!r}")
+    stop = partial(jax.tree_util.tree_map, jax.lax.stop_gradient)
+    loop = batched_solver(init, step, max_iter)(stop(problem), stop(tol))
+    # any t > 0 has the same fixed point; 1/mean(Kₜₜ) puts the spectrum of I − ∂T near 1
+    t = jax.lax.stop_gradient(1.0 / jnp.maximum(jnp.mean(problem.diag),
+                                                jnp.finfo(problem.K.dtype).tiny))
+    alpha = implicit_solution(lambda a, th: projected_gradient_map(a, *th, t), loop.state.alpha,
+                              (problem.K, problem.y, problem.C),
+                              loop.converged & ~loop.state.infeasible, adjoint=adjoint)
+    return loop._replace(state=loop.state._replace(alpha=alpha))
+
+
+@partial(jax.jit, static_argnames=("init", "step", "max_iter", "adjoint"))
 def fit_binary(X, y, C, tol, kernel, min_margin, *, init: Callable, step: Callable,
-               max_iter: int) -> SVMModel:
+               max_iter: int, adjoint: Adjoint | None = None) -> SVMModel:
     """Gram matrix, dual, the shared loop over ``step`` from ``init(problem)``, model.
 
-    One compiled function per (solver, shapes, kernel type, max_iter), reused across calls;
-    under ``vmap`` (over C, a kernel parameter, the data) the solves share one loop
-    (:func:`jaxml._core.batched.batched_solver`). The solver's state has fields ``alpha``
-    (n,) and ``infeasible`` ().
+    One compiled function per (solver, shapes, kernel type, max_iter, adjoint), reused
+    across calls; under ``vmap`` (over C, a kernel parameter, the data) the solves share one
+    loop (:func:`jaxml._core.batched.batched_solver`). The solver's state has fields
+    ``alpha`` (n,) and ``infeasible`` (). Derivatives: see :func:`solve_dual`.
     """
     problem = dual_problem(gram(kernel, X), y, C, min_margin=min_margin)
-    loop: LoopResult = batched_solver(init, step, max_iter)(problem, tol)
+    loop = solve_dual(problem, tol, init=init, step=step, max_iter=max_iter, adjoint=adjoint)
     return model_from_alpha(loop.state.alpha, problem, X, kernel, loop, loop.state.infeasible)
 
 

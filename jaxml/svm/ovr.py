@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxml._core.batched import batched_solver
 from jaxml._core.checks import check_class_labels, check_int_in_range, check_matrix, is_concrete
+from jaxml._core.loop import Adjoint
 from jaxml.kernels import Kernel, Linear, gram
 from jaxml.svm.dual import (
     SVMModel,
@@ -29,6 +29,7 @@ from jaxml.svm.dual import (
     kernel_expansion,
     model_from_alpha,
     query_points,
+    solve_dual,
 )
 from jaxml.svm.pgd import pgd_init, pgd_step
 from jaxml.svm.smo import smo_init, smo_step
@@ -65,7 +66,8 @@ class OneVsRestModel(NamedTuple):
 
 
 def fit_one_vs_rest(X, labels, n_classes: int, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3,
-                    max_iter: int | None = None, solver: str = "smo") -> OneVsRestModel:
+                    max_iter: int | None = None, solver: str = "smo",
+                    adjoint: Adjoint | None = None) -> OneVsRestModel:
     """One-vs-rest multiclass SVM: for each class c the binary problem yᵢ = +1 if
     labelsᵢ = c else −1, all solved in one ``vmap``ped call sharing one Gram matrix.
 
@@ -73,6 +75,8 @@ def fit_one_vs_rest(X, labels, n_classes: int, *, C=1.0, kernel: Kernel = Linear
         X: (n, d). labels: (n,) ints in 0..n_classes−1, every class present.
         n_classes: static k ≥ 2. C, kernel, tol, max_iter: as :func:`jaxml.svm.fit`.
         solver: "smo" (default) or "pgd".
+        adjoint: ``None``/``Implicit()`` (default), ``Direct()`` or ``Unrolled()``, as in
+            :func:`jaxml.svm.fit` (each binary problem's implicit derivative).
 
     Returns:
         :class:`OneVsRestModel`; predict with :func:`predict_one_vs_rest`.
@@ -92,18 +96,18 @@ def fit_one_vs_rest(X, labels, n_classes: int, *, C=1.0, kernel: Kernel = Linear
     max_iter = default_max_iter(X.shape[0], max_iter)
     init, step = _SOLVERS[solver]
     return _fit_ovr(X, Y.astype(X.dtype), C, tol, kernel, init=init, step=step,
-                    max_iter=max_iter)
+                    max_iter=max_iter, adjoint=adjoint)
 
 
-@partial(jax.jit, static_argnames=("init", "step", "max_iter"))
+@partial(jax.jit, static_argnames=("init", "step", "max_iter", "adjoint"))
 def _fit_ovr(X, Y, C, tol, kernel, *, init: Callable, step: Callable,
-             max_iter: int) -> OneVsRestModel:
+             max_iter: int, adjoint: Adjoint | None) -> OneVsRestModel:
     K = gram(kernel, X)
-    solve = batched_solver(init, step, max_iter)
 
     def one(y):
         problem = dual_problem(K, y, C)
-        loop = solve(problem, tol)
+        loop = solve_dual(problem, tol, init=init, step=step, max_iter=max_iter,
+                          adjoint=adjoint)
         return model_from_alpha(loop.state.alpha, problem, X, kernel, loop, loop.state.infeasible)
 
     m = jax.vmap(one, out_axes=SVMModel(0, 0, 0, None, 0, None, None, 0, 0, 0, 0, 0, 0))(Y)

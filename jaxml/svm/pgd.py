@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxml._core.linalg import max_eigenvalue
+from jaxml._core.loop import Adjoint
 from jaxml._core.numerics import HIGHEST
 from jaxml._core.prox import extrapolate, momentum
 from jaxml.convex import project_box_hyperplane
@@ -121,7 +122,7 @@ def pgd_step(state: PGDState, problem: DualProblem) -> tuple[PGDState, DualInfo]
 
 
 def fit_pgd(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | None = None,
-            min_margin=svm_dual.DEFAULT_MIN_MARGIN) -> SVMModel:
+            min_margin=svm_dual.DEFAULT_MIN_MARGIN, adjoint: Adjoint | None = None) -> SVMModel:
     """Solve the SVM dual by accelerated (monotone FISTA) projected gradient.
 
     Each step moves along ∇D and projects onto {0 ≤ α ≤ C, yᵀα = 0} with
@@ -135,6 +136,8 @@ def fit_pgd(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int |
         kernel: a :class:`jaxml.kernels.Kernel`. tol: KKT tolerance.
         max_iter: static bound on steps (default max(100 000, 20 n)).
         min_margin: relative margin of the hard-margin separability certificate.
+        adjoint: ``None``/``Implicit()`` (default), ``Direct()`` or ``Unrolled()``, as in
+            :func:`jaxml.svm.fit` (the same implicit derivative at the solution).
 
     Returns:
         :class:`jaxml.svm.SVMModel` (``alpha`` (n,), ``b``, ``support`` (n,), ``n_iter``,
@@ -143,4 +146,5 @@ def fit_pgd(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int |
     X, y, C, tol = svm_dual.check_binary(X, y, C, tol, kernel)
     max_iter = svm_dual.default_max_iter(X.shape[0], max_iter)
     return svm_dual.fit_binary(X, y, C, tol, kernel, jnp.asarray(min_margin, X.dtype),
-                      init=pgd_init, step=pgd_step, max_iter=max_iter)
+                               init=pgd_init, step=pgd_step, max_iter=max_iter,
+                               adjoint=adjoint)

@@ -27,6 +27,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxml._core.loop import Adjoint
 from jaxml.kernels import Kernel, Linear
 from jaxml.svm import dual as svm_dual
 from jaxml.svm.dual import DualInfo, DualProblem, SVMModel
@@ -121,7 +122,7 @@ def smo_step(state: SMOState, problem: DualProblem) -> tuple[SMOState, DualInfo]
 
 
 def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | None = None,
-        min_margin=svm_dual.DEFAULT_MIN_MARGIN) -> SVMModel:
+        min_margin=svm_dual.DEFAULT_MIN_MARGIN, adjoint: Adjoint | None = None) -> SVMModel:
     """Fit a binary SVM by SMO on its dual.
 
     Args:
@@ -135,6 +136,19 @@ def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | Non
         max_iter: static bound on pair updates (default max(100 000, 20 n)).
         min_margin: relative margin below which a hard-margin problem is certified not
             separable (see :mod:`jaxml.svm.dual`).
+        adjoint: how ``jax.grad``/``jvp`` go through the fit. ``None`` (default) or
+            ``jaxml._core.Implicit()``: SMO runs on stop-gradient inputs and α carries the
+            implicit derivative of the dual's projected-gradient fixed point
+            α = Π(α + t∇D(α)) with respect to X, C and the kernel's parameters (e.g.
+            ``gamma``); ``b`` is differentiated through its formula (the mean of yₜ∇D(α)ₜ
+            over free support vectors). The active set (which αₜ sit at 0 or C) is locally
+            constant; where it is not (a point exactly on its margin with αₜ at a bound, a
+            tie) the derivative does not exist and the one returned is that of the active
+            branch. NaN when the fit did not converge (or the adjoint GMRES solve did not);
+            memory flat in ``max_iter``; one extra O(n²) step forward. Derivatives are as
+            accurate as the fit: use a small ``tol`` (e.g. 1e-8) when they matter.
+            ``Direct()``: the plain loop (forward mode through SMO's steps);
+            ``Unrolled()``: ``lax.scan`` over ``max_iter`` steps (reverse mode through them).
 
     Returns:
         :class:`jaxml.svm.SVMModel` with ``alpha`` (n,), ``b``, ``support`` (n,),
@@ -144,4 +158,5 @@ def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | Non
     X, y, C, tol = svm_dual.check_binary(X, y, C, tol, kernel)
     max_iter = svm_dual.default_max_iter(X.shape[0], max_iter)
     return svm_dual.fit_binary(X, y, C, tol, kernel, jnp.asarray(min_margin, X.dtype),
-                      init=smo_init, step=smo_step, max_iter=max_iter)
+                               init=smo_init, step=smo_step, max_iter=max_iter,
+                               adjoint=adjoint)
