@@ -187,6 +187,7 @@ EXAMPLES: dict[Any, Any] = {
     ("naive_bayes.fit_multinomial", "X"): COUNTS,
     ("svm", "y"): Y_PM, ("rvm", "y"): Y_PM, ("bayes_layers", "y"): Y_01,
     "labels": Y_012, ("svm", "n_classes"): 3,
+    "step_offset": 2.0, "decay": 0.6, "learning_offset": 10.0, "learning_decay": 0.7,
     "C": 1.0, "rho": 0.1, "kernel": _Lazy(_linear_kernel), ("rvm", "kernel"): None, "min_margin": 1e-3,
     ("svm", "max_iter"): 50,
     "prior_var": 1.0, "mu0": 0.0, "lambda0": 1.0, "a0": 1.0, "b0": 1.0,
@@ -213,12 +214,15 @@ ROLES: dict[Any, str] = {
     "max_iter": "iterations", "e_step_max_iter": "iterations", "n_steps": "iterations",
     "n_inner": "iterations",
     "learning_rate": "positive", "reg_covar": "nonnegative", "var_smoothing": "nonnegative",
-    "eta": "positive", "C": "positive_or_inf", "rho": "positive", "min_margin": "positive",
+    "eta": "positive", "C": "positive_or_inf", "rho": "positive",
+    "step_offset": "at_least_one", "decay": "robbins_monro", "learning_offset": "positive",
+    "learning_decay": "robbins_monro", "min_margin": "positive",
     "prior_var": "positive", "lambda0": "positive", "a0": "positive", "b0": "positive",
     "mu0": "finite", "a": "finite", "lower": "real", "upper": "real",
     "alpha_init": "positive", "init_scale": "positive", "threshold": "positive",
     "noise_std": "positive", "kl_weight": "nonnegative",
-    "n_clusters": "count_le_n", "n_components": "count_le_n", "n_topics": "count_le_n",
+    "n_clusters": "count_le_n", "n_components": "count_le_n",
+    "n_topics": "count",                     # K > D documents is a valid LDA
     "n_classes": "count",
     "n_samples": "size", "batch_size": "size", "window": "size", "warmup_steps": "size0",
     "kernel": "kernel", "log_density": "callable", "key": "none", "model": "none",
@@ -228,7 +232,7 @@ ROLES: dict[Any, str] = {
 
 #: Roles whose values are traced under ``jax.jit``/``jax.vmap`` (numbers and data).
 SCALAR_ROLES = {"positive", "nonnegative", "positive_or_inf", "nonnegative_or_inf", "finite",
-                "real"}
+                "real", "at_least_one", "robbins_monro"}
 ARRAY_ROLES = {"matrix", "counts", "vector", "target", "labels", "pm_labels", "finite_vector",
                "nonnegative_vector", "positive_matrix"}
 
@@ -344,6 +348,8 @@ def _mutations(role: str, v, kwargs) -> list[tuple[str, Any, str]]:
         "nonnegative_or_inf": [np.nan, -np.inf, -1.0],
         "finite": [np.nan, np.inf, -np.inf],
         "real": [np.nan],
+        "at_least_one": [np.nan, np.inf, -np.inf, 0.5, -1.0],
+        "robbins_monro": [np.nan, np.inf, -np.inf, 0.5, 1.5],     # κ ∈ (0.5, 1]
     }.get(role, [])
     out += [(f"{b}", b, "raise") for b in bad_scalars]
     if role in ("iterations", "size", "size0", "count", "count_le_n"):
