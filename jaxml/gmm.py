@@ -60,7 +60,8 @@ from jax import lax
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import logsumexp
 
-from jaxml._core import (HIGHEST, LOG_2PI, Adjoint, check_int_in_range, check_loop_options,
+from jaxml._core import (HIGHEST, LOG_2PI, Adjoint, Implicit, check_int_in_range,
+                         check_loop_options,
                          check_matrix, check_nonnegative, fixed_point, is_concrete)
 from jaxml._core.fold import fold_rows, map_rows
 
@@ -626,8 +627,14 @@ def fit(key, X, n_components: int, *, covariance_type: str | None = None, init_p
         init_method: ``"kmeans" | "k-means++" | "random"``, see :func:`init`.
         block_size: rows per streamed block (static); default ~2¹⁶/(D + k) on CPU,
             2²²/(D + k) on an accelerator (D: feature width, d(d+1)/2 + d for full).
-        adjoint: how the loop is differentiated (static): ``Direct()`` (default) or
-            ``Unrolled()``.
+        adjoint: how ``jax.grad``/``jvp`` go through the fit (static). ``None``/``Implicit()``
+            (default, same forward cost as ``Direct()``): implicit differentiation at the
+            fixed point θ = EM(θ; X, λ) of the EM map, with respect to X and ``reg_covar``,
+            for every covariance type; memory flat in ``max_iter``. NaN when the fit did
+            not converge; derivatives are as accurate as the fit (the stopping rule reads
+            the log-likelihood change, so use a small ``tol``, e.g. 1e-12, when they
+            matter). ``Direct()``: the plain loop (forward mode through the steps);
+            ``Unrolled()``: reverse mode through the steps taken.
 
     Returns:
         :class:`GMMResult` with weights (k,), means (k, d), covariances, lower_bound (),
@@ -656,7 +663,8 @@ def fit(key, X, n_components: int, *, covariance_type: str | None = None, init_p
         if params.means.shape[0] != n_components:
             raise ValueError(f"init_params has {params.means.shape[0]} components, "
                              f"n_components is {n_components}")
-    return _fit_from(X, params, tol, reg_covar, max_iter, block_size, adjoint)
+    return _fit_from(X, params, tol, reg_covar, max_iter, block_size,
+                     Implicit() if adjoint is None else adjoint)
 
 
 def log_likelihood(params: GMMParams, X) -> jax.Array:

@@ -36,8 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxml._core import (HIGHEST, Adjoint, check_int_in_range, check_loop_options, check_matrix,
-                         fixed_point)
+from jaxml._core import (HIGHEST, Adjoint, Implicit, check_int_in_range, check_loop_options,
+                         check_matrix, fixed_point)
 from jaxml._core.fold import Chunks, fold_chunks, fold_map_rows, map_rows
 
 __all__ = [
@@ -346,8 +346,15 @@ def fit(key, X, n_clusters: int, *, init=None, max_iter: int = 300, tol=1e-4,
         max_iter: static bound on Lloyd steps.
         tol: relative tolerance (may be traced); stop when Σⱼ‖Δμⱼ‖² ≤ tol·mean_f Var(X[:, f])
             or no label changes.
-        adjoint: how the loop is differentiated (static): ``Direct()`` (default) or
-            ``Unrolled()`` (see :mod:`jaxml._core.loop`).
+        adjoint: how ``jax.grad``/``jvp`` go through the fit (static). ``None``/``Implicit()``
+            (default, same forward cost as ``Direct()``): implicit differentiation at the
+            fixed point of the Lloyd map μ = T(μ, X); the labels are locally constant, so
+            ∂μⱼ/∂xᵢ = [cᵢ = j] I / nⱼ and the inertia's derivative follows. NaN when the fit
+            did not converge. Where a point is equidistant from two centroids (a tie) the
+            labels jump and the derivative does not exist: the one returned is that of the
+            current labels. ``Direct()``: the plain loop (forward mode through the steps);
+            ``Unrolled()``: reverse mode through the steps taken (see
+            :mod:`jaxml._core.loop`).
 
     Returns:
         :class:`KMeansResult` with centroids (k, d), labels (n,), inertia, n_iter,
@@ -365,7 +372,7 @@ def fit(key, X, n_clusters: int, *, init=None, max_iter: int = 300, tol=1e-4,
         centroids = check_matrix(init, "init", dtype=X.dtype)
         if centroids.shape != (n_clusters, d):
             raise ValueError(f"init must have shape {(n_clusters, d)}, got {centroids.shape}")
-    return _fit_from(X, centroids, tol, max_iter, adjoint)
+    return _fit_from(X, centroids, tol, max_iter, Implicit() if adjoint is None else adjoint)
 
 
 def predict(model, X) -> jax.Array:

@@ -67,7 +67,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import digamma, gammaln
 
-from jaxml._core import (Adjoint, as_float_array, check_int_in_range, check_loop_options,
+from jaxml._core import (Adjoint, Implicit, as_float_array, check_int_in_range, check_loop_options,
                          check_nonnegative, check_positive, check_value, fixed_point,
                          is_concrete)
 from jaxml._core.fold import fold_rows
@@ -355,8 +355,10 @@ def _doc_update(g: jax.Array, args) -> tuple[jax.Array, _DocInfo]:
 def _doc_e_step(gamma: jax.Array, beta: jax.Array, doc_counts: jax.Array, alpha, tol,
                 max_iter: int):
     """The fixed point for one document: ``γ_d`` (K,), ``B̃`` columns (K, L), counts (L,)."""
+    # Implicit: the derivative of γ_d at its fixed point (reverse mode through the EM
+    # loop's implicit adjoint needs a transposable E step; the forward loop is the same)
     return fixed_point(_doc_update, gamma, (beta, doc_counts, alpha), tol=tol,
-                       max_iter=max_iter)
+                       max_iter=max_iter, adjoint=Implicit())
 
 
 def _e_step(beta, corpus: _Corpus, doc_topic, priority, alpha, tol, max_iter: int,
@@ -709,8 +711,17 @@ def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter
             draw; ``sklearn_initial_topics(K, V, seed)`` is what scikit-learn's batch fit
             with ``random_state=seed`` starts from, to fit the same problem from the same
             point.
-        adjoint: how the EM loop is differentiated (static): ``Direct()`` (default) or
-            ``Unrolled()``.
+        adjoint: how ``jax.grad``/``jvp`` go through the EM loop (static).
+            ``None``/``Implicit()`` (default, same forward cost as ``Direct()``): implicit
+            differentiation at the fixed point of the EM map λ = T(λ; counts, α, η), each
+            document's E step also differentiated implicitly at its own fixed point; with
+            respect to the counts and the priors ``alpha`` and ``eta``. NaN when the EM
+            loop or a document's E step did not converge (``e_step_n_iter`` reaching
+            ``e_step_max_iter``). The stopping rule reads the relative ELBO change, which
+            is quadratic in the parameters' error, so the derivative is only as accurate
+            as ``λ`` (about √tol relative): use ``tol`` ≈ 1e-15 and ``e_step_tol`` ≈ 1e-13
+            when derivatives matter. ``Direct()``: the plain loop (forward mode only);
+            ``Unrolled()``: reverse mode through the steps taken.
 
     Returns:
         :class:`LDAResult` (``topic_word`` (K, V), ``doc_topic`` (D, K), ``elbo`` () the
@@ -730,7 +741,8 @@ def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter
     if init_topic_word is not None:
         init_topic_word = _check_init_topic_word(init_topic_word, n_topics, counts)
     return _fit(key, _make_corpus(counts), alpha, eta, tol, e_step_tol, init_topic_word,
-                n_topics, max_iter, e_step_max_iter, bool(warm_start), chunk_size, adjoint)
+                n_topics, max_iter, e_step_max_iter, bool(warm_start), chunk_size,
+                Implicit() if adjoint is None else adjoint)
 
 
 # ----------------------------------------------------------------------------- verbs

@@ -131,6 +131,11 @@ def fit(X, n_components: int) -> PCAResult:
     Returns:
         :class:`PCAResult` with mean (d,), components (k, d), explained_variance (k,),
         explained_variance_ratio (k,), singular_values (k,), noise_variance ().
+
+    Differentiable with respect to X (``jax.grad`` through ``eigh``/``svd``): the
+    derivative of the sign-fixed components exists while the eigenvalues are distinct
+    (it involves 1/(λᵢ − λⱼ)); at repeated eigenvalues (e.g. constant or isotropic data)
+    the eigenvectors are not unique and the derivative is not finite.
     """
     X = check_matrix(X, "X")
     n, d = X.shape

@@ -206,3 +206,22 @@ def test_checks_fire_eagerly_and_under_jit_and_vmap(iris):
     with jaxml.config.runtime_checks(False):            # unchecked NaN: never "converged"
         r = jax.jit(lambda X: kmeans.fit(None, X, 3, init=init, max_iter=5))(bad)
     assert not bool(r.converged)
+
+
+def test_implicit_gradient_matches_finite_differences_and_unrolled(iris):
+    from jaxml._core import Unrolled
+    init = iris[[0, 50, 100]]
+    W = np.random.default_rng(0).normal(size=(3, 4))
+
+    def f(X, adjoint=None):
+        r = kmeans.fit(None, X, 3, init=init, tol=0.0, max_iter=50, adjoint=adjoint)
+        return jnp.sum(r.centroids * W) + 0.1 * r.inertia
+
+    g = jax.grad(f)(iris)
+    V = np.random.default_rng(1).normal(size=iris.shape)
+    h = 1e-6        # small enough that no label changes: labels are locally constant
+    np.testing.assert_allclose(np.sum(g * V), (f(iris + h * V) - f(iris - h * V)) / (2 * h),
+                               rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(lambda X: f(X, Unrolled()))(iris), g, atol=1e-12)
+    gb = jax.jit(jax.vmap(jax.grad(f)))(np.stack([iris, iris + 0.01 * V]))
+    np.testing.assert_allclose(gb[0], g, atol=1e-12)

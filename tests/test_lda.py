@@ -349,3 +349,32 @@ def test_checks_fire_eagerly_and_under_jit_and_vmap():
     with jaxml.config.runtime_checks(False):            # unchecked NaN: never "converged"
         r = jax.jit(lambda c: lda.fit(key, c, 2, **kw))(bad)
     assert not bool(r.converged)
+
+
+def test_implicit_gradient_matches_finite_differences():
+    counts, _ = sample_corpus(3, n_docs=15, doc_len=30)
+    counts = np.asarray(counts, float)[:, :12]
+    key = jax.random.key(0)
+    W = np.random.default_rng(0).normal(size=(2, counts.shape[1]))
+
+    def f(c, a, e):
+        r = lda.fit(key, c, 2, alpha=a, eta=e, tol=1e-15, max_iter=3000, e_step_tol=1e-13,
+                    e_step_max_iter=3000)
+        return jnp.sum(jnp.log(r.topic_word) * W)
+
+    g = jax.jit(jax.grad(f, argnums=(0, 1, 2)))(counts, 0.3, 0.1)
+    h = 1e-3
+    V = np.random.default_rng(1).normal(size=counts.shape) * (counts > 0)
+    # the stopping rule reads the relative ELBO change, quadratic in the parameters' error:
+    # the converged fit is accurate to ~1e-7 only, and finite differences of it jump with
+    # its iteration count (h = 1e-5 gives errors of 1e-2), hence h = 1e-3 and rtol = 1e-3
+    np.testing.assert_allclose(np.sum(g[0] * V),
+                               (f(counts + h * V, .3, .1) - f(counts - h * V, .3, .1)) / (2 * h),
+                               rtol=1e-3)
+    np.testing.assert_allclose(g[1], (f(counts, .3 + h, .1) - f(counts, .3 - h, .1)) / (2 * h),
+                               rtol=1e-3)
+    np.testing.assert_allclose(g[2], (f(counts, .3, .1 + h) - f(counts, .3, .1 - h)) / (2 * h),
+                               rtol=1e-3)
+    gb = jax.vmap(jax.grad(f, argnums=(0, 1, 2)), in_axes=(None, 0, None))(
+        counts, jnp.array([0.3, 0.5]), 0.1)
+    np.testing.assert_allclose(gb[1][0], g[1], rtol=1e-8)

@@ -121,3 +121,22 @@ def test_constant_data_has_defined_ratio_and_checks_fire(iris):
         jax.jit(lambda X: pca.fit(X, 2).components)(bad).block_until_ready()
     with pytest.raises(Exception, match="X must|X contains"):
         jax.vmap(lambda X: pca.fit(X, 2).components)(np.stack([iris, bad])).block_until_ready()
+
+
+@pytest.mark.parametrize("shape,k", [((40, 5), 3), ((6, 9), 3)])   # eigh path, SVD path
+def test_gradient_of_sign_fixed_components_matches_finite_differences(shape, k):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=shape) * np.linspace(1.0, 3.0, shape[1])
+    W = rng.normal(size=(k, shape[1]))
+
+    def f(X):
+        r = pca.fit(X, k)
+        return jnp.sum(r.components * W) + jnp.sum(r.explained_variance) \
+            + r.explained_variance_ratio[0]
+
+    g = jax.grad(f)(X)
+    V = rng.normal(size=X.shape)
+    h = 1e-6
+    np.testing.assert_allclose(np.sum(g * V), (f(X + h * V) - f(X - h * V)) / (2 * h),
+                               rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(jax.grad(f))(X), g, rtol=1e-10, atol=1e-12)
