@@ -192,3 +192,44 @@ def test_mle_checks_under_jit_and_gradient(iris):
     h = 1e-5
     np.testing.assert_allclose(np.sum(jax.grad(f)(iris) * V),
                                (f(iris + h * V) - f(iris - h * V)) / (2 * h), rtol=1e-6)
+
+
+def test_interval_probability_against_scipy_and_mpmath():
+    import mpmath
+    mpmath.mp.dps = 50
+    a = np.array([-1.0, 0.5, -3.0, 8.0, -9.0, 2.0, -np.inf, 1.0])
+    b = np.array([1.0, 2.5, -2.0, 9.0, -8.0, 2.0, 0.3, np.inf])
+    mean, std = 0.4, 1.7
+    p = np.asarray(gaussian.interval_probability(a * std + mean, b * std + mean,
+                                                 mean=mean, std=std))
+    ref = stats.norm.cdf(b) - stats.norm.cdf(a)
+    central = np.abs(a) < 5
+    np.testing.assert_allclose(p[central], ref[central], rtol=1e-13, atol=1e-16)
+
+    def exact(lo, hi):               # mirrored in the upper tail: 50 digits, no 1 − 1
+        cdf = lambda z: mpmath.ncdf(mpmath.mpf(z))
+        return cdf(-lo) - cdf(-hi) if lo > 0 else cdf(hi) - cdf(lo)
+
+    for lo, hi in [(8.0, 9.0), (-9.0, -8.0), (5.0, 5.5)]:
+        e = exact(lo, hi)
+        np.testing.assert_allclose(gaussian.interval_probability(lo, hi), float(e), rtol=1e-13)
+        np.testing.assert_allclose(gaussian.log_interval_probability(lo, hi),
+                                   float(mpmath.log(e)), rtol=1e-13)
+    for lo, hi in [(-40.0, -39.0), (39.0, 40.0), (-300.0, -299.5)]:
+        e = exact(lo, hi)
+        np.testing.assert_allclose(gaussian.log_interval_probability(lo, hi),
+                                   float(mpmath.log(e)), rtol=1e-12)
+    lp = np.asarray(gaussian.log_interval_probability(a, b))
+    np.testing.assert_allclose(np.exp(lp[central]), ref[central], rtol=1e-12)
+    assert np.isneginf(lp[5]) and float(gaussian.interval_probability(2.0, 2.0)) == 0.0
+    with pytest.raises(ValueError, match="b must"):
+        gaussian.interval_probability(1.0, 0.0)
+    with pytest.raises(ValueError, match="std"):
+        gaussian.log_interval_probability(0.0, 1.0, std=0.0)
+    with pytest.raises(Exception, match="b must"):
+        jax.jit(lambda b: gaussian.interval_probability(1.0, b))(0.0).block_until_ready()
+    g = jax.grad(lambda m: gaussian.log_interval_probability(-1.0, 2.0, mean=m))(0.3)
+    h = 1e-6
+    fd = (gaussian.log_interval_probability(-1.0, 2.0, mean=0.3 + h)
+          - gaussian.log_interval_probability(-1.0, 2.0, mean=0.3 - h)) / (2 * h)
+    np.testing.assert_allclose(g, fd, rtol=1e-7)
