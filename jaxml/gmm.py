@@ -61,8 +61,8 @@ from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import logsumexp
 
 from jaxml._core import (HIGHEST, LOG_2PI, Adjoint, Implicit, check_int_in_range,
-                         check_loop_options,
-                         check_matrix, check_nonnegative, fixed_point, is_concrete)
+                         check_loop_options, check_matrix, check_nonnegative, check_value,
+                         fixed_point, is_concrete)
 from jaxml._core.fold import fold_rows, map_rows
 
 __all__ = [
@@ -208,6 +208,12 @@ def _check_params(params, dtype=None, d=None) -> GMMParams:
                 raise ValueError("params.covariances must be symmetric positive definite")
         elif np.any(c <= 0):
             raise ValueError("params.covariances (variances) must be positive")
+    else:   # traced (the caller's jit/vmap/grad): checked at run time, on the data path
+        weights = check_value(weights, "params.weights",
+                              lambda xp, v: ~(xp.isfinite(v) & (v >= 0)),
+                              "must be non-negative and finite")
+        covs = check_value(covs, "params.covariances", lambda xp, v: ~xp.isfinite(v),
+                           "contains NaN or inf")
     return GMMParams(weights, means, covs, covariance_type)
 
 

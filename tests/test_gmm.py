@@ -368,3 +368,11 @@ def test_implicit_gradient_matches_finite_differences(faithful, covariance_type)
             X, jnp.array([1e-3, 1e-2]))
         np.testing.assert_allclose(gb[1][0], gr, rtol=1e-9)
         np.testing.assert_allclose(gb[0][0], gX, rtol=1e-9, atol=1e-12)
+
+
+def test_traced_init_params_are_checked(faithful):
+    X = np.asarray(faithful)[::3]
+    p0 = _start(X, 2, "diag")
+    fit = jax.jit(lambda w: gmm.fit(None, X, 2, init_params=p0._replace(weights=w)).means)
+    with pytest.raises(Exception, match="params.weights must"):
+        fit(jnp.array([1.5, -0.5])).block_until_ready()
