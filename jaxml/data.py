@@ -5,10 +5,13 @@ moments, topic-word counts) go through one row fold that runs three ways; the fi
 know which:
 
 * **In memory, in row blocks** on one device: pass an (n, d) array.
-* **Row-sharded over a device mesh**: pass a ``jax.Array`` whose rows are split over a mesh,
-  e.g. ``jax.device_put(X, NamedSharding(mesh, P("data")))`` with
-  ``mesh = jax.make_mesh((n_devices,), ("data",), axis_types=(AxisType.Auto,))``, or call
-  the fit under ``jax.set_mesh(mesh)``. Each device folds its shard and the partial sums are
+* **Row-sharded over a device mesh**: pass ``shard_rows(X, mesh)`` (any mesh, e.g.
+  ``jax.make_mesh((n_devices,), ("data",))``; any row count), or a ``jax.Array`` whose rows
+  are split over a mesh with ``Auto`` axes, e.g. ``jax.device_put(X, NamedSharding(mesh,
+  P("data")))`` with ``mesh = jax.make_mesh((n_devices,), ("data",),
+  axis_types=(AxisType.Auto,))`` (``auto_axes`` retypes an array placed on an ``Explicit``
+  mesh, ``jax.make_mesh``'s default, without moving it), or call the fit under
+  ``jax.set_mesh(mesh)``. Each device folds its shard and the partial sums are
   added with ``psum``; a row count that does not divide the number of devices is padded
   with masked rows that are never counted. Under ``jax.distributed`` (several processes or
   hosts) build the global array with ``jax.make_array_from_process_local_data``.
@@ -26,9 +29,9 @@ Example:
 
 from __future__ import annotations
 
-from jaxml._core.fold import Chunks
+from jaxml._core.fold import Chunks, auto_axes, shard_rows
 
-__all__ = ["Chunks", "chunks"]
+__all__ = ["Chunks", "chunks", "shard_rows", "auto_axes"]
 
 
 def chunks(source, chunk_size: int | None = None) -> Chunks:

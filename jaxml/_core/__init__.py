@@ -21,13 +21,16 @@ from jaxml._core.checks import (
     check_value,
     check_vector,
     float_dtype,
+    host_function,
     is_concrete,
+    is_host_function,
+    keep_checks,
     runtime_checks,
     runtime_checks_enabled,
     set_runtime_checks,
 )
-from jaxml._core.fold import (Chunks, fold_chunks, fold_map_rows, fold_rows, map_rows, n_rows,
-                              row_mesh)
+from jaxml._core.fold import (Chunks, auto_axes, fold_chunks, fold_map_rows, fold_rows,
+                              map_rows, n_rows, row_mesh, shard_rows)
 from jaxml._core.linalg import (
     add_jitter,
     blocked_gram,

@@ -26,7 +26,8 @@ value). The same contract lets the same ``stat`` run three ways, the fit not kno
    shard runs the block fold above under ``jax.shard_map`` and the partial sums are
    ``psum``-med; padded rows are masked, so never counted. An explicitly sharded row axis
    (``jax.make_mesh``'s default ``AxisType.Explicit``) is folded over its own mesh axes;
-   an ``Auto`` mesh, or the ambient one, over all its axes. The sharding is read at trace
+   an ``Auto`` mesh, or the ambient one, over all its axes. (The fits themselves need
+   ``Auto`` axes: place rows with :func:`shard_rows`, or retype with :func:`auto_axes`.) The sharding is read at trace
    time, so a public fit that checks X and calls its jitted core dispatches correctly with
    no extra argument; under ``jax.distributed`` the same code runs across processes.
 3. **Chunks streamed from the host** (``fold_chunks``, or ``fold_rows`` given a
@@ -52,7 +53,7 @@ from jax import lax
 from jax.sharding import PartitionSpec as P
 
 __all__ = ["fold_rows", "map_rows", "fold_map_rows", "n_rows", "row_mesh", "Chunks",
-           "fold_chunks"]
+           "fold_chunks", "auto_axes", "shard_rows"]
 
 
 def n_rows(rows: Any) -> int:
@@ -357,3 +358,41 @@ def fold_chunks(stat: Callable[..., Any], source, *, args: tuple = (),
         s = _chunk_stat(stat, padded, valid, tuple(args), block)
         acc = s if acc is None else jax.tree_util.tree_map(jnp.add, acc, s)
     return acc
+
+
+# ----------------------------------------------------------------------------- placement
+
+def auto_axes(x):
+    """``x`` on the same devices and layout, its mesh's axes typed ``Auto``.
+
+    ``jax.make_mesh`` types its axes ``Explicit`` by default; the fits read an ``Auto`` mesh
+    (their non-fold code is left to XLA's partitioner). No data moves. Anything that is
+    not a ``jax.Array`` with a ``NamedSharding`` on an explicit mesh is returned as is.
+    """
+    sharding = getattr(x, "sharding", None)
+    if not isinstance(sharding, jax.sharding.NamedSharding):
+        return x
+    mesh = sharding.mesh
+    if not any(t == jax.sharding.AxisType.Explicit for t in mesh.axis_types):
+        return x
+    auto = jax.sharding.Mesh(mesh.devices, mesh.axis_names,
+                             axis_types=(jax.sharding.AxisType.Auto,) * len(mesh.axis_names))
+    return jax.device_put(x, jax.sharding.NamedSharding(auto, sharding.spec))
+
+
+def shard_rows(x, mesh, axis="data"):
+    """Place the rows of ``x`` (a pytree of arrays sharing axis 0) over ``mesh``'s ``axis``
+    (a name or a tuple of names) for the sharded fold: split when n divides the number of
+    shards, else placed whole on every device of the mesh (the fold then pads to a multiple
+    and masks the padding). The mesh's axes are typed ``Auto`` (see :func:`auto_axes`)."""
+    auto = jax.sharding.Mesh(mesh.devices, mesh.axis_names,
+                             axis_types=(jax.sharding.AxisType.Auto,) * len(mesh.axis_names))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    shards = math.prod(auto.shape[a] for a in axes)
+
+    def place(a):
+        a = jnp.asarray(a) if not hasattr(a, "shape") else a
+        spec = P(axis) if a.shape[0] % shards == 0 else P()
+        return jax.device_put(a, jax.sharding.NamedSharding(auto, spec))
+
+    return jax.tree_util.tree_map(place, x)
