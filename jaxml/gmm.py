@@ -872,14 +872,14 @@ def fit_online(key, X, n_components: int, *, covariance_type: str | None = None,
         data models", JRSS B 71(3), 2009.
     """
     from jaxml._core import check_in_range
+    batch_size = check_int_in_range(batch_size, "batch_size", 1, 2**31 - 1)
+    max_iter, tol = check_loop_options(max_iter, tol)
     X = _check_X(X)
     n, d = X.shape
     n_components = check_int_in_range(n_components, "n_components", 1, n)
-    if covariance_type is None:
-        covariance_type = getattr(init_params, "covariance_type", "full")
-    _check_covariance_type(covariance_type)
-    max_iter, tol = check_loop_options(max_iter, tol)
-    batch_size = check_int_in_range(batch_size, "batch_size", 1, 2**31 - 1)
+    covariance_type = _check_covariance_type(
+        getattr(init_params, "covariance_type", "full") if covariance_type is None
+        else covariance_type)
     reg_covar = check_nonnegative(reg_covar, "reg_covar")
     step_offset = check_in_range(step_offset, "step_offset", 1.0, float("inf"),
                                  low_open=False, high_open=True)

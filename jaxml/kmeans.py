@@ -400,33 +400,6 @@ def _predict(X, centroids):
 
 # ----------------------------------------------------------------------------- minibatch
 
-class MiniBatchState(NamedTuple):
-    """State of minibatch k-means.
-
-    Attributes:
-        centroids: (k, d) the current centroids.
-        counts: (k,) the number of points each centroid has absorbed so far (its learning
-            rate is 1/count).
-        step: () int32, minibatch steps taken (the batch key is ``fold_in(key, step)``).
-    """
-
-    centroids: jax.Array
-    counts: jax.Array
-    step: jax.Array
-
-
-class MiniBatchInfo(NamedTuple):
-    """What a minibatch step reports.
-
-    Attributes:
-        error: () Σⱼ‖μⱼ⁺ − μⱼ‖², the squared centroid shift of the step.
-        value: () the batch's inertia against the centroids it was assigned with, per point.
-    """
-
-    error: jax.Array
-    value: jax.Array
-
-
 class MiniBatchKMeansResult(NamedTuple):
     """A k-means model fitted by minibatches.
 
@@ -450,8 +423,23 @@ class MiniBatchKMeansResult(NamedTuple):
     trace: jax.Array
 
 
+class MiniBatchState(NamedTuple):
+    """State of minibatch k-means.
+
+    Attributes:
+        centroids: (k, d) the current centroids.
+        counts: (k,) the number of points each centroid has absorbed so far (its learning
+            rate is 1/count).
+        step: () int32, minibatch steps taken (the batch key is ``fold_in(key, step)``).
+    """
+
+    centroids: jax.Array
+    counts: jax.Array
+    step: jax.Array
+
+
 def minibatch_step(key: jax.Array, state: MiniBatchState, X: jax.Array, *,
-                   batch_size: int) -> tuple[MiniBatchState, MiniBatchInfo]:
+                   batch_size: int) -> tuple[MiniBatchState, KMeansInfo]:
     """One minibatch k-means step (Sculley 2010; scikit-learn's ``MiniBatchKMeans``).
 
     Draws ``batch_size`` rows B uniformly with replacement, assigns each to its nearest
@@ -468,7 +456,9 @@ def minibatch_step(key: jax.Array, state: MiniBatchState, X: jax.Array, *,
         batch_size: rows per batch (static).
 
     Returns:
-        ``(state, info)``: the next :class:`MiniBatchState` and a :class:`MiniBatchInfo`.
+        ``(state, info)``: the next :class:`MiniBatchState` and a :class:`KMeansInfo`
+        (``error``: the squared centroid shift Σⱼ‖μⱼ⁺ − μⱼ‖²; ``value``: the batch's inertia
+        per point, against the centroids it was assigned with).
     """
     return _minibatch_step(key, state, X, batch_size)
 
@@ -488,7 +478,7 @@ def _minibatch_step(key, state: MiniBatchState, X, batch_size: int):
                       c)
     shift = jnp.sum((new_c - c) ** 2)
     return (MiniBatchState(new_c, counts, state.step + 1),
-            MiniBatchInfo(shift, jnp.sum(d) / batch_size))
+            KMeansInfo(shift, jnp.sum(d) / batch_size))
 
 
 def _minibatch_loop_step(state: MiniBatchState, args):
@@ -553,7 +543,7 @@ def fit_minibatch(key, X, n_clusters: int, *, init=None, batch_size: int = 1024,
     tol_scaled = jnp.asarray(tol, X.dtype) * jnp.mean(jnp.var(X, axis=0))
     return _fit_minibatch(k_batch, X, centroids, tol_scaled, batch_size, n_steps)
 
-__all__ += ["MiniBatchState", "MiniBatchInfo", "MiniBatchKMeansResult", "minibatch_step",
+__all__ += ["MiniBatchState", "MiniBatchKMeansResult", "minibatch_step",
             "fit_minibatch"]
 
 
@@ -574,6 +564,7 @@ def _lloyd_chunk(rows, mask, centroids, x_mean):
             jax.ops.segment_sum(ones, seg, num_segments=k), jnp.sum(jnp.where(mask, d, 0.0)))
 
 
+@host_function
 def fit_streamed(key, X, n_clusters: int, *, init=None, max_iter: int = 300,
                  tol=1e-4) -> KMeansResult:
     """k-means by Lloyd's algorithm over rows streamed from the host in chunks.
@@ -582,6 +573,7 @@ def fit_streamed(key, X, n_clusters: int, *, init=None, max_iter: int = 300,
     step is one pass of the ``_core`` row fold over host chunks: device memory holds one
     chunk, never X. Equals :func:`fit` on the concatenated rows to rounding while no
     cluster empties (an empty cluster keeps its centroid here; :func:`fit` re-seeds it).
+    A host function (a Python loop over host data): it cannot run under ``jit``/``vmap``.
 
     Args:
         key: a JAX PRNG key for k-means++ seeding on the first chunk (may be ``None`` when
@@ -599,7 +591,12 @@ def fit_streamed(key, X, n_clusters: int, *, init=None, max_iter: int = 300,
     """
     source = X if isinstance(X, Chunks) else Chunks(X)
     max_iter, tol = check_loop_options(max_iter, tol)
-    first, _ = next(iter(source))
+    try:
+        first, _ = next(iter(source))
+    except ValueError as e:
+        if "no rows" not in str(e):
+            raise
+        raise ValueError("X must have at least 1 row (the chunks source yielded none)") from e
     first = check_matrix(first, "the first chunk of X")
     d, dtype = first.shape[1], first.dtype
     if init is None:
@@ -614,6 +611,8 @@ def fit_streamed(key, X, n_clusters: int, *, init=None, max_iter: int = 300,
     n, s1, _ = fold_chunks(_moment_chunk, source, args=(zero,))
     x_mean = s1 / n
     _, _, s2 = fold_chunks(_moment_chunk, source, args=(x_mean,))
+    if not (bool(jnp.all(jnp.isfinite(s1))) and bool(jnp.all(jnp.isfinite(s2)))):
+        raise ValueError("X contains NaN or inf (in some chunk)")
     tol_scaled = tol * jnp.mean(s2 / n)
     c = centroids - x_mean
     trace = np.full((max_iter,), np.nan)
