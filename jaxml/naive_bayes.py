@@ -114,8 +114,10 @@ def _fit_gaussian(X, y, n_classes: int, var_smoothing) -> GaussianNaiveBayes:
 
     def scatter(rows, mask):                               # two-pass variance: no cancellation
         Xb, yb = rows
-        resid = Xb - theta[yb]
         onehot = _onehot(yb, mask, n_classes, X.dtype)
+        # θ of each row's class as a one-hot product, not a gather from the closed-over θ
+        # (shard_map over a row-sharded X takes products, not gathers, of closed-over arrays)
+        resid = Xb - jnp.matmul(onehot, theta, precision=_HI)
         return jnp.matmul(onehot.T, resid * resid, precision=_HI)
 
     var = fold_rows(scatter, (X, y), block=_fit_block(*X.shape)) / safe

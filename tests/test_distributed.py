@@ -72,9 +72,6 @@ def test_shard_rows_places_rows_on_an_explicit_mesh(mesh_results, fit):
     assert r["ok"], r["detail"]
 
 
-@pytest.mark.xfail(reason="naive_bayes' variance pass gathers theta[y] from a closed-over "
-                          "array, which shard_map on an Auto mesh rejects (to be rewritten as "
-                          "a one-hot matmul by the naive_bayes owner)", strict=False)
 def test_row_sharded_gaussian_naive_bayes(mesh_results):
     r = mesh_results["naive_bayes.fit_gaussian[sharded, n=400]"]
     assert r["ok"], r["detail"]
