@@ -37,7 +37,7 @@ import numpy as np
 from jax import lax
 
 from jaxml._core import (HIGHEST, Adjoint, Implicit, check_int_in_range, check_loop_options,
-                         check_matrix, fixed_point)
+                         check_matrix, fixed_point, host_function)
 from jaxml._core.fold import Chunks, fold_chunks, fold_map_rows, map_rows
 
 __all__ = [

@@ -438,9 +438,16 @@ def _traced_bad(role, v, kwargs):
     return out
 
 
+def _traceable():
+    """The covered fits that can run under ``jit``/``vmap``: not those marked as host
+    functions (``jaxml._core.checks.host_function`` sets ``__jaxml_host__``: a Python loop
+    over host data, e.g. chunks streamed from a memory map, is not traceable by design)."""
+    return [(n, f) for n, f in _covered() if not getattr(f, "__jaxml_host__", False)]
+
+
 def jit_cases() -> list[Case]:
     cases = []
-    for name, fn in _covered():
+    for name, fn in _traceable():
         kwargs, _ = valid_call(name, fn)
         cases.append(Case(name, "", "valid", "jit", "accept"))
         for p in traced_params(name, kwargs):
@@ -452,7 +459,7 @@ def jit_cases() -> list[Case]:
 
 def vmap_cases() -> list[Case]:
     cases = []
-    for name, fn in _covered():
+    for name, fn in _traceable():
         kwargs, _ = valid_call(name, fn)
         scalars = [p for p in traced_params(name, kwargs)
                    if lookup(ROLES, name, p) in SCALAR_ROLES]

@@ -89,6 +89,18 @@ def check_value(x, name: str, bad: Callable[[Any, Any], Any], message: str):
     return eqx.error_if(x, jnp.any(bad(jnp, x)), f"{name} {message}")
 
 
+def keep_checks(x, *checked):
+    """``x``, made to depend on the already ``checked`` values so that their run-time checks
+    run even where the computation does not use them (an unused checked value would be
+    removed from the compiled program with its check). Nothing changes for concrete values
+    or with run-time checks off."""
+    traced = [a for a in jax.tree_util.tree_leaves(checked) if not is_concrete(a)]
+    if not traced or not runtime_checks_enabled():
+        return x
+    pred = jnp.any(jnp.stack([jnp.any(jnp.isnan(jnp.asarray(a, float))) for a in traced]))
+    return eqx.error_if(x, pred, "a checked argument is NaN")
+
+
 def _raw_dtype(x, name: str):
     if isinstance(x, (jax.Array, np.ndarray, np.generic)):
         return x.dtype
@@ -280,12 +292,28 @@ def check_returns(f, name: str, *example_args, shape: tuple = ()) -> None:
         raise TypeError(f"{name} must return floating values, got dtype {out.dtype}")
 
 
-def check_loop_options(max_iter, tol, *, allow_zero_tol: bool = True) -> tuple[int, Any]:
+def check_loop_options(max_iter, tol, *, allow_zero_tol: bool = True,
+                       max_iter_name: str = "max_iter", tol_name: str = "tol") -> tuple[int, Any]:
     """The shared loop's options: ``max_iter`` a positive integer (NumPy integers accepted),
     ``tol`` a finite number ≥ 0 (> 0 with ``allow_zero_tol=False``). Returns
-    ``(int(max_iter), tol)``."""
-    max_iter = check_int(max_iter, "max_iter", 1, 2**31 - 1)
+    ``(int(max_iter), tol)``. Errors name ``max_iter_name``/``tol_name`` (e.g. an inner
+    loop's ``e_step_max_iter``/``e_step_tol``)."""
+    max_iter = check_int(max_iter, max_iter_name, 1, 2**31 - 1)
     if np.ndim(tol) != 0:
-        raise ValueError(f"tol must be a scalar, got shape {np.shape(tol)}")
-    tol = check_nonnegative(tol, "tol") if allow_zero_tol else check_positive(tol, "tol")
+        raise ValueError(f"{tol_name} must be a scalar, got shape {np.shape(tol)}")
+    tol = (check_nonnegative(tol, tol_name) if allow_zero_tol
+           else check_positive(tol, tol_name))
     return max_iter, tol
+
+
+def host_function(fn: Callable) -> Callable:
+    """Mark ``fn`` as a host function: it runs a Python loop over host data (an iterable of
+    chunks, a memory map), so it is not traceable (no ``jit``/``vmap`` around it). Sets
+    ``fn.__jaxml_host__ = True`` and returns ``fn`` unchanged."""
+    fn.__jaxml_host__ = True
+    return fn
+
+
+def is_host_function(fn) -> bool:
+    """Whether ``fn`` was marked with :func:`host_function`."""
+    return bool(getattr(fn, "__jaxml_host__", False))
