@@ -57,7 +57,7 @@ import optax
 from jaxml._core import (
     TrainInfo, TrainResult, TrainState, as_float_array, bernoulli_log_prob, check_class_labels,
     check_finite, check_int_in_range, check_labels, check_nonnegative, check_positive,
-    check_same_length, diag_gaussian_log_prob, train, train_init, train_step,
+    check_same_length, check_value, diag_gaussian_log_prob, keep_checks, train, train_init, train_step,
 )
 
 __all__ = [
@@ -263,7 +263,15 @@ def kl_schedule(n_steps: int, *, kl_weight=1.0, warmup_steps=0, dtype=None) -> j
     finite and ≥ 0."""
     return _kl_schedule(check_int_in_range(n_steps, "n_steps", 1, 1 << 31),
                         check_nonnegative(kl_weight, "kl_weight"),
-                        check_nonnegative(warmup_steps, "warmup_steps"), dtype)
+                        _check_warmup(warmup_steps), dtype)
+
+
+def _check_warmup(warmup_steps):
+    """A whole number of steps ≥ 0 (2.0 accepted, 2.5 an error), a traced number: checked
+    now when concrete, at run time when traced."""
+    warmup_steps = check_nonnegative(warmup_steps, "warmup_steps")
+    return check_value(warmup_steps, "warmup_steps", lambda xp, v: v != xp.round(v),
+                       "must be a whole number of steps")
 
 
 def _kl_schedule(n_steps: int, kl_weight, warmup_steps, dtype) -> jax.Array:
@@ -394,6 +402,8 @@ def _check_training(model, X, y, *, likelihood, batch_size, noise_std, kl_weight
             raise ValueError(f"y must have {out.shape[-1]} value(s) per row (the model's "
                              f"outputs), got shape {y.shape}")
     check_same_length(X, "X", y, "y")
+    if likelihood != "gaussian":
+        X = keep_checks(X, noise_std)     # noise_std unused: its run-time check still runs
     return X, y, noise_std, kl_weight, min(int(batch_size), X.shape[0])
 
 
@@ -521,7 +531,7 @@ def fit(key, model, X, y, *, likelihood: str = "categorical", n_steps: int = 100
             (``"gaussian"``, (n,) or (n, out), noise standard deviation ``noise_std``).
         n_steps, batch_size: static sizes. learning_rate, kl_weight, warmup_steps, noise_std:
             traced (a sweep does not recompile); learning_rate and noise_std finite and > 0,
-            kl_weight and warmup_steps finite and ≥ 0. progress: show a tqdm bar.
+            kl_weight finite and ≥ 0, warmup_steps a whole number ≥ 0. progress: show a tqdm bar.
 
     Returns:
         :class:`TrainResult`: ``params`` the trained model (same structure as given),
@@ -547,7 +557,9 @@ def fit(key, model, X, y, *, likelihood: str = "categorical", n_steps: int = 100
     n_steps = check_int_in_range(n_steps, "n_steps", 1, 1 << 31)
     dtype = X.dtype
     learning_rate = jnp.asarray(check_positive(learning_rate, "learning_rate"), dtype)
-    warmup_steps = jnp.asarray(check_nonnegative(warmup_steps, "warmup_steps"), dtype)
+    warmup_steps = jnp.asarray(_check_warmup(warmup_steps), dtype)
+    if optimizer is not None:
+        X = keep_checks(X, learning_rate)     # learning_rate unused: keep its check
     dynamic, static = eqx.partition(model, eqx.is_array)
     res = _fit_core(key, _checked_params(dynamic), X, y, learning_rate=learning_rate,
                     kl_weight=kl_weight, warmup_steps=warmup_steps, noise_std=noise_std,

@@ -310,16 +310,21 @@ def project_box_hyperplane(x, y, lower, upper, a=0.0) -> jax.Array:
     Returns:
         (d,) the projection, dtype of ``x``.
     """
-    x = as_float_array(x, "x", ndim=1, finite=False)
+    x = as_float_array(x, "x", ndim=1)
     dt = x.dtype
-    y = as_float_array(y, "y", ndim=1, dtype=dt, finite=False)
+    y = as_float_array(y, "y", ndim=1, dtype=dt)
     if y.shape != x.shape:
         raise ValueError(f"y must have the shape of x {x.shape}, got {y.shape}")
-    lo = jnp.broadcast_to(_scalar_like(lower, "lower", dt), x.shape)
-    hi = jnp.broadcast_to(_scalar_like(upper, "upper", dt), x.shape)
+    lo = jnp.broadcast_to(_not_nan(_scalar_like(lower, "lower", dt), "lower"), x.shape)
+    hi = jnp.broadcast_to(_not_nan(_scalar_like(upper, "upper", dt), "upper"), x.shape)
     _check_box(lo, hi)
-    a = _scalar_like(a, "a", dt)
+    a = as_float_array(a, "a", dtype=dt)
     return _project_box_hyperplane(x, y, lo, hi, a)
+
+
+def _not_nan(v, name: str):
+    """``v`` checked for NaN (±inf bounds are allowed)."""
+    return check_value(v, name, lambda xp, u: xp.isnan(u), "must not be NaN (±inf is allowed)")
 
 
 @jax.jit
