@@ -99,7 +99,18 @@ class DCDState(NamedTuple):
 
 def linear_dual_problem(X, y, C, *, rho=None) -> LinearDualProblem:
     """Bundle (X (n, d), y (n,), C) for :func:`dcd_step`; ``rho`` default mean ‖xᵢ‖²/10
-    (measured on standardized data: 0.01–0.1 of the mean took 5–10× fewer sweeps than 1)."""
+    (measured on standardized data: 0.01–0.1 of the mean took 5–10× fewer sweeps than 1).
+
+    X finite with n, d ≥ 1; y labels ±1, both present; C > 0 finite; ``rho`` > 0 finite.
+    """
+    C = check_positive(C, "C")            # finite: no hard-margin certificate here
+    X, y, C, _ = svm_dual.check_binary(X, y, C, 1.0, Linear())
+    if rho is not None:
+        rho = check_positive(rho, "rho")
+    return _linear_dual_problem(X, y, C, rho)
+
+
+def _linear_dual_problem(X, y, C, rho=None) -> LinearDualProblem:
     sq = jnp.sum(X * X, axis=1)
     scale = jnp.maximum(jnp.mean(sq), jnp.finfo(X.dtype).tiny)
     rho = 0.1 * scale if rho is None else rho
@@ -203,7 +214,7 @@ def fit_linear_dcd(X, y, *, C=1.0, tol=1e-3, max_iter: int = 1000) -> SVMModel:
 
 @partial(jax.jit, static_argnames=("max_iter",))
 def _fit_linear_dcd(X, y, C, tol, *, max_iter: int) -> SVMModel:
-    problem = linear_dual_problem(X, y, C)
+    problem = _linear_dual_problem(X, y, C)
     loop = fixed_point(dcd_step, dcd_init(problem), problem, tol=tol, max_iter=max_iter)
     alpha, w = loop.state.alpha, loop.state.w
     grad = _gradient(w, problem)

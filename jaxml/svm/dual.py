@@ -53,7 +53,7 @@ import numpy as np
 
 from jaxml._core.batched import batched_solver
 from jaxml._core.checks import (check_labels, check_loop_options, check_matrix, check_positive,
-                                 check_same_length, is_concrete)
+                                 check_same_length, is_concrete, runtime_checks)
 from jaxml._core.loop import Adjoint, Direct, Implicit, LoopResult, Unrolled, fixed_point
 from jaxml._core.prox import implicit_solution
 from jaxml._core.numerics import HIGHEST, safe_norm
@@ -383,7 +383,8 @@ def projected_gradient_map(alpha, K, y, C, t):
     """T(α) = Π(α + t∇D(α)), Π the projection onto {0 ≤ α ≤ C, yᵀα = 0}: the dual's
     fixed-point map (α* = T(α*) for any t > 0 exactly at the optimum)."""
     z = alpha + t * dual_gradient(alpha, K, y)
-    return project_box_hyperplane(z, y, jnp.zeros((), z.dtype), C, 0.0)
+    with runtime_checks(False):     # inside the loop: no per-iteration run-time checks
+        return project_box_hyperplane(z, y, jnp.zeros((), z.dtype), C, 0.0)
 
 
 def solve_dual(problem: DualProblem, tol, *, init: Callable, step: Callable, max_iter: int,

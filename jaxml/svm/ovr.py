@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxml._core.checks import check_class_labels, check_int_in_range, check_matrix, is_concrete
+from jaxml._core.checks import (check_class_labels, check_int_in_range, check_matrix,
+                                check_same_length, is_concrete)
 from jaxml._core.loop import Adjoint
 from jaxml.kernels import Kernel, Linear, gram
 from jaxml.svm.dual import (
@@ -81,7 +82,7 @@ def fit_one_vs_rest(X, labels, n_classes: int, *, C=1.0, kernel: Kernel = Linear
     Returns:
         :class:`OneVsRestModel`; predict with :func:`predict_one_vs_rest`.
     """
-    check_int_in_range(n_classes, "n_classes", 2, 1_000_000)
+    n_classes = check_int_in_range(n_classes, "n_classes", 2, 1_000_000)
     labels = check_class_labels(labels, "labels", n_classes)
     if is_concrete(labels):
         missing = np.setdiff1d(np.arange(n_classes), np.asarray(labels))
@@ -89,6 +90,7 @@ def fit_one_vs_rest(X, labels, n_classes: int, *, C=1.0, kernel: Kernel = Linear
             raise ValueError(f"labels must contain every class 0..{n_classes - 1}; "
                              f"missing {missing.tolist()[:5]}")
     X = check_matrix(X, "X")
+    check_same_length(X, "X", labels, "labels")
     Y = jnp.where(labels[None, :] == jnp.arange(n_classes)[:, None], 1, -1)
     if solver not in _SOLVERS:
         raise ValueError(f"solver must be 'smo' or 'pgd', got {solver!r}")

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxml._core.checks import check_positive, runtime_checks
 from jaxml._core.linalg import max_eigenvalue
 from jaxml._core.loop import Adjoint
 from jaxml._core.numerics import HIGHEST
@@ -89,7 +90,8 @@ def pgd_step(state: PGDState, problem: DualProblem) -> tuple[PGDState, DualInfo]
     K, y, C = problem.K, problem.y, problem.C
     theta_new, beta = momentum(state.theta)
     z, grad_z = extrapolate((state.alpha, state.grad), (state.alpha_prev, state.grad_prev), beta)
-    u = project_box_hyperplane(z + grad_z / state.L, y, jnp.zeros((), z.dtype), C, 0.0)
+    with runtime_checks(False):     # inside the loop: no per-iteration run-time checks
+        u = project_box_hyperplane(z + grad_z / state.L, y, jnp.zeros((), z.dtype), C, 0.0)
     # Snap rounding-level values onto the bounds: the bisection's multiplier is only exact
     # to the float precision, which otherwise leaves αₜ ~ 1e-9 (float32) that a KKT check
     # counts as free; the shift of yᵀα is at rounding level too.
@@ -145,6 +147,7 @@ def fit_pgd(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int |
     """
     X, y, C, tol = svm_dual.check_binary(X, y, C, tol, kernel)
     max_iter = svm_dual.default_max_iter(X.shape[0], max_iter)
-    return svm_dual.fit_binary(X, y, C, tol, kernel, jnp.asarray(min_margin, X.dtype),
+    min_margin = jnp.asarray(check_positive(min_margin, "min_margin"), X.dtype)
+    return svm_dual.fit_binary(X, y, C, tol, kernel, min_margin,
                                init=pgd_init, step=pgd_step, max_iter=max_iter,
                                adjoint=adjoint)

@@ -27,6 +27,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxml._core.checks import check_positive
 from jaxml._core.loop import Adjoint
 from jaxml.kernels import Kernel, Linear
 from jaxml.svm import dual as svm_dual
@@ -157,6 +158,7 @@ def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | Non
     """
     X, y, C, tol = svm_dual.check_binary(X, y, C, tol, kernel)
     max_iter = svm_dual.default_max_iter(X.shape[0], max_iter)
-    return svm_dual.fit_binary(X, y, C, tol, kernel, jnp.asarray(min_margin, X.dtype),
+    min_margin = jnp.asarray(check_positive(min_margin, "min_margin"), X.dtype)
+    return svm_dual.fit_binary(X, y, C, tol, kernel, min_margin,
                                init=smo_init, step=smo_step, max_iter=max_iter,
                                adjoint=adjoint)
