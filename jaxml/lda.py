@@ -257,6 +257,18 @@ def elbo_terms(counts: jax.Array, doc_topic: jax.Array, topic_word: jax.Array, *
         :class:`ELBOTerms`; the word term is a log-sum-exp over topics computed as
         ``log(θ̃ B̃) + shifts`` (a (D, K)·(K, V) product, no (D, V, K) array).
     """
+    counts = _check_counts(counts)
+    dtype = counts.dtype
+    doc_topic = _check_dirichlet_matrix(doc_topic, "doc_topic", dtype)
+    topic_word = _check_dirichlet_matrix(topic_word, "topic_word", dtype)
+    if doc_topic.shape[0] != counts.shape[0]:
+        raise ValueError(f"doc_topic must have one row per document of counts "
+                         f"({counts.shape[0]}), got shape {doc_topic.shape}")
+    if topic_word.shape != (doc_topic.shape[1], counts.shape[1]):
+        raise ValueError(f"topic_word must have shape (K, V) = "
+                         f"{(doc_topic.shape[1], counts.shape[1])}, got {topic_word.shape}")
+    alpha = _check_prior(alpha, "alpha", None, dtype)
+    eta = _check_prior(eta, "eta", None, dtype)
     return _elbo_terms(_dense_corpus(counts), doc_topic, _doc_factors(doc_topic),
                        topic_word, _topic_factors(topic_word), alpha, eta)
 
@@ -502,6 +514,15 @@ def _check_prior(value, name: str, default, dtype) -> jax.Array:
     return check_positive(value, name).astype(dtype)
 
 
+def _check_dirichlet_matrix(value, name: str, dtype) -> jax.Array:
+    """A finite, positive 2-D matrix of Dirichlet parameters (γ or λ) in ``dtype``."""
+    value = as_float_array(value, name, ndim=2, dtype=dtype)
+    if value.shape[0] < 1 or value.shape[1] < 1:
+        raise ValueError(f"{name} must not be empty, got shape {value.shape}")
+    return check_value(value, name, lambda xp, v: ~(v > 0),
+                       "must be positive (Dirichlet parameters)")
+
+
 def _check_tol(value, name: str, dtype) -> jax.Array:
     value = jnp.asarray(value)
     if value.ndim != 0:
@@ -729,10 +750,10 @@ def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter
         ``converged``, ``e_step_n_iter`` (D,)).
     """
     counts = _check_counts(counts)
-    check_int_in_range(n_topics, "n_topics", 1, 10**9)
+    n_topics = check_int_in_range(n_topics, "n_topics", 1, 10**9)
     max_iter, tol = check_loop_options(max_iter, tol)
-    check_int_in_range(e_step_max_iter, "e_step_max_iter", 1, 10**9)
-    check_int_in_range(chunk_size, "chunk_size", 1, 10**9)
+    e_step_max_iter = check_int_in_range(e_step_max_iter, "e_step_max_iter", 1, 10**9)
+    chunk_size = check_int_in_range(chunk_size, "chunk_size", 1, 10**9)
     dtype = counts.dtype
     alpha = _check_prior(alpha, "alpha", 1.0 / n_topics, dtype)
     eta = _check_prior(eta, "eta", 1.0 / n_topics, dtype)
@@ -977,10 +998,11 @@ def fit_online(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None,
     from jaxml._core import check_in_range, check_positive
     counts = _check_counts(counts)
     n_docs, n_words = counts.shape
-    check_int_in_range(n_topics, "n_topics", 1, 10**9)
+    n_topics = check_int_in_range(n_topics, "n_topics", 1, 10**9)
     batch_size = check_int_in_range(batch_size, "batch_size", 1, 2**31 - 1)
     max_iter, tol = check_loop_options(max_iter, tol)
-    e_step_max_iter, e_step_tol = check_loop_options(e_step_max_iter, e_step_tol)
+    e_step_max_iter, e_step_tol = check_loop_options(
+        e_step_max_iter, e_step_tol, max_iter_name="e_step_max_iter", tol_name="e_step_tol")
     dtype = counts.dtype
     alpha = _check_prior(alpha, "alpha", 1.0 / n_topics, dtype)
     eta = _check_prior(eta, "eta", 1.0 / n_topics, dtype)

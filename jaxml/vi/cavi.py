@@ -531,7 +531,10 @@ def mixture_cavi(key, x, n_components: int, *, prior_var=1.0, init: MixtureQ | N
     x = as_float_array(x, "x", ndim=(1, 2))
     x2 = x[:, None] if x.ndim == 1 else x
     n, d = x2.shape
-    check_int_in_range(n_components, "n_components", 1, n)
+    n_components = check_int_in_range(n_components, "n_components", 1, 2**31 - 1)
+    if n < n_components:
+        raise ValueError(f"x must have at least n_components = {n_components} points (rows), "
+                         f"got shape {x.shape}")
     prior_var = check_positive(prior_var, "prior_var")
     if jnp.ndim(prior_var) != 0:
         raise ValueError(f"prior_var must be a scalar, got shape {jnp.shape(prior_var)}")
