@@ -70,7 +70,7 @@ __all__ = [
 # DEFAULT_MIN_MARGIN, index_sets, first_argmax, kkt_extremes, violation_from_gradient,
 # intercept_from_gradient, hard_margin_infeasible, model_from_alpha, query_points,
 # kernel_expansion, check_binary, default_max_iter, projected_gradient_map, solve_dual,
-# fit_binary.
+# fit_binary, fit_checked.
 
 DEFAULT_MIN_MARGIN = 1e-3
 
@@ -409,6 +409,17 @@ def solve_dual(problem: DualProblem, tol, *, init: Callable, step: Callable, max
                               (problem.K, problem.y, problem.C),
                               loop.converged & ~loop.state.infeasible, adjoint=adjoint)
     return loop._replace(state=loop.state._replace(alpha=alpha))
+
+
+def fit_checked(X, y, C, tol, kernel, max_iter, min_margin, *, init: Callable, step: Callable,
+                adjoint: Adjoint | None = None) -> SVMModel:
+    """The public binary fits' boundary: check (X, y, C, tol, kernel, max_iter, min_margin),
+    then :func:`fit_binary` with the solver's ``init``/``step``."""
+    X, y, C, tol = check_binary(X, y, C, tol, kernel)
+    max_iter = default_max_iter(X.shape[0], max_iter)
+    min_margin = jnp.asarray(check_positive(min_margin, "min_margin"), X.dtype)
+    return fit_binary(X, y, C, tol, kernel, min_margin, init=init, step=step,
+                      max_iter=max_iter, adjoint=adjoint)
 
 
 @partial(jax.jit, static_argnames=("init", "step", "max_iter", "adjoint"))

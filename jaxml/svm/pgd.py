@@ -20,7 +20,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxml._core.checks import check_positive, runtime_checks
+from jaxml._core.checks import runtime_checks
 from jaxml._core.linalg import max_eigenvalue
 from jaxml._core.loop import Adjoint
 from jaxml._core.numerics import HIGHEST
@@ -145,9 +145,5 @@ def fit_pgd(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int |
         :class:`jaxml.svm.SVMModel` (``alpha`` (n,), ``b``, ``support`` (n,), ``n_iter``,
         ``converged``, ``trace`` (max_iter,) of D(α), …).
     """
-    X, y, C, tol = svm_dual.check_binary(X, y, C, tol, kernel)
-    max_iter = svm_dual.default_max_iter(X.shape[0], max_iter)
-    min_margin = jnp.asarray(check_positive(min_margin, "min_margin"), X.dtype)
-    return svm_dual.fit_binary(X, y, C, tol, kernel, min_margin,
-                               init=pgd_init, step=pgd_step, max_iter=max_iter,
-                               adjoint=adjoint)
+    return svm_dual.fit_checked(X, y, C, tol, kernel, max_iter, min_margin,
+                                init=pgd_init, step=pgd_step, adjoint=adjoint)

@@ -27,7 +27,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxml._core.checks import check_positive
 from jaxml._core.loop import Adjoint
 from jaxml.kernels import Kernel, Linear
 from jaxml.svm import dual as svm_dual
@@ -156,9 +155,5 @@ def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | Non
         ``dual_objective``, ``kkt_violation``, ``n_iter``, ``converged``, ``infeasible``
         (hard margin, not separable: then ``converged`` is False) and the objective trace.
     """
-    X, y, C, tol = svm_dual.check_binary(X, y, C, tol, kernel)
-    max_iter = svm_dual.default_max_iter(X.shape[0], max_iter)
-    min_margin = jnp.asarray(check_positive(min_margin, "min_margin"), X.dtype)
-    return svm_dual.fit_binary(X, y, C, tol, kernel, min_margin,
-                               init=smo_init, step=smo_step, max_iter=max_iter,
-                               adjoint=adjoint)
+    return svm_dual.fit_checked(X, y, C, tol, kernel, max_iter, min_margin,
+                                init=smo_init, step=smo_step, adjoint=adjoint)
