@@ -15,3 +15,14 @@ from hypothesis import settings  # noqa: E402
 
 settings.register_profile("jaxml", max_examples=25, deadline=None, derandomize=True)
 settings.load_profile("jaxml")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module: a module's programs are rarely
+    reused by the next, and a worker that keeps thousands of them grows without bound."""
+    yield
+    jax.clear_caches()
