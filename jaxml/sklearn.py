@@ -157,10 +157,8 @@ class _Counts:
 
 
 class _LinearModel(RegressorMixin, BaseEstimator):
-    """Centring like scikit-learn: fit on (X − x̄, y − ȳ), then b = ȳ − x̄ᵀw."""
-
-    def _solve(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
+    """Centring like scikit-learn: fit on (X − x̄, y − ȳ), then b = ȳ − x̄ᵀw. Subclasses
+    define ``_solve(X, y) -> w`` on the centred data."""
 
     def fit(self, X, y):
         """Fit on X (n, d) and targets y (n,); returns ``self``."""
@@ -380,8 +378,7 @@ class SVC(ClassifierMixin, _Labels, BaseEstimator):
 
 
 class _NaiveBayes(ClassifierMixin, _Labels, BaseEstimator):
-    def _model(self):  # pragma: no cover
-        raise NotImplementedError
+    """Shared fit/predict over jaxml.naive_bayes; subclasses define ``_model()``."""
 
     def _check_X(self, X):
         check_is_fitted(self)
