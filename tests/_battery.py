@@ -46,20 +46,22 @@ DATA_NAMES = ("X", "x", "counts", "data")
 # ----------------------------------------------------------------------------- discovery
 
 
-def _modules():
+def modules(skip: tuple[str, ...] = ("testing",)):
+    """The public chapter modules of jaxml (private modules and ``skip`` left out)."""
     root = pathlib.Path(jaxml.__file__).parent
     out = []
     for info in pkgutil.walk_packages([str(root)], prefix="jaxml."):
         parts = info.name.split(".")
-        if any(p.startswith("_") for p in parts[1:]) or parts[1] == "testing":
+        if any(p.startswith("_") for p in parts[1:]) or parts[1] in skip:
             continue
         out.append(importlib.import_module(info.name))
     return out
 
 
-def _public_functions():
+def public_functions(skip: tuple[str, ...] = ("testing",)):
+    """``(qualified name, function)`` for every public function of :func:`modules`."""
     seen = {}
-    for mod in _modules():
+    for mod in modules(skip):
         exported = getattr(mod, "__all__", None)
         for name, obj in vars(mod).items():
             if name.startswith("_") or not inspect.isfunction(obj):
@@ -72,7 +74,7 @@ def _public_functions():
     return sorted(seen.items())
 
 
-def _is_namedtuple(t) -> bool:
+def is_namedtuple(t) -> bool:
     return isinstance(t, type) and issubclass(t, tuple) and hasattr(t, "_fields")
 
 
@@ -96,12 +98,12 @@ def _is_fit(name: str, fn) -> bool:
         ret = typing.get_type_hints(fn).get("return")
     except Exception:  # noqa: BLE001  an unresolvable annotation: not a result type
         ret = None
-    return _is_namedtuple(ret)
+    return is_namedtuple(ret)
 
 
 def discover():
     """``[(name, fn)]``: the public fits, e.g. ``("jaxml.kmeans.fit", kmeans.fit)``."""
-    return [(n, f) for n, f in _public_functions() if _is_fit(n, f)]
+    return [(n, f) for n, f in public_functions() if _is_fit(n, f)]
 
 
 # ----------------------------------------------------------------------------- valid examples

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ast
 import configparser
-import importlib
 import inspect
 import pathlib
 import pkgutil
@@ -34,47 +33,18 @@ import pytest
 import jaxml
 from jaxml._core import TrainResult
 
+from _battery import is_namedtuple, modules, public_functions
+
 ROOT = pathlib.Path(jaxml.__file__).parent
 QUANTITIES = ("elbo", "inertia", "lower_bound", "loss", "log_likelihood")
 
 
-def _modules():
-    out = []
-    for info in pkgutil.walk_packages([str(ROOT)], prefix="jaxml."):
-        parts = info.name.split(".")
-        if any(p.startswith("_") for p in parts[1:]):
-            continue
-        out.append(importlib.import_module(info.name))
-    return out
-
-
-MODULES = _modules()
-
-
-def _public_functions():
-    seen = {}
-    for mod in MODULES:
-        exported = getattr(mod, "__all__", None)
-        for name, obj in vars(mod).items():
-            if name.startswith("_") or not inspect.isfunction(obj):
-                continue
-            if exported is not None and name not in exported:
-                continue
-            if not obj.__module__.startswith("jaxml") or obj.__module__.startswith("jaxml._core"):
-                continue
-            seen.setdefault(f"{obj.__module__}.{obj.__qualname__}", obj)
-    return sorted(seen.items())
-
-
-FUNCTIONS = _public_functions()
+MODULES = modules(skip=())
+FUNCTIONS = public_functions(skip=())
 
 
 def _hints(fn):
     return typing.get_type_hints(fn)
-
-
-def _is_namedtuple(t) -> bool:
-    return isinstance(t, type) and issubclass(t, tuple) and hasattr(t, "_fields")
 
 
 def _iterative_fits():
@@ -102,7 +72,7 @@ def test_discovery_finds_the_chapters():
 @pytest.mark.parametrize("name,fn", _iterative_fits(), ids=[n for n, _ in _iterative_fits()])
 def test_iterative_fit_vocabulary(name, fn):
     ret = _hints(fn).get("return")
-    assert _is_namedtuple(ret), f"{name} must be annotated with its NamedTuple result, got {ret}"
+    assert is_namedtuple(ret), f"{name} must be annotated with its NamedTuple result, got {ret}"
     missing = {"n_iter", "converged", "trace"} - set(ret._fields)
     assert not missing, f"{name} -> {ret.__name__} lacks {sorted(missing)}"
 
@@ -117,7 +87,7 @@ def _result_types():
     for name, fn in FUNCTIONS:
         ret = _hints(fn).get("return")
         for t in typing.get_args(ret) or (ret,):
-            if _is_namedtuple(t) and t.__module__.startswith("jaxml"):
+            if is_namedtuple(t) and t.__module__.startswith("jaxml"):
                 out[f"{t.__module__}.{t.__qualname__}"] = t
     return sorted(out.items())
 
@@ -142,7 +112,7 @@ def test_step_convention(name, fn):
     args = typing.get_args(ret)
     assert typing.get_origin(ret) is tuple and len(args) == 2, f"{name} must return (state, info)"
     info = args[1]
-    assert _is_namedtuple(info) and {"error", "value"} <= set(info._fields), (
+    assert is_namedtuple(info) and {"error", "value"} <= set(info._fields), (
         f"{name}'s info {info} must be a NamedTuple with 'error' and 'value'")
 
 
