@@ -230,6 +230,33 @@ def test_unbiased_report_and_edge_cases():
         jt.check_unbiased(jax.random.key(0), square_estimator, EXACT["sq"], 400)  # cached
 
 
+
+def test_check_mean_on_draws_held():
+    """check_mean is check_unbiased's test on draws from any source: the same draws give the
+    same report; a shifted mean, ragged leaves and too few draws are flagged."""
+    key = jax.random.key(3)
+    draws = jt.draw(key, square_estimator, 600)
+    rep = jt.check_mean(draws, EXACT)
+    ref = jt.check_unbiased(key, square_estimator, EXACT, 600)
+    assert rep.max_abs_z == ref.max_abs_z and rep.threshold == ref.threshold
+    assert rep.n_draws == 600
+    # NumPy draws of a scalar: the threshold follows alpha (one coordinate)
+    x = np.random.default_rng(0).exponential(2.0, 1000)
+    rep = jt.check_mean(x, 2.0, alpha=1e-4)
+    assert rep.threshold == pytest.approx(3.8906, abs=1e-3)
+    with pytest.raises(AssertionError, match=r"(?s)check_mean: the mean of the draws.*z ="):
+        jt.check_mean(x + 0.5, 2.0)
+    with pytest.raises(AssertionError, match=r"(?s)samples.*estimate\['sq'\]\[1\]"):
+        jt.check_mean(jt.draw(key, shifted_estimator, 2000), EXACT, label="samples")
+    with pytest.raises(ValueError, match="same leading length"):
+        jt.check_mean({"a": np.zeros(5), "b": np.zeros(6)}, {"a": 0.0, "b": 0.0})
+    with pytest.raises(ValueError, match="at least 2"):
+        jt.check_mean(np.zeros((1, 3)), np.zeros(3))
+    with pytest.raises(ValueError, match="leading"):
+        jt.check_mean(np.float64(1.0), 1.0)
+    with pytest.raises(ValueError, match="alpha"):
+        jt.check_mean(x, 2.0, alpha=0.0)
+
 def antithetic_estimator(key):
     e = jax.random.normal(key, (3,))
     return 0.5 * ((MU + e) ** 2 + (MU - e) ** 2)
@@ -400,6 +427,32 @@ def test_degenerate_data(D):
         Xc = X - X.mean(0)
         assert np.linalg.matrix_rank(Xc) < X.shape[1]
 
+
+
+def test_random_spd():
+    """random_spd: exactly symmetric, eigenvalues in [scale/κ, scale], batched, dtype kept,
+    a function of the key alone; bad arguments named."""
+    S = jt.random_spd(jax.random.key(0), 5, batch_shape=(3,), max_condition=50.0, scale=2.0)
+    assert S.shape == (3, 5, 5) and S.dtype == jnp.float64
+    S = np.asarray(S)
+    np.testing.assert_array_equal(S, np.swapaxes(S, -1, -2))
+    w = np.linalg.eigvalsh(S)
+    assert np.all(w[:, 0] >= 2.0 / 50.0 * (1 - 1e-12)) and np.all(w[:, -1] <= 2.0 * (1 + 1e-12))
+    assert np.all(np.linalg.cond(S) <= 50.0 * (1 + 1e-10))
+    assert len({round(float(c), 6) for c in np.linalg.cond(S)}) == 3     # independent draws
+    np.testing.assert_array_equal(jt.random_spd(jax.random.key(0), 5, batch_shape=(3,),
+                                                max_condition=50.0, scale=2.0), S)
+    S32 = jt.random_spd(jax.random.key(1), 4, dtype=jnp.float32, max_condition=10.0)
+    assert S32.dtype == jnp.float32
+    np.linalg.cholesky(np.asarray(S32))
+    assert np.linalg.cond(np.asarray(S32, np.float64)) <= 10.0 * (1 + 1e-5)
+    np.testing.assert_allclose(jt.random_spd(jax.random.key(2), 3, max_condition=1.0,
+                                             scale=3.0), 3.0 * np.eye(3), atol=1e-12)
+    for kw, match in [({"n": 0}, "n must"), ({"max_condition": 0.5}, "max_condition"),
+                      ({"scale": -1.0}, "scale"), ({"dtype": jnp.int32}, "dtype")]:
+        args = {"n": 3, **kw}
+        with pytest.raises((ValueError, TypeError), match=match):
+            jt.random_spd(jax.random.key(0), **args)
 
 def test_import_without_hypothesis(monkeypatch):
     for name in [m for m in sys.modules if m == "jaxml.testing" or m.startswith("jaxml.testing.")]:

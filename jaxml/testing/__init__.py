@@ -7,12 +7,14 @@ own test suite does.
   values, and a report naming the worst coordinate.
 - Estimators (:mod:`jaxml.testing.estimators`): :func:`check_unbiased` (a z-test of the
   draws' mean against an exact value, Bonferroni over coordinates, false-alarm rate
-  ``alpha``), :func:`check_variance_reduction` (an upper confidence bound on a variance
+  ``alpha``), :func:`check_mean` (the same test on draws you already hold),
+  :func:`check_variance_reduction` (an upper confidence bound on a variance
   ratio), :func:`draw`.
 - Optimality (:mod:`jaxml.testing.optimality`): :func:`check_kkt` (through
   :func:`jaxml.optim.kkt_residuals`), :func:`check_fixed_point`, :func:`check_monotone`
   (EM, CAVI, Lloyd traces, NaN-padded).
-- Inputs (:mod:`jaxml.testing.strategies`, needs ``hypothesis``; imported on first use):
+- Inputs: :func:`random_spd` (a fixed SPD matrix of bounded condition number from a key);
+  :mod:`jaxml.testing.strategies` (needs ``hypothesis``; imported on first use):
   well-conditioned matrices, SPD matrices, simplex points, labels with every class present,
   data with duplicated or constant columns.
 
@@ -26,11 +28,13 @@ import importlib
 from jaxml.testing.estimators import (
     UnbiasedReport,
     VarianceReport,
+    check_mean,
     check_unbiased,
     check_variance_reduction,
     draw,
 )
 from jaxml.testing.gradients import GradientReport, check_gradient, check_jacobian, check_jvp
+from jaxml.testing.inputs import random_spd
 from jaxml.testing.optimality import (
     FixedPointReport,
     MonotoneReport,
@@ -43,11 +47,12 @@ __all__ = [
     # derivatives
     "GradientReport", "check_gradient", "check_jvp", "check_jacobian",
     # estimators
-    "UnbiasedReport", "VarianceReport", "draw", "check_unbiased", "check_variance_reduction",
+    "UnbiasedReport", "VarianceReport", "draw", "check_unbiased", "check_mean",
+    "check_variance_reduction",
     # optimality
     "FixedPointReport", "MonotoneReport", "check_kkt", "check_fixed_point", "check_monotone",
-    # inputs (hypothesis)
-    "strategies",
+    # inputs
+    "random_spd", "strategies",
 ]
 
 

@@ -52,7 +52,7 @@ from jaxml.testing.coordinates import (
     same_structure,
 )
 
-__all__ = ["UnbiasedReport", "VarianceReport", "draw", "check_unbiased",
+__all__ = ["UnbiasedReport", "VarianceReport", "draw", "check_unbiased", "check_mean",
            "check_variance_reduction"]
 
 
@@ -160,6 +160,48 @@ def check_unbiased(key: jax.Array, estimator: Callable[[jax.Array], Any], exact:
     """
     alpha = check_probability(alpha, "alpha")
     draws = draw(key, estimator, n_draws, batch_size=batch_size)
+    return _mean_test(draws, exact, alpha, "estimator", "check_unbiased")
+
+
+def check_mean(draws: Any, exact: Any, *, alpha: float = 1e-3,
+               label: str = "draws") -> UnbiasedReport:
+    r"""Check that the mean of draws you already hold equals ``exact`` within their own
+    standard error: the test of :func:`check_unbiased` (a z-test per coordinate, Bonferroni
+    over coordinates) on draws from any source (a sampler called once for n values, NumPy,
+    a Markov chain thinned to independence, the output of :func:`draw`).
+
+    Args:
+        draws: a pytree whose leaves have a leading (n_draws, …) axis of independent draws
+            (n_draws ≥ 2, the same on every leaf; ≥ 100 for the normal approximation).
+        exact: the exact expectation, a pytree like one draw (leaves broadcastable to it).
+        alpha: the false-alarm rate: draws with mean ``exact`` fail with probability ≤ alpha
+            (the z threshold is Φ⁻¹(1 − α/(2d)) over d scalar coordinates: 3.29 for one
+            coordinate at α = 1e-3, 3.89 at α = 1e-4).
+        label: how the report names what produced the draws.
+
+    Returns:
+        :class:`UnbiasedReport`.
+
+    Raises:
+        AssertionError: naming the coordinate with the largest |z|, the draws' mean, the exact
+            value, the standard error and z; or a non-finite draw.
+        ValueError: leaves with different leading lengths, fewer than 2 draws, or ``exact``
+            of another structure.
+    """
+    alpha = check_probability(alpha, "alpha")
+    return _mean_test(draws, exact, alpha, str(label), "check_mean")
+
+
+def _mean_test(draws, exact, alpha: float, label: str, what: str) -> UnbiasedReport:
+    leaves = jax.tree_util.tree_leaves(draws)
+    if not leaves or any(np.ndim(leaf) == 0 for leaf in leaves):
+        raise ValueError("draws must be a pytree of arrays with a leading (n_draws,) axis")
+    n_draws = int(np.shape(leaves[0])[0])
+    if any(int(np.shape(leaf)[0]) != n_draws for leaf in leaves):
+        raise ValueError("every leaf of draws must have the same leading length (n_draws), got "
+                         f"{sorted({int(np.shape(leaf)[0]) for leaf in leaves})}")
+    if n_draws < 2:
+        raise ValueError(f"draws must hold at least 2 draws, got {n_draws}")
     one = jax.tree.map(lambda a: a[0], draws)
     if not same_structure(one, exact):
         raise ValueError(f"exact must have the structure of one draw: got "
@@ -169,7 +211,7 @@ def check_unbiased(key: jax.Array, estimator: Callable[[jax.Array], Any], exact:
                          exact, one)
     coords = Coordinates(one, "estimate")
     flat = _flat_draws(draws, n_draws)
-    _check_finite_draws(flat, coords, "estimator")
+    _check_finite_draws(flat, coords, label)
     ex = flat64(exact)
     if not np.all(np.isfinite(ex)):
         raise ValueError("exact contains NaN or inf")
@@ -185,7 +227,7 @@ def check_unbiased(key: jax.Array, estimator: Callable[[jax.Array], Any], exact:
     if abs(z[j]) > threshold:
         n_bad = int(np.sum(np.abs(z) > threshold))
         raise AssertionError(
-            f"check_unbiased: the estimator's mean differs from the exact value at "
+            f"{what}: the mean of the {label} differs from the exact value at "
             f"{coords.name(j)}:\n"
             f"    mean of {n_draws} draws = {fmt(mean[j])}\n"
             f"    exact = {fmt(ex[j])}\n"
