@@ -9,11 +9,8 @@ from scipy import stats
 from sklearn.datasets import load_iris
 
 from jaxml import gaussian
-
-
-def _random_spd(rng, d, scale=1.0):
-    A = rng.normal(size=(d, d))
-    return scale * (A @ A.T / d + 0.5 * np.eye(d))
+from jaxml.testing import check_gradient, check_jvp, check_mean, random_spd
+from jaxml.testing import strategies as jst
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +35,7 @@ def test_mle_is_the_likelihood_maximizer(iris):
 def test_log_pdf_matches_scipy():
     rng = np.random.default_rng(0)
     d = 4
-    mean, cov = rng.normal(size=d), _random_spd(rng, d)
+    mean, cov = rng.normal(size=d), random_spd(jax.random.key(0), d)
     x = rng.normal(size=(3, 5, d))
     expected = stats.multivariate_normal(mean, cov).logpdf(x.reshape(-1, d)).reshape(3, 5)
     np.testing.assert_allclose(gaussian.log_pdf(x, mean, cov), expected, rtol=1e-10)
@@ -48,10 +45,12 @@ def test_log_pdf_matches_scipy():
 
 
 @settings(max_examples=15)
-@given(st.integers(1, 4), st.integers(0, 10_000))
-def test_log_pdf_and_entropy_match_scipy_property(d, seed):
+@given(jst.spd_matrices(st.integers(1, 4), max_condition=100.0), st.floats(0.1, 10),
+       st.integers(0, 10_000))
+def test_log_pdf_and_entropy_match_scipy_property(cov, scale, seed):
     rng = np.random.default_rng(seed)
-    mean, cov = rng.normal(size=d), _random_spd(rng, d, scale=rng.uniform(0.1, 10))
+    d = cov.shape[0]
+    mean, cov = rng.normal(size=d), scale * cov
     x = rng.normal(size=(7, d)) * 3
     ref = stats.multivariate_normal(mean, cov)
     np.testing.assert_allclose(gaussian.log_pdf(x, mean, cov), ref.logpdf(x).reshape(7), rtol=1e-9)
@@ -61,26 +60,25 @@ def test_log_pdf_and_entropy_match_scipy_property(d, seed):
 def test_sample_moments_within_standard_errors():
     rng = np.random.default_rng(1)
     d, n = 3, 20_000
-    mean, cov = rng.normal(size=d), _random_spd(rng, d)
+    mean, cov = rng.normal(size=d), np.asarray(random_spd(jax.random.key(1), d))
     draws = np.asarray(gaussian.sample(jax.random.key(0), mean, cov, n))
     assert draws.shape == (n, d)
-    se = np.sqrt(np.diag(cov) / n)
-    assert np.all(np.abs(draws.mean(0) - mean) < 4 * se)
-    # the sample covariance entry (i, j) has variance (S_ii S_jj + S_ij^2)/n
-    se_cov = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / n)
-    assert np.all(np.abs(np.cov(draws.T, bias=True) - cov) < 4 * se_cov)
+    # E x = mean and E (x − mean)(x − mean)ᵀ = cov, each within the draws' own standard
+    # errors (12 coordinates at alpha = 1e-3: |z| ≤ 3.94)
+    r = draws - mean
+    check_mean({"x": draws, "outer": r[:, :, None] * r[:, None, :]},
+               {"x": mean, "outer": cov}, alpha=1e-3)
 
 
 def test_kl_matches_monte_carlo():
     rng = np.random.default_rng(2)
     d, n = 3, 50_000
-    m1, c1 = rng.normal(size=d), _random_spd(rng, d)
-    m2, c2 = rng.normal(size=d), _random_spd(rng, d, 2.0)
+    m1, c1 = rng.normal(size=d), random_spd(jax.random.key(2), d)
+    m2, c2 = rng.normal(size=d), random_spd(jax.random.key(4), d, scale=2.0)
     x = gaussian.sample(jax.random.key(3), m1, c1, n)
     terms = np.asarray(gaussian.log_pdf(x, m1, c1) - gaussian.log_pdf(x, m2, c2))
     kl = float(gaussian.kl_divergence(m1, c1, m2, c2))
-    se = terms.std(ddof=1) / np.sqrt(n)
-    assert abs(terms.mean() - kl) < 4 * se
+    check_mean(terms, kl, alpha=1e-4)          # |z| ≤ 3.89
     assert kl > 0
     np.testing.assert_allclose(gaussian.kl_divergence(m1, c1, m1, c1), 0.0, atol=1e-12)
 
@@ -89,8 +87,8 @@ def test_kl_matches_scipy_entropy_identity():
     """KL(p||q) = -H(p) - E_p[log q], with E_p[log q] from the Gaussian cross-entropy formula."""
     rng = np.random.default_rng(4)
     d = 4
-    m1, c1 = rng.normal(size=d), _random_spd(rng, d)
-    m2, c2 = rng.normal(size=d), _random_spd(rng, d)
+    m1, c1 = rng.normal(size=d), np.asarray(random_spd(jax.random.key(5), d))
+    m2, c2 = rng.normal(size=d), np.asarray(random_spd(jax.random.key(6), d))
     c2inv = np.linalg.inv(c2)
     cross = 0.5 * (d * np.log(2 * np.pi) + np.linalg.slogdet(c2)[1] + np.trace(c2inv @ c1)
                    + (m1 - m2) @ c2inv @ (m1 - m2))
@@ -189,9 +187,7 @@ def test_mle_checks_under_jit_and_gradient(iris):
         jax.jit(lambda X: gaussian.mle(X).cov)(bad).block_until_ready()
     f = lambda X: jnp.sum(gaussian.mle(X).cov ** 2)
     V = np.random.default_rng(1).normal(size=iris.shape)
-    h = 1e-5
-    np.testing.assert_allclose(np.sum(jax.grad(f)(iris) * V),
-                               (f(iris + h * V) - f(iris - h * V)) / (2 * h), rtol=1e-6)
+    check_jvp(f, lambda X, v: jnp.vdot(jax.grad(f)(X), v), iris, V, step=1e-5, fd_rtol=1e-6)
 
 
 def test_interval_probability_against_scipy_and_mpmath():
@@ -228,8 +224,5 @@ def test_interval_probability_against_scipy_and_mpmath():
         gaussian.log_interval_probability(0.0, 1.0, std=0.0)
     with pytest.raises(Exception, match="b must"):
         jax.jit(lambda b: gaussian.interval_probability(1.0, b))(0.0).block_until_ready()
-    g = jax.grad(lambda m: gaussian.log_interval_probability(-1.0, 2.0, mean=m))(0.3)
-    h = 1e-6
-    fd = (gaussian.log_interval_probability(-1.0, 2.0, mean=0.3 + h)
-          - gaussian.log_interval_probability(-1.0, 2.0, mean=0.3 - h)) / (2 * h)
-    np.testing.assert_allclose(g, fd, rtol=1e-7)
+    f = lambda m: gaussian.log_interval_probability(-1.0, 2.0, mean=m)
+    check_gradient(f, jax.grad(f), jnp.asarray(0.3), step=1e-6, fd_rtol=1e-7)
