@@ -130,6 +130,28 @@ def test_gradient_subset_of_coordinates():
         jt.check_gradient(f, lambda v: g(v).at[7].add(1.0), x, max_coordinates=40)
 
 
+
+def test_richardson_term_can_be_dropped():
+    """Central differences of Σx³ with step h are 3x² + h² exactly: the Richardson estimate
+    |Dₕ − D₂ₕ| = 3h² covers that truncation error by default; richardson=False holds the
+    difference to fd_rtol alone, so the same step then fails (and a tight enough step passes)."""
+    x = jnp.array([1.0, -0.5])
+    f = lambda v: jnp.sum(v ** 3)  # noqa: E731
+    g = lambda v: 3 * v ** 2  # noqa: E731
+    jt.check_gradient(f, g, x, step=0.1, autodiff=False)
+    with pytest.raises(AssertionError, match="finite differences"):
+        jt.check_gradient(f, g, x, step=0.1, autodiff=False, richardson=False)
+    jt.check_gradient(f, g, x, step=1e-3, autodiff=False, fd_rtol=1e-5, richardson=False)
+    J = lambda v: jnp.diag(3 * v ** 2)  # noqa: E731
+    jt.check_jacobian(lambda v: v ** 3, J, x, step=0.1, autodiff=False)
+    with pytest.raises(AssertionError, match="finite differences"):
+        jt.check_jacobian(lambda v: v ** 3, J, x, step=0.1, autodiff=False, richardson=False)
+    jvp = lambda v, t: 3 * v ** 2 * t  # noqa: E731
+    jt.check_jvp(lambda v: v ** 3, jvp, x, jnp.ones(2), step=0.1, autodiff=False)
+    with pytest.raises(AssertionError, match="finite differences"):
+        jt.check_jvp(lambda v: v ** 3, jvp, x, jnp.ones(2), step=0.1, autodiff=False,
+                     richardson=False)
+
 def vec_fn(p):
     return {"a": jnp.stack([jnp.sum(p["u"] ** 2), p["u"][0] * p["v"]]), "s": jnp.sin(p["v"])}
 
