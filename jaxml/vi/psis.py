@@ -170,8 +170,12 @@ def psis_expectation(log_weights, values) -> jax.Array:
 
 
 def _diag_core(key, q, log_density, n_samples, tail_len):
-    z = q.sample(key, n_samples)
-    raw = jax.vmap(log_density)(z) - q.log_prob(z)
+    if hasattr(q, "sample_and_log_prob"):      # e.g. a generative flow: exact, no inverse
+        z, log_q = q.sample_and_log_prob(key, n_samples)
+    else:
+        z = q.sample(key, n_samples)
+        log_q = q.log_prob(z)
+    raw = jax.vmap(log_density)(z) - log_q
     lw, k = _psis_1d(raw, tail_len)
     return PSISDiagnostic(k, lw, raw, z, 1.0 / jnp.sum(jnp.exp(2.0 * lw)))
 
@@ -190,7 +194,9 @@ def psis_diagnostic(key: jax.Array, q, log_density: Callable[[jax.Array], jax.Ar
     Args:
         key: PRNG key.
         q: any distribution with ``sample(key, n) -> (n, d)`` and ``log_prob(z (n, d)) ->
-            (n,)`` (every ``jaxml.vi`` family).
+            (n,)`` (every ``jaxml.vi`` family). Where q also has
+            ``sample_and_log_prob(key, n) -> ((n, d), (n,))`` (a ``jaxml.flows.Flow``), that
+            is used instead: a generative flow then needs no numerical inverse.
         log_density: log p̃, (d,) -> ().
         n_samples: S, draws from q (static, ≥ 10).
 
