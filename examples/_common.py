@@ -43,3 +43,25 @@ def savefig(fig, out_dir: Path, name: str) -> str:
     fig.savefig(out_dir / name, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return name
+
+
+def main(run, doc: str, *, x64: bool = True) -> None:
+    """Command line of an example script: ``python examples/<story>.py [--out DIR] [--quick]``
+    calls ``run(out_dir, quick=...)`` and prints its summary rows.
+
+    run: the example's ``run(out_dir, quick=False) -> list[SummaryRow]``. doc: the module
+    docstring (its first line is the help text). x64: enable float64 first (the stories that
+    compare with float64 references).
+    """
+    import argparse
+
+    import jax
+
+    if x64:
+        jax.config.update("jax_enable_x64", True)
+    parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("out"))
+    parser.add_argument("--quick", action="store_true", help="the small size the tests run")
+    args = parser.parse_args()
+    for row in run(args.out, quick=args.quick):
+        print(f"{row.fitted}: {row.jaxml} | {row.reference}")

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
-from _common import SummaryRow, savefig
+from _common import SummaryRow, main, savefig
 from scipy import stats
 
 from jaxml import information, vi
@@ -142,12 +142,4 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
 
 
 if __name__ == "__main__":
-    import argparse
-
-    jax.config.update("jax_enable_x64", True)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out"))
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    for r in run(args.out, quick=args.quick):
-        print(f"{r.fitted}: {r.jaxml} | {r.reference}")
+    main(run, __doc__)

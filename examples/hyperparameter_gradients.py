@@ -19,14 +19,13 @@ held-out score each reached.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
-from _common import SummaryRow, savefig
+from _common import SummaryRow, main, savefig
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.linear_model import Lasso
 from sklearn.model_selection import GridSearchCV, PredefinedSplit, train_test_split
@@ -169,9 +168,4 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    for row in run(Path(args.out), quick=args.quick):
-        print(" | ".join(row))
+    main(run, __doc__)
