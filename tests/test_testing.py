@@ -152,6 +152,26 @@ def test_richardson_term_can_be_dropped():
         jt.check_jvp(lambda v: v ** 3, jvp, x, jnp.ones(2), step=0.1, autodiff=False,
                      richardson=False)
 
+
+def test_unbatched_finite_differences():
+    """batched=False calls f once per point: an f that cannot be vmapped (NumPy inside) is
+    checked, with the same differences as the vmapped evaluation of a traceable f."""
+    x = jnp.array([0.3, -1.1, 2.0])
+    host = lambda v: jnp.asarray(np.sum(np.sin(np.asarray(v)) * np.arange(1, 4)))  # noqa: E731
+    grad = lambda v: jnp.cos(v) * jnp.arange(1, 4)  # noqa: E731
+    with pytest.raises(Exception):
+        jt.check_gradient(host, grad, x, autodiff=False)
+    rep = jt.check_gradient(host, grad, x, autodiff=False, batched=False)
+    traced = lambda v: jnp.sum(jnp.sin(v) * jnp.arange(1, 4))  # noqa: E731
+    ref = jt.check_gradient(traced, grad, x, autodiff=False)
+    assert rep.n_checked == ref.n_checked == 3 and max(rep.fd_error, ref.fd_error) < 1e-9
+    with pytest.raises(AssertionError, match=r"x\[2\]"):
+        jt.check_gradient(host, lambda v: grad(v).at[2].multiply(2.0), x, autodiff=False,
+                          batched=False)
+    jt.check_jvp(host, lambda v, t: jnp.vdot(grad(v), t), x, autodiff=False, batched=False)
+    jt.check_jacobian(lambda v: jnp.asarray(np.sin(np.asarray(v))), lambda v: jnp.diag(jnp.cos(v)),
+                      x, autodiff=False, batched=False)
+
 def vec_fn(p):
     return {"a": jnp.stack([jnp.sum(p["u"] ** 2), p["u"][0] * p["v"]]), "s": jnp.sin(p["v"])}
 

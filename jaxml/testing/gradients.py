@@ -30,7 +30,7 @@ difference and the tolerance, and the next worst coordinates. A pass returns a
 Cost: the autodiff reference is one ``jax.jacrev`` (or ``jacfwd`` when there are more
 outputs than inputs) of f; finite differences take 4 evaluations of f per checked input
 coordinate (at most ``max_coordinates`` coordinates, a random subset drawn with ``subset_key``
-beyond that), batched with ``jax.vmap``, so f must be vmappable.
+beyond that), batched with ``jax.vmap``, so f must be vmappable (or pass ``batched=False``).
 
 Reference: J. Nocedal & S. J. Wright, *Numerical Optimization*, 2nd ed., §8.1 (finite-
 difference derivative approximations and their error); L. F. Richardson (1911).
@@ -164,7 +164,15 @@ def _coordinate_dtypes(x) -> list:
     return dts
 
 
-def _finite_differences(fflat, flat_x, cols, dtypes, eps_in, step):
+def _evaluate(fflat, pts, dtype, batched: bool) -> np.ndarray:
+    """f at each row of ``pts`` (k, n): one jitted vmap, or one plain call per row."""
+    pts = jnp.asarray(pts, dtype)
+    if batched:
+        return np.asarray(jax.jit(jax.vmap(fflat))(pts), np.float64)
+    return np.stack([np.asarray(fflat(p), np.float64) for p in pts])
+
+
+def _finite_differences(fflat, flat_x, cols, dtypes, eps_in, step, batched=True):
     """Central differences along the coordinates ``cols``: (D_h, |D_h − D_2h|, max|f|/h),
     each (m, k)."""
     x64 = np.asarray(flat_x, np.float64)
@@ -179,8 +187,7 @@ def _finite_differences(fflat, flat_x, cols, dtypes, eps_in, step):
     pts = np.repeat(x64[None, :], 4 * k, axis=0)
     rows = np.arange(4 * k)
     pts[rows, np.tile(cols, 4)] = moved.reshape(-1)
-    vals = np.asarray(jax.jit(jax.vmap(fflat))(jnp.asarray(pts, flat_x.dtype)), np.float64)
-    vals = vals.reshape(4, k, -1)                                  # (4, k, m)
+    vals = _evaluate(fflat, pts, flat_x.dtype, batched).reshape(4, k, -1)  # (4, k, m)
     d1 = (moved[0] - moved[1])[:, None]
     d2 = (moved[2] - moved[3])[:, None]
     D1 = (vals[0] - vals[1]) / d1
@@ -225,7 +232,7 @@ def _start(f, df, df_name: str, x, rtol, atol, fd_rtol, step, max_coordinates):
 
 def _check_matrix(what, label, ref_label, f, x, y, hand, *, rtol, atol, fd_rtol, step,
                   autodiff, finite_differences, max_coordinates, subset_key, name_of,
-                  richardson=True):
+                  richardson=True, batched=True):
     """Compare the (m, n) hand-written Jacobian ``hand`` with autodiff and finite differences."""
     flat_x, unravel = ravel_pytree(x)
     fflat = _flat_fn(f, unravel)
@@ -250,7 +257,7 @@ def _check_matrix(what, label, ref_label, f, x, y, hand, *, rtol, atol, fd_rtol,
     if finite_differences:
         cols = _choose_columns(n, max_coordinates, subset_key)
         D, rich, noise = _finite_differences(fflat, flat_x, cols, _coordinate_dtypes(x),
-                                             cin.eps, step)
+                                             cin.eps, step, batched)
         ref_rows = J if J is not None else D
         s = np.max(np.abs(ref_rows), axis=1, initial=0.0)[:, None]
         e = eps[:, cols]
@@ -271,7 +278,7 @@ def check_gradient(f: Callable[[Any], jax.Array], grad_f: Callable[[Any], Any], 
                    rtol: float | None = None, atol: float = 0.0, fd_rtol: float | None = None,
                    step=None, autodiff: bool = True, finite_differences: bool = True,
                    max_coordinates: int | None = 100, subset_key=None,
-                   richardson: bool = True) -> GradientReport:
+                   richardson: bool = True, batched: bool = True) -> GradientReport:
     r"""Check a hand-written gradient ``grad_f`` of a scalar ``f`` against ``jax.grad`` and
     central finite differences at ``x``.
 
@@ -296,6 +303,10 @@ def check_gradient(f: Callable[[Any], jax.Array], grad_f: Callable[[Any], Any], 
             tolerance (default); ``False``: hold |H − Dₕ| to the fd_rtol and atol terms
             alone, e.g. with a ``step`` chosen for an iterative f (a converged fit) whose
             noise should not widen the tolerance.
+        batched: evaluate the finite-difference points in one jitted ``jax.vmap`` of f
+            (default); ``False``: one plain call of f per point, for an f that cannot be
+            vmapped or is cheaper called as it is (a jaxml fit, whose compiled core is
+            cached per shape, where a vmapped copy would compile anew).
 
     Returns:
         :class:`GradientReport` when every compared coordinate is within tolerance.
@@ -316,14 +327,15 @@ def check_gradient(f: Callable[[Any], jax.Array], grad_f: Callable[[Any], Any], 
                          atol=atol, fd_rtol=fd_rtol, step=step, autodiff=autodiff,
                          finite_differences=finite_differences,
                          max_coordinates=max_coordinates, subset_key=subset_key,
-                         name_of=lambda r, c: cin.name(c), richardson=richardson)
+                         name_of=lambda r, c: cin.name(c), richardson=richardson,
+                         batched=batched)
 
 
 def check_jacobian(f: Callable[[Any], Any], jac_f: Callable[[Any], Any], x, *,
                    rtol: float | None = None, atol: float = 0.0, fd_rtol: float | None = None,
                    step=None, autodiff: bool = True, finite_differences: bool = True,
                    max_coordinates: int | None = 100, subset_key=None,
-                   richardson: bool = True) -> GradientReport:
+                   richardson: bool = True, batched: bool = True) -> GradientReport:
     r"""Check a hand-written Jacobian ``jac_f`` of a vector (pytree) function ``f`` against
     ``jax.jacobian`` and central finite differences at ``x``.
 
@@ -332,7 +344,8 @@ def check_jacobian(f: Callable[[Any], Any], jac_f: Callable[[Any], Any], x, *,
         jac_f: pytree -> the Jacobian in ``jax.jacobian(f)(x)``'s layout: for f: (n,) → (m,),
             an (m, n) array; in general f(x)'s structure with each leaf replaced by x's
             structure, leaf (i, j) of shape ``out_shape_i + in_shape_j``.
-        x, rtol, atol, fd_rtol, step, autodiff, finite_differences, subset_key, richardson: as in :func:`check_gradient`.
+        x, rtol, atol, fd_rtol, step, autodiff, finite_differences, subset_key: as in :func:`check_gradient`.
+        richardson, batched: as in :func:`check_gradient`.
         max_coordinates: as in :func:`check_gradient`, counting input coordinates.
 
     Returns:
@@ -351,14 +364,15 @@ def check_jacobian(f: Callable[[Any], Any], jac_f: Callable[[Any], Any], x, *,
                          finite_differences=finite_differences,
                          max_coordinates=max_coordinates, subset_key=subset_key,
                          name_of=lambda r, c: f"∂{cout.name(r)}/∂{cin.name(c)}",
-                         richardson=richardson)
+                         richardson=richardson, batched=batched)
 
 
 def check_jvp(f: Callable[[Any], Any], jvp_f: Callable[[Any, Any], Any], x, v=None, *,
               n_directions: int = 3, directions_key=None, rtol: float | None = None,
               atol: float = 0.0,
               fd_rtol: float | None = None, step: float | None = None, autodiff: bool = True,
-              finite_differences: bool = True, richardson: bool = True) -> GradientReport:
+              finite_differences: bool = True, richardson: bool = True,
+              batched: bool = True) -> GradientReport:
     r"""Check a hand-written Jacobian-vector product ``jvp_f(x, v) = J(x)·v`` against
     ``jax.jvp`` and central finite differences (f(x + hv) − f(x − hv)) / 2h.
 
@@ -369,7 +383,7 @@ def check_jvp(f: Callable[[Any], Any], jvp_f: Callable[[Any, Any], Any], x, v=No
         v: one direction, a pytree like ``x``; ``None``: ``n_directions`` standard-normal
             directions drawn with ``directions_key`` (default ``jax.random.key(0)``).
         step: finite-difference step along v (default ε^⅓·max(‖x‖∞, 1)/‖v‖∞).
-        rtol, atol, fd_rtol, autodiff, finite_differences, richardson: as in
+        rtol, atol, fd_rtol, autodiff, finite_differences, richardson, batched: as in
             :func:`check_gradient`;
             the row scale sᵣ is the largest |J·v| entry of each direction.
 
@@ -431,7 +445,7 @@ def check_jvp(f: Callable[[Any], Any], jvp_f: Callable[[Any, Any], Any], x, v=No
     if finite_differences:
         h = (eps_in ** (1 / 3) * xscale / vnorm[:, 0]) if step is None else np.full(k, float(step))
         pts = np.concatenate([x64 + s_ * h[:, None] * V for s_ in (1, -1, 2, -2)])
-        vals = np.asarray(jax.jit(jax.vmap(fflat))(jnp.asarray(pts, flat_x.dtype)), np.float64)
+        vals = _evaluate(fflat, pts, flat_x.dtype, batched)
         vals = vals.reshape(4, k, m)
         D1 = (vals[0] - vals[1]) / (2 * h[:, None])
         D2 = (vals[2] - vals[3]) / (4 * h[:, None])
