@@ -69,7 +69,7 @@ import optax
 from jax import lax
 
 from jaxml._core import (TrainInfo, TrainResult, TrainState, as_float_array, check_callable,
-                         check_finite, check_int_in_range, check_nonnegative, check_positive,
+                         check_finite, check_int_in_range, check_nonnegative, check_once, check_positive,
                          check_returns, safe_norm, standard_normal_log_prob, train, train_init,
                          train_step)
 
@@ -488,7 +488,11 @@ class Flow(eqx.Module):
 
     def _check_params(self) -> None:
         """Every block maps a point (d,) to ((d,), ()) both ways: parameters of the wrong
-        shape (e.g. swapped in with ``eqx.tree_at``) are reported here, naming the block."""
+        shape (e.g. swapped in with ``eqx.tree_at``) are reported here, naming the block
+        (abstractly, once per structure and shapes: ``check_once``)."""
+        check_once(Flow._check_param_shapes, self)
+
+    def _check_param_shapes(self) -> None:
         point = jax.ShapeDtypeStruct((self.dim,), self.dtype)
         want = ((self.dim,), ())
         for i, block in enumerate(_blocks(self.layers)):

@@ -20,6 +20,7 @@ check stays on the data path (``C = check_positive(C, "C")``).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import operator
 from typing import Any, Callable, Sequence
@@ -66,6 +67,51 @@ def float_dtype(*arrays):
     return dt
 
 
+_COMPILED_CHECKS: dict = {}
+
+
+def _compiled_check(bad: Callable):
+    """``jax.jit(lambda v: jnp.any(bad(jnp, v)))``, one per check (its code and the values it
+    closes over), so that a check of a device array is one fused reduction and one dispatch,
+    compiled once per shape, instead of several eager operations. None when the closure
+    holds something unhashable (then the check runs op by op)."""
+    try:
+        key = (bad.__code__, tuple((type(v), v) for v in
+                                   (c.cell_contents for c in bad.__closure__ or ())))
+        fn = _COMPILED_CHECKS.get(key)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    if fn is None:
+        fn = _COMPILED_CHECKS[key] = jax.jit(lambda v: jnp.any(bad(jnp, v)))
+    return fn
+
+
+_NUMPY_CHECK_MAX = 1 << 20
+
+
+def _on_one_cpu(x: jax.Array) -> bool:
+    try:
+        devices = x.devices()
+        return len(devices) == 1 and next(iter(devices)).platform == "cpu"
+    except Exception:  # noqa: BLE001  deleted or abstract arrays: the device path decides
+        return False
+
+
+def _any_now(bad: Callable, x) -> bool:
+    """Whether ``bad`` holds anywhere in the concrete ``x``: on the device for a JAX array (no
+    copy to the host; eagerly even inside a trace), in NumPy otherwise."""
+    if isinstance(x, jax.Array):
+        if not x.size:
+            return False
+        if x.size <= _NUMPY_CHECK_MAX and _on_one_cpu(x):
+            return _any_now(bad, np.asarray(x))     # a view, no copy: NumPy dispatches faster
+        fn = _compiled_check(bad)
+        with jax.ensure_compile_time_eval():
+            return bool(fn(x) if fn is not None else jnp.any(bad(jnp, x)))
+    v = np.asarray(x)
+    return bool(v.size and np.any(bad(np, v)))
+
+
 def check_value(x, name: str, bad: Callable[[Any, Any], Any], message: str):
     """Return ``x``; raise ``ValueError(f"{name} {message}")`` where ``bad(xp, x)`` holds.
 
@@ -74,14 +120,7 @@ def check_value(x, name: str, bad: Callable[[Any, Any], Any], message: str):
     off).
     """
     if is_concrete(x):
-        if isinstance(x, jax.Array):
-            # on the array's device (no copy to the host); eagerly even inside a trace
-            with jax.ensure_compile_time_eval():
-                failed = x.size and bool(jnp.any(bad(jnp, x)))
-        else:
-            v = np.asarray(x)
-            failed = v.size and bool(np.any(bad(np, v)))
-        if failed:
+        if _any_now(bad, x):
             raise ValueError(f"{name} {message}")
         return x
     if not runtime_checks_enabled():
@@ -134,9 +173,22 @@ def check_ndim(x, name: str, ndim: int | Sequence[int] | None) -> None:
         raise ValueError(f"{name} must have {want} dimension(s), got shape {np.shape(x)}")
 
 
+def _not_finite(xp, v):
+    """Whether NaN or ±inf is anywhere in ``v`` (a scalar). A finite sum proves every entry
+    finite (one NaN or inf makes the sum NaN or inf), and a sum is the cheapest reduction;
+    only a non-finite sum (or an overflow) pays for the elementwise test."""
+    total = xp.sum(v)
+    if xp is np:
+        return not np.isfinite(total) and not np.all(np.isfinite(v))
+    return jax.lax.cond(jnp.isfinite(total), lambda: jnp.zeros((), bool),
+                        lambda: ~jnp.all(jnp.isfinite(v)))
+
+
 def check_finite(x, name: str):
     """``x`` unchanged; NaN or ±inf anywhere in it is an error naming ``name``."""
-    return check_value(x, name, lambda xp, v: ~xp.isfinite(v), "contains NaN or inf")
+    if check_real_dtype(x, name).kind in "biu":
+        return x                    # integers and booleans are finite
+    return check_value(x, name, _not_finite, "contains NaN or inf")
 
 
 def as_float_array(x, name: str, *, ndim: int | Sequence[int] | None = None, dtype=None,
@@ -277,10 +329,51 @@ def check_callable(f, name: str) -> Callable:
     return f
 
 
+_PASSED: collections.OrderedDict = collections.OrderedDict()
+_PASSED_MAX = 512
+
+
+def _signature(tree):
+    """A hashable key for what an abstract (shape) check of ``tree`` can depend on: its tree
+    structure and, per leaf, the shape and dtype of an array or the leaf itself. None when
+    something in it is unhashable."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    key = (treedef, tuple(("array", tuple(v.shape), str(v.dtype))
+                          if hasattr(v, "shape") and hasattr(v, "dtype") else (type(v), v)
+                          for v in leaves))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def check_once(check: Callable, *args) -> None:
+    """Run the shape check ``check(*args)`` (an abstract check: ``jax.eval_shape``, shapes and
+    dtypes, nothing that reads values) unless it already passed for arguments of the same
+    structure, shapes and dtypes (the same callables): a plain call then pays a dictionary
+    look-up, not a trace, every time. The most recent 512 passes are remembered; failures
+    always re-run."""
+    key = _signature((check, args))
+    if key is not None and key in _PASSED:
+        _PASSED.move_to_end(key)
+        return
+    check(*args)
+    if key is not None:
+        _PASSED[key] = None
+        if len(_PASSED) > _PASSED_MAX:
+            _PASSED.popitem(last=False)
+
+
 def check_returns(f, name: str, *example_args, shape: tuple = ()) -> None:
     """Raise unless ``f(*example_args)`` returns a real floating array of ``shape`` (checked
-    abstractly with ``jax.eval_shape``: nothing runs)."""
+    abstractly with ``jax.eval_shape``: nothing runs; once per function, argument shapes and
+    ``shape``, see :func:`check_once`)."""
     check_callable(f, name)
+    check_once(_check_returns, f, name, example_args, tuple(shape))
+
+
+def _check_returns(f, name: str, example_args, shape: tuple) -> None:
     try:
         out = jax.eval_shape(f, *example_args)
     except Exception as e:  # noqa: BLE001  the user's function failed on a valid input
