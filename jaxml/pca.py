@@ -13,7 +13,14 @@ x̂ = x̄ + Vₖ z. Explained variances are λⱼ (ddof = 1, as scikit-learn), t
 ``fit`` forms S and calls ``eigh`` (O(n·d²) + O(d³)) — the chapter's method, and fastest
 when n ≫ d. When d > n, S has rank < n and is large; ``fit`` then takes the thin SVD of
 the centred data, X − 1x̄ᵀ = U Σ Vᵀ (O(n²·d)), whose right singular vectors are the same
-eigenvectors. The choice is static, from the shapes.
+eigenvectors. Large float64 data with few components (n ≥ d, n·d² ≥ 2³⁰, 8k ≤ d) take
+a mixed-precision path instead: S from float32 products (several times faster than
+float64 ones on CPUs), its float32 ``eigh``, then the top k eigenpairs refined against
+the float64 covariance (each round one float64 pass S V, O(n·d·k)) until the float64
+residuals ‖S vᵢ − λᵢ vᵢ‖ are as small as a float64 ``eigh``'s backward error — the same
+answer — or, where that certificate fails (a gap at k too small for float32), the float64
+S and its ``eigh`` after all (``_core.refine_top_eigenpairs``). The choice is static, from
+the shapes and dtype.
 
 Signs follow scikit-learn's ``svd_flip(u_based_decision=False)``: in every component the
 entry of largest magnitude is positive, so results are deterministic.
@@ -29,7 +36,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
+from jaxml._core import fold_rows, mixed_precision_pays, refine_top_eigenpairs, symmetrize
 from jaxml._core import HIGHEST, blocked_gram, check_int_in_range, check_matrix
 
 __all__ = ["PCAResult", "fit", "transform", "inverse_transform", "covariance", "sign_flip"]
@@ -71,9 +80,17 @@ def covariance(X) -> tuple[jax.Array, jax.Array]:
     return _covariance(X)
 
 
+def _mean(X):
+    """Column means (d,) of X (n, d), summed over row blocks by the ``_core`` fold (on
+    XLA:CPU about 4× faster than the column reduction ``jnp.mean(X, axis=0)``)."""
+    def column_sums(rows, mask):
+        return jnp.sum(jnp.where(mask[:, None], rows, 0), axis=0)
+    return fold_rows(column_sums, X, block=4096) / X.shape[0]
+
+
 @jax.jit
 def _covariance(X):
-    mean = jnp.mean(X, axis=0)
+    mean = _mean(X)
     return mean, blocked_gram(X, center=mean) / (X.shape[0] - 1)
 
 
@@ -99,16 +116,104 @@ def _spectrum_svd(X):
     return mean, s * s / (X.shape[0] - 1), vt
 
 
-@partial(jax.jit, static_argnames=("n_components",))
-def _fit(X, n_components: int) -> PCAResult:
+# Float64 fits with 8k ≤ d on data worth float32 products (``mixed_precision_pays``) take
+# the refined path: three float64 passes S V of 2·n·d·k multiply-adds each against one
+# float64 product of n·d² (measured on XLA:CPU at 100 000 × 256: k = 32 wins 2–3×).
+_REFINED_MAX_FRACTION = 8
+
+
+def _method(X, k: int) -> str:
+    """The static choice of spectrum: "svd" (d > n), "refined" or "eigh" (n ≥ d)."""
+    n, d = X.shape
+    if d > n:
+        return "svd"
+    if mixed_precision_pays(X) and _REFINED_MAX_FRACTION * k <= d:
+        return "refined"
+    return "eigh"
+
+
+def _apply_covariance(X, mean, V):
+    """S V (d, k) for V (d, k), in X's dtype: one pass of the row fold, each block centred
+    in cache and multiplied as (Z V)ᵀ Z (2·n·d·k multiply-adds)."""
+    def block_product(rows, mask):
+        Z = jnp.where(mask[:, None], rows - mean, 0)
+        return jnp.matmul(jnp.matmul(Z, V, precision=_HI).T, Z, precision=_HI)
+    return fold_rows(block_product, X, block=1024).T / (X.shape[0] - 1)
+
+
+def _shifted_moments(X):
+    """Mean (d,), tr S () and S from float32 products (d, d), in one pass over X.
+
+    Each block is shifted by s, the mean of the first rows (not by x̄, which would take a
+    pass of its own), and Σ(x − s), Σ‖x − s‖² (X's dtype) and Σ(x − s)(x − s)ᵀ (float32
+    products, summed in X's dtype) are folded; then x̄ = s + Σ(x − s)/n and
+    (n − 1) S = Σ(x − s)(x − s)ᵀ − n(x̄ − s)(x̄ − s)ᵀ. Since s averages b rows,
+    n‖x̄ − s‖² ≤ (n/b) Σ‖x − x̄‖²: the subtraction loses at most log₁₀(n/b) digits, far
+    below float32's rounding of S, and of tr S only ~1e-14 relative.
+    """
+    n = X.shape[0]
+    shift = jnp.mean(X[:min(n, 1024)], axis=0)
+
+    def moments(rows, mask):
+        Z = jnp.where(mask[:, None], rows - shift, 0)
+        Z32 = Z.astype(jnp.float32)
+        return (jnp.sum(Z, axis=0), jnp.sum(Z * Z),
+                jnp.matmul(Z32.T, Z32, precision=_HI).astype(X.dtype))
+
+    sums, squares, G = fold_rows(moments, X, block=4096)
+    delta = sums / n
+    S32 = (symmetrize(G) - n * jnp.outer(delta, delta)) / (n - 1)
+    return shift + delta, (squares - n * jnp.dot(delta, delta)) / (n - 1), S32
+
+
+def _refined_spectrum(X, k: int, max_iter: int = 4):
+    """(mean (d,), λ₁..λ_k (k,), sign-fixed components (k, d), tr S (), certified ()) from
+    the float32 covariance refined in float64 (``_core.refine_top_eigenpairs``)."""
+    mean, total, S32 = _shifted_moments(X)
+    mu, W = jnp.linalg.eigh(S32.astype(jnp.float32))
+    mu, W = mu[::-1].astype(X.dtype), W[:, ::-1].astype(X.dtype)
+    theta, V, _, certified = refine_top_eigenpairs(partial(_apply_covariance, X, mean), W, mu,
+                                                   k, max_iter=max_iter)
+    return mean, jnp.maximum(theta, 0.0), sign_flip(V.T), total, certified
+
+
+def _exact_top(X, k: int):
+    """The same four from the float64 covariance and its ``eigh``."""
+    mean, evals, vt = _spectrum_eigh(X)
+    return mean, evals[:k], sign_flip(vt[:k]), jnp.sum(evals)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _top_spectrum(X, k: int):
+    """The refined spectrum where certified, the float64 ``eigh`` one where not. Its
+    derivative is the float64 path's (the same function: the certificate makes the two
+    values agree to a float64 ``eigh``'s accuracy)."""
+    *top, certified = _refined_spectrum(X, k)
+    return lax.cond(certified, lambda: tuple(top), lambda: _exact_top(X, k))
+
+
+@_top_spectrum.defjvp
+def _top_spectrum_jvp(k, primals, tangents):
+    (X,), (dX,) = primals, tangents
+    _, dtop = jax.jvp(lambda X: _exact_top(X, k), (X,), (dX,))
+    return _top_spectrum(X, k), dtop
+
+
+@partial(jax.jit, static_argnames=("n_components", "method"))
+def _fit(X, n_components: int, method: str | None = None) -> PCAResult:
     n, d = X.shape
     k = n_components
-    mean, evals, vt = (_spectrum_svd if d > n else _spectrum_eigh)(X)
-    components = sign_flip(vt[:k])
-    ev = evals[:k]
-    total = jnp.sum(evals)
-    rest = evals[k:min(n, d)]
-    noise = jnp.mean(rest) if rest.shape[0] > 0 else jnp.zeros((), X.dtype)
+    method = _method(X, k) if method is None else method
+    if method == "refined":
+        mean, ev, components, total = _top_spectrum(X, k)
+        noise = jnp.maximum(total - jnp.sum(ev), 0.0) / max(d - k, 1)
+    else:
+        mean, evals, vt = (_spectrum_svd if method == "svd" else _spectrum_eigh)(X)
+        components = sign_flip(vt[:k])
+        ev = evals[:k]
+        total = jnp.sum(evals)
+        rest = evals[k:min(n, d)]
+        noise = jnp.mean(rest) if rest.shape[0] > 0 else jnp.zeros((), X.dtype)
     return PCAResult(
         mean=mean,
         components=components,
@@ -131,6 +236,11 @@ def fit(X, n_components: int) -> PCAResult:
     Returns:
         :class:`PCAResult` with mean (d,), components (k, d), explained_variance (k,),
         explained_variance_ratio (k,), singular_values (k,), noise_variance ().
+
+    Large float64 data with few components (n ≥ d, n·d² ≥ 2³⁰, 8k ≤ d) are fitted from a
+    float32 covariance refined to the float64 eigenpairs and certified by their float64
+    residuals (the float64 covariance where the certificate fails): the same answer,
+    about 2–3× faster on CPUs.
 
     Differentiable with respect to X (``jax.grad`` through ``eigh``/``svd``): the
     derivative of the sign-fixed components exists while the eigenvalues are distinct

@@ -109,6 +109,13 @@ def fits_equal(put, n, tag, only=None):
         return close(a.explained_variance, b.explained_variance, rtol=1e-10)
     chk(f"pca[{tag}]", pc)
 
+    def pcr():   # the mixed-precision path (forced: chosen only for large float64 data)
+        a = pca._fit(X, 1, method="refined")
+        b = pca._fit(Xs, 1, method="refined")
+        ok, d = close(a.explained_variance, b.explained_variance, rtol=1e-10)
+        return ok and close(a.components, b.components, rtol=1e-8)[0], d
+    chk(f"pca-refined[{tag}]", pcr)
+
     def mle():
         a, b = gaussian.mle(X), gaussian.mle(Xs)
         ok, d = close(a.cov if hasattr(a, "cov") else a[1], b.cov if hasattr(b, "cov") else b[1])

@@ -92,3 +92,23 @@ def test_fold_over_host_chunks_equals_in_memory(tmp_path):
     fold_chunks(lambda r, m: jnp.sum(jnp.where(m[:, None], r, 0.0)), src)
     with pytest.raises(ValueError, match="no rows"):
         fold_chunks(lambda r, m: jnp.sum(jnp.where(m[:, None], r, 0.0)), src)
+
+
+def test_refine_top_eigenpairs_from_a_float32_decomposition():
+    from jaxml._core import refine_top_eigenpairs
+    rng = np.random.default_rng(0)
+    d, k = 40, 5
+    Q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    lam = np.geomspace(100.0, 0.1, d)
+    A = (Q * lam) @ Q.T
+    mu, W = np.linalg.eigh(A.astype(np.float32))            # float32 approximation
+    mu, W = mu[::-1].astype(np.float64), W[:, ::-1].astype(np.float64)
+    theta, V, res, ok = refine_top_eigenpairs(lambda V: jnp.asarray(A) @ V, jnp.asarray(W),
+                                              jnp.asarray(mu), k)
+    assert bool(ok)
+    assert np.all(np.asarray(res) <= d * np.finfo(float).eps * 100.0)
+    np.testing.assert_allclose(theta, lam[:k], rtol=1e-13)
+    np.testing.assert_allclose(np.abs(np.sum(np.asarray(V) * Q[:, :k], 0)), 1.0, atol=1e-12)
+    # one application of A (no correction) cannot certify float32 accuracy
+    assert not bool(refine_top_eigenpairs(lambda V: jnp.asarray(A) @ V, jnp.asarray(W),
+                                          jnp.asarray(mu), k, max_iter=1)[3])

@@ -45,7 +45,8 @@ def mesh_results():
     return results
 
 
-FITS = ["kmeans", "gmm-full", "gmm-tied", "gmm-diag", "gmm-spherical", "pca", "gaussian.mle",
+FITS = ["kmeans", "gmm-full", "gmm-tied", "gmm-diag", "gmm-spherical", "pca", "pca-refined",
+        "gaussian.mle",
         "naive_bayes.fit_multinomial", "linear.ridge", "lda"]
 
 

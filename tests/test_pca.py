@@ -140,3 +140,76 @@ def test_gradient_of_sign_fixed_components_matches_finite_differences(shape, k):
     np.testing.assert_allclose(np.sum(g * V), (f(X + h * V) - f(X - h * V)) / (2 * h),
                                rtol=1e-6)
     np.testing.assert_allclose(jax.jit(jax.grad(f))(X), g, rtol=1e-10, atol=1e-12)
+
+
+# The mixed-precision path (float32 covariance, float64 refinement of the top k, certified
+# by float64 residuals; float64 eigh where the certificate fails). Chosen for large float64
+# data; here forced on small data through the private core.
+
+def test_refined_path_is_chosen_for_large_float64_data_with_few_components():
+    big = jax.ShapeDtypeStruct((100_000, 256), jnp.float64)
+    assert pca._method(big, 32) == "refined"
+    assert pca._method(big, 64) == "eigh"                   # 8k > d: the passes cost too much
+    assert pca._method(jax.ShapeDtypeStruct((100_000, 256), jnp.float32), 32) == "eigh"
+    assert pca._method(jax.ShapeDtypeStruct((1000, 64), jnp.float64), 4) == "eigh"   # small
+    assert pca._method(jax.ShapeDtypeStruct((100, 300), jnp.float64), 4) == "svd"
+
+
+@pytest.mark.parametrize("data,k", [("digits", 8), ("iris", 1)])
+def test_refined_path_matches_sklearn_and_is_certified(data, k, request):
+    X = request.getfixturevalue(data)
+    *_, certified = jax.jit(pca._refined_spectrum, static_argnums=1)(X, k)
+    assert bool(certified)
+    _assert_same(pca._fit(X, k, method="refined"), PCA(k, svd_solver="covariance_eigh").fit(X),
+                 X)
+
+
+def _with_spectrum(evals, n=400, seed=0):
+    """Data whose sample covariance (ddof = 1) has exactly the eigenvalues ``evals``."""
+    rng = np.random.default_rng(seed)
+    d = len(evals)
+    U, _ = np.linalg.qr(rng.normal(size=(n, d)) - rng.normal(size=(n, d)).mean(0))
+    U, _ = np.linalg.qr(U - U.mean(0))                      # orthonormal, centred columns
+    B, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    return U * np.sqrt((n - 1) * np.asarray(evals)) @ B.T + 3.0
+
+
+def test_refined_path_falls_back_to_float64_when_the_certificate_fails():
+    # λ₃ − λ₄ = 1e-9·λ₃: below float32's resolution of S, so no refinement certifies; and
+    # one round only (max_iter=1) never certifies. Both give the float64 eigh answer.
+    evals = np.r_[10.0, 5.0, 2.0, 2.0 * (1 - 1e-9), np.geomspace(1.0, 0.01, 12)]
+    X = _with_spectrum(evals)
+    refined = jax.jit(pca._refined_spectrum, static_argnums=(1, 2))
+    assert not bool(refined(X, 3)[-1])
+    assert not bool(refined(X, 3, 1)[-1])
+    r, exact = pca._fit(X, 3, method="refined"), pca._fit(X, 3, method="eigh")
+    for a, b in zip(r, exact):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+    sk = PCA(3, svd_solver="covariance_eigh").fit(X)
+    np.testing.assert_allclose(r.explained_variance, sk.explained_variance_, rtol=1e-10)
+    np.testing.assert_allclose(r.explained_variance, evals[:3], rtol=1e-10)
+    np.testing.assert_allclose(r.components[:2], sk.components_[:2], atol=1e-10)
+
+
+def test_refined_path_gradient_and_vmap(iris):
+    rng = np.random.default_rng(1)
+    W = rng.normal(size=(1, 4))
+
+    def f(X, method):
+        r = pca._fit(X, 1, method=method)
+        return jnp.sum(r.components * W) + r.explained_variance[0] + r.noise_variance
+
+    g = jax.grad(f)(iris, "refined")
+    np.testing.assert_allclose(g, jax.grad(f)(iris, "eigh"), rtol=1e-8, atol=1e-10)
+    V = rng.normal(size=iris.shape)
+    h = 1e-6
+    np.testing.assert_allclose(np.sum(g * V), (f(iris + h * V, "refined")
+                                               - f(iris - h * V, "refined")) / (2 * h),
+                               rtol=1e-6)
+    Xs = np.stack([iris[rng.choice(150, 150)] for _ in range(3)])
+    batched = jax.vmap(lambda X: pca._fit(X, 1, method="refined"))(Xs)
+    for i in range(3):
+        sk = PCA(1, svd_solver="covariance_eigh").fit(Xs[i])
+        np.testing.assert_allclose(batched.components[i], sk.components_, atol=1e-10)
+        np.testing.assert_allclose(batched.explained_variance[i], sk.explained_variance_,
+                                   rtol=1e-10)
