@@ -8,6 +8,7 @@ from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wi
 from sklearn.naive_bayes import GaussianNB, MultinomialNB
 
 from jaxml import naive_bayes as nb
+from jaxml.testing import check_gradient, check_jvp
 
 LOADERS = {"iris": load_iris, "wine": load_wine, "breast_cancer": load_breast_cancer,
            "digits": load_digits}
@@ -188,7 +189,6 @@ def test_gradient_of_closed_form_fit_matches_finite_differences(data):
     f = lambda X, v: jnp.sum(nb.fit_gaussian(X, y, 3, var_smoothing=v).var ** 2)
     gX, gv = jax.grad(f, argnums=(0, 1))(X, 1e-2)
     V = np.random.default_rng(0).normal(size=X.shape)
-    h = 1e-5
-    fd = (f(X + h * V, 1e-2) - f(X - h * V, 1e-2)) / (2 * h)
-    np.testing.assert_allclose(np.sum(gX * V), fd, rtol=1e-6)
-    np.testing.assert_allclose(gv, (f(X, 1e-2 + h) - f(X, 1e-2 - h)) / (2 * h), rtol=1e-6)
+    fd = dict(step=1e-5, fd_rtol=1e-6, autodiff=False, richardson=False, batched=False)
+    check_jvp(lambda X: f(X, 1e-2), lambda X, v: jnp.vdot(gX, v), X, V, **fd)
+    check_gradient(lambda v: f(X, v), lambda v: gv, jnp.asarray(1e-2), **fd)
