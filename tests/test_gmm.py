@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from jaxml import gmm
-from jaxml.testing import check_monotone
+from jaxml.testing import check_gradient, check_jvp, check_mean, check_monotone
 
 FAITHFUL = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples/data/faithful.csv"
 TYPES = ["full", "tied", "diag", "spherical"]
@@ -215,14 +215,13 @@ def test_sample_frequencies_and_means():
     X, z = gmm.sample(jax.random.key(1), p, n)
     X, z = np.asarray(X), np.asarray(z)
     assert X.shape == (n, 2) and z.dtype == np.int32
-    se = np.sqrt(0.3 * 0.7 / n)
-    assert abs(np.mean(z == 0) - 0.3) < 4 * se
+    check_mean((z == 0).astype(float), 0.3, alpha=1e-4)        # |z| ≤ 3.89
     for j in range(2):
-        Xj = X[z == j]
-        cov = np.asarray(p.covariances[j])
-        assert np.all(np.abs(Xj.mean(0) - p.means[j]) < 4 * np.sqrt(np.diag(cov) / len(Xj)))
-        se_cov = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / len(Xj))
-        assert np.all(np.abs(np.cov(Xj.T, bias=True) - cov) < 4 * se_cov)
+        # E x = μⱼ and E (x − μⱼ)(x − μⱼ)ᵀ = Σⱼ given the component (Bonferroni over 6
+        # coordinates at alpha = 1e-3: |z| ≤ 3.77)
+        r = X[z == j] - np.asarray(p.means[j])
+        check_mean({"mean": X[z == j], "outer": r[:, :, None] * r[:, None, :]},
+                   {"mean": np.asarray(p.means[j]), "outer": np.asarray(p.covariances[j])})
     for covariance_type, cov in (("diag", np.array([[1.0, 4.0], [0.25, 1.0]])),
                                  ("spherical", np.array([1.0, 4.0])), ("tied", np.eye(2) * 2)):
         Xs, zs = gmm.sample(jax.random.key(2), p._replace(covariances=cov,
@@ -356,10 +355,10 @@ def test_implicit_gradient_matches_finite_differences(faithful, covariance_type)
 
     gX, gr = jax.grad(f, argnums=(0, 1))(X, 1e-3)
     V = np.random.default_rng(1).normal(size=X.shape)
-    h = 1e-5
-    np.testing.assert_allclose(np.sum(gX * V),
-                               (f(X + h * V, 1e-3) - f(X - h * V, 1e-3)) / (2 * h), rtol=1e-7)
-    np.testing.assert_allclose(gr, (f(X, 1e-3 + h) - f(X, 1e-3 - h)) / (2 * h), rtol=1e-7)
+    # central differences of the converged fit, step 1e-5, |g − D| ≤ 1e-7·|D| (+ rounding)
+    fd = dict(step=1e-5, fd_rtol=1e-7, autodiff=False, richardson=False, batched=False)
+    check_jvp(lambda X: f(X, 1e-3), lambda X, v: jnp.vdot(gX, v), X, V, **fd)
+    check_gradient(lambda r: f(X, r), lambda r: gr, jnp.asarray(1e-3), **fd)
     if covariance_type == "diag":
         gu = jax.grad(lambda X: f(X, 1e-3, Unrolled(), 20))(X)
         np.testing.assert_allclose(gu, gX, atol=1e-12)
