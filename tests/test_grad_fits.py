@@ -10,14 +10,11 @@ import pytest
 
 from jaxml import convex, linear, optim, svm
 from jaxml._core import Unrolled
+from jaxml.testing import check_gradient, check_jacobian
 
-
-def central_fd(f, x, h=1e-5):
-    """Central differences of a scalar f at x (n,), all 2n evaluations in one vmap."""
-    x = jnp.asarray(x, jnp.float64)
-    E = h * jnp.eye(x.shape[0], dtype=x.dtype)
-    vals = jax.vmap(f)(jnp.concatenate([x + E, x - E]))
-    return (vals[: x.shape[0]] - vals[x.shape[0]:]) / (2 * h)
+# central differences of the converged fit with step 1e-5, held to |g − D| ≤ 1e-8 + 1e-5·|D|
+# (no Richardson widening: the fits' own noise must stay inside that tolerance)
+FD = dict(step=1e-5, fd_rtol=1e-5, atol=1e-8, autodiff=False, richardson=False)
 
 
 def assert_close(a, b, rtol=1e-5, atol=1e-8):
@@ -41,7 +38,7 @@ def _l1_fit(p, adjoint=None, max_iter=5000):
 def test_optim_implicit_equals_fd_unrolled_jit_vmap_and_nan_when_not_converged():
     p = jnp.array([3.0, 0.2])
     g = jax.grad(_l1_fit)(p)
-    assert_close(g, central_fd(_l1_fit, p))
+    check_gradient(_l1_fit, lambda _: g, p, **FD)
     assert_close(g, jax.grad(lambda p: _l1_fit(p, Unrolled(), 400))(p), rtol=1e-7)
     assert_close(jax.jit(jax.grad(_l1_fit))(p), g, rtol=1e-10)
     P = jnp.stack([p, p + 0.1])
@@ -51,10 +48,7 @@ def test_optim_implicit_equals_fd_unrolled_jit_vmap_and_nan_when_not_converged()
         return optim.gradient_descent(lambda x: jnp.sum((x - c) ** 2) + jnp.sum(x ** 4),
                                       jnp.zeros(3), tol=1e-12).x
     c = jnp.array([1.0, 2.0, 3.0])
-    J = jax.jacobian(gd)(c)
-    h = 1e-6
-    Jfd = (jax.vmap(gd)(c + h * jnp.eye(3)) - jax.vmap(gd)(c - h * jnp.eye(3))).T / (2 * h)
-    assert_close(J, Jfd)
+    check_jacobian(gd, jax.jacobian(gd), c, **{**FD, "step": 1e-6})
     # not converged (3 steps): the derivative is NaN, never a silent wrong number
     g3 = jax.grad(lambda p: _l1_fit(p, max_iter=3))(p)
     assert np.all(np.isnan(np.asarray(g3)))
@@ -67,7 +61,7 @@ def test_lasso_and_path_gradients():
 
     p = jnp.array([0.3, 0.1])
     g = jax.grad(f)(p)
-    assert_close(g, central_fd(f, p))
+    check_gradient(f, lambda _: g, p, **FD)
     gu = jax.grad(lambda p: jnp.sum(linear.lasso(A, B + p[1], p[0], tol=1e-14,
                                                  max_iter=3000, adjoint=Unrolled()).w ** 2))(p)
     assert_close(g, gu, rtol=1e-7)
@@ -80,7 +74,7 @@ def test_lasso_and_path_gradients():
     gX = jax.grad(lambda X: jnp.sum(linear.lasso(X, B, 0.3, tol=1e-14, max_iter=20000).w))(A)
     fX = lambda v: jnp.sum(linear.lasso(A.at[0, :2].set(v), B, 0.3, tol=1e-14,  # noqa: E731
                                         max_iter=20000).w)
-    assert_close(gX[0, :2], central_fd(fX, A[0, :2]))
+    check_gradient(fX, lambda _: gX[0, :2], A[0, :2], **FD)
 
 
 @pytest.mark.parametrize("fit", [linear.ridge_constrained, linear.lasso_constrained])
@@ -91,7 +85,7 @@ def test_constrained_gradients(fit):
     p = jnp.array([1.0, 1.2])       # radius active: the constraint binds
     assert bool(fit(A, B * 1.2, 1.0).multiplier > 0)
     g = jax.grad(f)(p)
-    assert_close(g, central_fd(f, p))
+    check_gradient(f, lambda _: g, p, **FD)
     gu = jax.grad(lambda p: jnp.sum(fit(A, B * p[1], p[0], tol=1e-13, max_iter=3000,
                                         adjoint=Unrolled()).w ** 3))(p)
     assert_close(g, gu, rtol=1e-6)
@@ -99,7 +93,7 @@ def test_constrained_gradients(fit):
 
 def test_least_squares_closed_form_gradient():
     f = lambda v: jnp.sum(linear.least_squares(A, B.at[:2].set(v)) ** 2)  # noqa: E731
-    assert_close(jax.grad(f)(B[:2]), central_fd(f, B[:2]))
+    check_gradient(f, jax.grad(f), B[:2], **FD)
 
 
 # ----------------------------------------------------------------------------- svm
@@ -117,11 +111,11 @@ def _svm_loss(p, fit=svm.fit, X=XS, **kw):
 def test_svm_gradient_in_C_and_gamma_smo_pgd_fd_vmap_jit():
     p = jnp.array([0.0, -1.0])
     g = jax.grad(_svm_loss)(p)
-    assert_close(g, central_fd(_svm_loss, p))
+    check_gradient(_svm_loss, lambda _: g, p, **FD)
     assert_close(jax.grad(lambda p: _svm_loss(p, svm.fit_pgd))(p), g, rtol=1e-6)
     G = jax.jit(jax.vmap(jax.grad(_svm_loss)))(jnp.stack([p, p + 0.1]))
     assert_close(G[0], g, rtol=1e-8)
-    assert_close(G[1], central_fd(_svm_loss, p + 0.1))
+    check_gradient(_svm_loss, lambda _: G[1], p + 0.1, **FD)
     # not converged: NaN
     g3 = jax.grad(lambda p: jnp.sum(svm.fit(XS, YS, C=jnp.exp(p[0]), max_iter=3).alpha))(p)
     assert np.isnan(np.asarray(g3[0]))
@@ -139,7 +133,7 @@ def test_svm_gradient_in_X_and_implicit_equals_unrolled():
 
     v = XS[idx, 0]
     g = jax.grad(f)(v)
-    assert_close(g, central_fd(f, v))
+    check_gradient(f, lambda _: g, v, **FD)
     def fu(v):
         m = svm.fit(XS.at[idx, 0].set(v), YS, C=1.0, kernel=svm.Linear(), tol=1e-12,
                     max_iter=400, adjoint=Unrolled())
@@ -156,4 +150,4 @@ def test_one_vs_rest_gradient_in_C():
         return jnp.sum(jnp.tanh(svm.decision_function_one_vs_rest(m, XT)))
 
     p = jnp.array([0.5])
-    assert_close(jax.grad(f)(p), central_fd(f, p))
+    check_gradient(f, jax.grad(f), p, **FD)
