@@ -17,8 +17,24 @@ know which:
   hosts) build the global array with ``jax.make_array_from_process_local_data``.
 * **Streamed from the host in chunks** (:func:`chunks`): data larger than device memory; a
   memory-mapped ``.npy`` or any re-iterable of arrays, each chunk zero-padded to one size
-  so one compilation serves all. The fits that take a chunk source are named
-  ``fit_streamed`` (e.g. :func:`jaxml.kmeans.fit_streamed`).
+  so one compilation serves all.
+
+The streamed fits are separate host functions (Python loops over host data, outside
+``jit``), named after the in-memory fit with ``_streamed`` appended and taking a chunk
+source where the in-memory fit takes its data; everything else (sizes, keyword numbers,
+the result type) is the in-memory fit's, and the answer equals it to rounding:
+
+* ``kmeans.fit(key, X, k)`` → :func:`jaxml.kmeans.fit_streamed` ``(key, chunks, k)``
+* ``pca.fit(X, k)`` → :func:`jaxml.pca.fit_streamed` ``(chunks, k)``
+* ``gaussian.mle(X)`` → :func:`jaxml.gaussian.mle_streamed` ``(chunks)``
+* ``linear.ridge(X, y, alpha)`` → :func:`jaxml.linear.ridge_streamed` ``(chunks, alpha)``
+* ``linear.least_squares(X, y)`` → :func:`jaxml.linear.least_squares_streamed`
+  ``(chunks)`` (a tall-skinny QR, as on a sharded X)
+* ``naive_bayes.fit_gaussian(X, y, C)`` → :func:`jaxml.naive_bayes.fit_gaussian_streamed`
+  ``(chunks, C)``, and ``fit_multinomial`` → ``fit_multinomial_streamed``
+
+Supervised fits read (X, y) pairs: ``chunks(X, chunk_size, y=y)`` (two arrays or memory
+maps read in step), or chunks that are ``(X_chunk, y_chunk)`` tuples.
 
 Example:
     >>> import numpy as np, jax
@@ -34,7 +50,7 @@ from jaxml._core.fold import Chunks, auto_axes, shard_rows
 __all__ = ["Chunks", "chunks", "shard_rows", "auto_axes"]
 
 
-def chunks(source, chunk_size: int | None = None) -> Chunks:
+def chunks(source, chunk_size: int | None = None, *, y=None) -> Chunks:
     """Rows streamed from the host in chunks of at most ``chunk_size`` rows.
 
     Args:
@@ -44,9 +60,13 @@ def chunks(source, chunk_size: int | None = None) -> Chunks:
             once per iteration, so a bare generator is read only once).
         chunk_size: rows per padded chunk (default: the first chunk's length, or 65 536
             rows of an array).
+        y: optional targets for the supervised fits, in any form ``source`` may take
+            ((n,) array or memory map, list of (mᵢ,) arrays, callable), read in step with
+            ``source``: each chunk becomes the pair ``(X_chunk, y_chunk)``; chunks whose
+            row counts differ raise ``ValueError`` naming the chunk.
 
     Returns:
         A :class:`Chunks` source. Chunk widths and dtypes are checked as the chunks are read:
         a chunk that differs from the first raises ``ValueError`` naming its index.
     """
-    return Chunks(source, chunk_size)
+    return Chunks(source, chunk_size, y=y)

@@ -31,9 +31,11 @@ import numpy as np
 from jax.scipy.special import log_ndtr, ndtr
 
 from jaxml._core import (LOG_2PI, as_float_array, blocked_gram, check_int_in_range,
-                         check_matrix, check_positive, check_value, float_dtype, logdet_from_cholesky, safe_cholesky, whiten)
+                         check_matrix, check_positive, check_value, float_dtype, host_function,
+                         logdet_from_cholesky, safe_cholesky, whiten)
+from jaxml._core.fold import Chunks, chunk_moments, first_chunk
 
-__all__ = ["GaussianMLE", "mle", "log_pdf", "sample", "entropy", "kl_divergence",
+__all__ = ["GaussianMLE", "mle", "mle_streamed", "log_pdf", "sample", "entropy", "kl_divergence",
            "kl_diag_standard_normal", "interval_probability", "log_interval_probability"]
 
 
@@ -121,6 +123,30 @@ def mle(X) -> GaussianMLE:
 def _mle(X):
     mean = jnp.mean(X, axis=0)
     return GaussianMLE(mean, blocked_gram(X, center=mean) / X.shape[0])
+
+
+@host_function
+def mle_streamed(X) -> GaussianMLE:
+    """:func:`mle` over rows streamed from the host in chunks.
+
+    Two passes of the ``_core`` chunk fold (device memory: one chunk and the (d, d)
+    scatter): μ̂ = Σ xᵢ / n, then Σ̂ = Σ (xᵢ − μ̂)(xᵢ − μ̂)ᵀ / n from the centred rows
+    (no cancellation). Equals :func:`mle` on the concatenated rows to rounding. A host
+    function (a Python loop over host data): no ``jit``/``vmap``/``grad``.
+
+    Args:
+        X: the rows, as :func:`jaxml.data.chunks` of (m, d) arrays (or anything it accepts:
+            a list of arrays, a memory-mapped ``.npy``, a callable returning an iterable).
+
+    Returns:
+        :class:`GaussianMLE` ``(mean, cov)`` with shapes (d,) and (d, d).
+    """
+    source = X if isinstance(X, Chunks) else Chunks(X)
+    check_matrix(first_chunk(source), "X (first chunk)")
+    n, mean, S = chunk_moments(source)
+    if not bool(jnp.all(jnp.isfinite(S))):
+        raise ValueError("X must be finite (some chunk holds NaN or inf)")
+    return GaussianMLE(mean, S / n)
 
 
 # ----------------------------------------------------------------------------- density

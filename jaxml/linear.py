@@ -47,16 +47,20 @@ from jaxml._core import (
     check_vector,
     fixed_point,
     float_dtype,
+    host_function,
     max_eigenvalue,
+    row_mesh,
     safe_norm,
 )
 from jaxml._core.batched import batched_solver
+from jaxml._core.fold import Chunks, first_chunk, fold_chunks, qr_chunks, qr_rows
 from jaxml._core.linalg import blocked_gram, cholesky_solve, symmetrize
 from jaxml._core.prox import (ProxState, extrapolate, implicit_solution, is_uphill, momentum,
                               restart_momentum)
 
 __all__ = [
     "squared_loss", "squared_loss_grad", "least_squares", "least_squares_gd", "ridge",
+    "least_squares_streamed", "ridge_streamed",
     "ridge_constrained", "lasso", "lasso_path", "lasso_constrained", "loss_surface",
     "LassoResult", "LassoPathResult", "ConstrainedResult",
 ]
@@ -139,6 +143,14 @@ def least_squares(X, y) -> jax.Array:
 
     Cost O(n d²) time, O(n d) memory.
 
+    On rows sharded over a device mesh (see :mod:`jaxml.data`) the same solution comes
+    from a tall-skinny QR: each shard reduces [X | y] to its R factor, the stacked R
+    factors are reduced by one more QR, and the small problem min ‖R w − z‖ (same
+    minimizers) is solved as above; one refinement pass does the same for [X | y − Xw].
+    No XᵀX is formed, so sharding does not square the condition number. Its derivative
+    uses the semi-normal form (XᵀX)⁺ = (RᵀR)⁺. :func:`least_squares_streamed` runs it
+    over host chunks.
+
     Args:
         X: (n, d) design. y: (n,) targets.
 
@@ -180,11 +192,10 @@ def _ls_branch(ops: _LSOperators, X, y, tangents, *, refine: bool):
     return w, dw
 
 
-def _ls_svd_operators(X) -> _LSOperators:
-    """Minimum-norm operators from the SVD of the unscaled X (cut-off max(n, d) ε σ₁)."""
-    n, d = X.shape
+def _ls_svd_operators(X, m: int) -> _LSOperators:
+    """Minimum-norm operators from the SVD of the unscaled X (cut-off m ε σ₁, m = max(n, d))."""
     U, s, Vt = jnp.linalg.svd(X, full_matrices=False)
-    keep = s > max(n, d) * jnp.finfo(X.dtype).eps * s[0]
+    keep = s > m * jnp.finfo(X.dtype).eps * s[0]
     s_inv = jnp.where(keep, 1.0 / jnp.where(keep, s, 1.0), 0.0)
     dot = partial(jnp.dot, precision=HIGHEST)
     return _LSOperators(
@@ -194,20 +205,22 @@ def _ls_svd_operators(X) -> _LSOperators:
         null=lambda u: u - dot(Vt.T, jnp.where(keep, dot(Vt, u), 0.0)))
 
 
-def _least_squares_impl(X, y, tangents=None):
-    """(w, dw): pivoted QR at full rank, else the SVD's minimum-norm solution."""
+def _with_ls_operators(X, use: Callable, operands: tuple, *, n_rows: int | None = None):
+    """``use(ops, refine, *operands)`` with X's operators: pivoted QR at full rank, else the
+    SVD's minimum-norm ones (a ``lax.cond``). ``n_rows`` (default n): the row count of the
+    problem X stands for (its R factor stands for a taller X) in the rank rule's max(n, d)."""
     n, d = X.shape
+    m = max(n if n_rows is None else n_rows, d)
 
-    def via_svd(X, y, tangents):
-        return _ls_branch(_ls_svd_operators(X), X, y, tangents, refine=False)
+    def via_svd(*o):
+        return use(_ls_svd_operators(X, m), False, *o)
 
     if n < d:
-        return via_svd(X, y, tangents)
+        return via_svd(*operands)
     dt = X.dtype
     Q, R, perm = jax.scipy.linalg.qr(X, mode="economic", pivoting=True)
     pivot_norms = safe_norm(X, axis=0)[perm]
-    full_rank = jnp.all(jnp.abs(jnp.diagonal(R))
-                        > 10 * max(n, d) * jnp.finfo(dt).eps * pivot_norms)
+    full_rank = jnp.all(jnp.abs(jnp.diagonal(R)) > 10 * m * jnp.finfo(dt).eps * pivot_norms)
     R = jnp.where(full_rank, R, jnp.eye(d, dtype=dt))   # finite in the branch not taken (vmap)
     inv_perm = jnp.argsort(perm)
     dot = partial(jnp.dot, precision=HIGHEST)
@@ -219,10 +232,18 @@ def _least_squares_impl(X, y, tangents=None):
         gram_pinv=lambda u: tri(tri_t(u[perm]))[inv_perm],
         null=jnp.zeros_like)
 
-    def via_qr(X, y, tangents):
-        return _ls_branch(qr_ops, X, y, tangents, refine=True)
+    def via_qr(*o):
+        return use(qr_ops, True, *o)
 
-    return lax.cond(full_rank, via_qr, via_svd, X, y, tangents)
+    return lax.cond(full_rank, via_qr, via_svd, *operands)
+
+
+def _least_squares_impl(X, y, tangents=None, *, n_rows: int | None = None):
+    """(w, dw): pivoted QR at full rank, else the SVD's minimum-norm solution."""
+    def use(ops, refine, X, y, tangents):
+        return _ls_branch(ops, X, y, tangents, refine=refine)
+
+    return _with_ls_operators(X, use, (X, y, tangents), n_rows=n_rows)
 
 
 @jax.custom_jvp
@@ -235,9 +256,111 @@ def _least_squares_jvp(primals, tangents):
     return _least_squares_impl(*primals, tangents)
 
 
+# Tall-skinny QR (TSQR): X's rows reduced to the R factor of [X | b] by the _core QR fold
+# (per row block, device shard or host chunk, then the stacked R factors), so the small
+# (d, d) problem min ‖R w − z‖ has the objective of min ‖X w − b‖ up to a constant.
+def _augment(rows, w):
+    """Rows of [X | y − X w] (b, d + 1), in w's dtype."""
+    X, y = rows
+    X, y = X.astype(w.dtype), y.astype(w.dtype)
+    return jnp.concatenate([X, (y - jnp.dot(X, w, precision=HIGHEST))[:, None]], axis=1)
+
+
+def _small_solve(R_aug, n: int):
+    """argmin_w ‖X w − b‖ (minimum norm) from R_aug (d+1, d+1), the R factor of [X | b]."""
+    d = R_aug.shape[0] - 1
+    return _least_squares_impl(R_aug[:d, :d], R_aug[:d, d], n_rows=n)[0]
+
+
+def _tsqr_solve(X, y):
+    """(w, R_aug): w = X⁺y from the TSQR of [X | y], refined once by the TSQR of
+    [X | y − X w] (two passes over the rows)."""
+    n = X.shape[0]
+    zero = jnp.zeros(X.shape[1], X.dtype)
+    R_aug = qr_rows(lambda r: _augment(r, zero), (X, y), block=None)
+    w = _small_solve(R_aug, n)
+    w = w + _small_solve(qr_rows(lambda r: _augment(r, w), (X, y), block=None), n)
+    return w, R_aug
+
+
+@jax.custom_jvp
+def _least_squares_tsqr(X, y):
+    return _tsqr_solve(X, y)[0]
+
+
+@_least_squares_tsqr.defjvp
+def _least_squares_tsqr_jvp(primals, tangents):
+    # X⁺ = (XᵀX)⁺Xᵀ and XᵀX = RᵀR: the pseudo-inverse derivative (see least_squares) as
+    # dw = (RᵀR)⁺(Xᵀ(dy − dX w) + dXᵀ r) + (I − R⁺R) dXᵀ X (RᵀR)⁺ w, r = y − X w
+    # (the semi-normal form: only products with X and dX, which follow its sharding).
+    X, y = primals
+    dX, dy = tangents
+    w, R_aug = _tsqr_solve(X, y)
+    d = X.shape[1]
+    dot = partial(jnp.dot, precision=HIGHEST)
+    r = y - dot(X, w)
+    u = dot(dy - dot(dX, w), X) + dot(r, dX)
+
+    def use(ops, refine, u, w, X, dX):
+        return ops.gram_pinv(u) + ops.null(dot(dot(X, ops.gram_pinv(w)), dX))
+
+    dw = _with_ls_operators(R_aug[:d, :d], use, (u, w, X, dX), n_rows=X.shape[0])
+    return w, dw
+
+
 @jax.jit
 def _least_squares(X, y):
+    if row_mesh(X) is not None:          # rows sharded over a mesh: TSQR over the shards
+        return _least_squares_tsqr(X, y)
     return _least_squares_value(X, y)
+
+
+@host_function
+def least_squares_streamed(data) -> jax.Array:
+    r"""Least squares w = X⁺ y over (X, y) rows streamed from the host in chunks (TSQR).
+
+    The tall-skinny QR of :func:`least_squares` over host chunks: each chunk of [X | y]
+    is reduced on the device to its R factor and stacked under the running one for
+    another QR, so device memory holds one chunk and X is never squared (no XᵀX: the
+    error follows κ(X), not κ(X)²). The small problem min ‖R w − z‖ (R (d, d), z (d,)
+    from the R factor of [X | y]) has the same minimizers as min ‖y − Xw‖ and is solved
+    as :func:`least_squares` solves X (column-pivoted QR, the minimum-norm SVD solution
+    when rank-deficient); one refinement pass reduces [X | y − Xw] the same way. Two
+    passes over the data. Equals :func:`least_squares` on the concatenated rows to
+    rounding. A host function (a Python loop over host data): no ``jit``/``vmap``/``grad``.
+
+    Args:
+        data: chunks of (X, y) row pairs, as :func:`jaxml.data.chunks` (``chunks(X, y=y)``
+            for two arrays or memory-mapped ``.npy`` files, or a list / callable of
+            ``(X_chunk (m, d), y_chunk (m,))`` tuples).
+
+    Returns:
+        (d,) the weights, in the floating dtype of X and y.
+
+    References:
+        Demmel, Grigori, Hoemmen & Langou, "Communication-optimal parallel and sequential
+        QR and LU factorizations", SIAM J. Sci. Comput. 34 (2012).
+    """
+    source = data if isinstance(data, Chunks) else Chunks(data)
+    X0, y0 = _first_pair(source)
+    zero = jnp.zeros(X0.shape[1], float_dtype(X0, y0))
+    R_aug, n = qr_chunks(_augment, source, args=(zero,))
+    if not bool(jnp.all(jnp.isfinite(R_aug))):
+        raise ValueError("X and y must be finite (some chunk holds NaN or inf)")
+    w = _small_solve_jit(R_aug, n=n)
+    R_ref, _ = qr_chunks(_augment, source, args=(w,))
+    return w + _small_solve_jit(R_ref, n=n)
+
+
+_small_solve_jit = jax.jit(_small_solve, static_argnames=("n",))
+
+
+def _first_pair(source):
+    """The checked first (X, y) chunk of a supervised chunk source."""
+    first = first_chunk(source, pairs=True)
+    X0 = check_matrix(first[0], "X (first chunk)")
+    y0 = check_vector(first[1], "y (first chunk)")
+    return X0, y0
 
 
 def least_squares_gd(X, y, *, learning_rate=None, tol=1e-6, max_iter: int = 1000,
@@ -296,11 +419,15 @@ def _shift(A, alpha):
                                           jnp.finfo(A.dtype).tiny))
 
 
+def _ridge_from_gram(G, b, alpha):
+    """(G + a I)⁻¹ b by Cholesky, G = XᵀX (d, d), b = Xᵀy (d,), a = alpha floored."""
+    return cholesky_solve(jnp.linalg.cholesky(_psd_shift(G, alpha)), b)
+
+
 def _ridge_direct(X, y, alpha):
     n, d = X.shape
     if n >= d:
-        L = jnp.linalg.cholesky(_psd_shift(_gram(X), alpha))
-        return cholesky_solve(L, y @ X)
+        return _ridge_from_gram(_gram(X), y @ X, alpha)
     L = jnp.linalg.cholesky(_psd_shift(_gram(X.T), alpha))
     return cholesky_solve(L, y) @ X
 
@@ -392,7 +519,8 @@ def ridge(X, y, alpha) -> jax.Array:
     penalties and ``jax.vmap(ridge, (0, 0, None))`` fits many datasets, without
     recompiling; ``jax.grad`` goes through it. For ``alpha = 0`` use
     :func:`least_squares` (here the shift is floored at
-    ε tr(Xᵀ X) so singular data gives a finite answer).
+    ε tr(Xᵀ X) so singular data gives a finite answer). On a row-sharded X the Gram
+    matrix is summed over the shards; over host chunks use :func:`ridge_streamed`.
 
     Args:
         X: (n, d) design. y: (n,) targets. alpha: () penalty ``>= 0``.
@@ -408,6 +536,48 @@ def ridge(X, y, alpha) -> jax.Array:
 @partial(jax.jit, static_argnames=("refine",))
 def _ridge(X, y, alpha, *, refine: bool):
     return _ridge_refined(X, y, alpha) if refine else _ridge_direct(X, y, alpha)
+
+
+def _gram_chunk(rows, mask, zero):
+    """(XᵀX (d, d), Xᵀy (d,)) of a chunk's unmasked rows, in ``zero``'s dtype."""
+    X, y = rows
+    X = jnp.where(mask[:, None], X.astype(zero.dtype), 0)
+    y = jnp.where(mask, y.astype(zero.dtype), 0)
+    return (jnp.matmul(X.T, X, precision=HIGHEST), jnp.matmul(y, X, precision=HIGHEST))
+
+
+@jax.jit
+def _ridge_gram_solve(G, b, alpha):
+    return _ridge_from_gram(symmetrize(G), b, alpha)
+
+
+@host_function
+def ridge_streamed(data, alpha) -> jax.Array:
+    r"""Ridge regression over (X, y) rows streamed from the host in chunks.
+
+    One pass sums G = Σ_chunks XᵀX (d, d) and b = Σ_chunks Xᵀy (d,) with the ``_core``
+    chunk fold (device memory: one chunk), then w = (G + α I)⁻¹ b by Cholesky, as
+    :func:`ridge` does for n ≥ d (with the same floor on α). Equals :func:`ridge` on the
+    concatenated rows to rounding (when d > n, :func:`ridge` takes the dual form
+    Xᵀ(XXᵀ + αI)⁻¹y, which streaming cannot hold; the two agree to the conditioning of
+    XᵀX + αI). A host function: no ``jit``/``vmap``/``grad``.
+
+    Args:
+        data: chunks of (X, y) row pairs, as :func:`jaxml.data.chunks`
+            (``chunks(X, y=y)``, or a list / callable of ``(X_chunk (m, d), y_chunk (m,))``).
+        alpha: () penalty ``>= 0``.
+
+    Returns:
+        (d,) the weights, in the floating dtype of X and y.
+    """
+    source = data if isinstance(data, Chunks) else Chunks(data)
+    X0, y0 = _first_pair(source)
+    dt = float_dtype(X0, y0)
+    alpha = _nonneg_scalar(alpha, "alpha", dt)
+    G, b = fold_chunks(_gram_chunk, source, args=(jnp.zeros((), dt),))
+    if not (bool(jnp.all(jnp.isfinite(G))) and bool(jnp.all(jnp.isfinite(b)))):
+        raise ValueError("X and y must be finite (some chunk holds NaN or inf)")
+    return _ridge_gram_solve(G, b, alpha)
 
 
 # ----------------------------------------------------------------------------- constrained

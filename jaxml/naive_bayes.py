@@ -32,11 +32,13 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
 from jaxml._core import (HIGHEST, LOG_2PI, check_class_labels, check_int_in_range,
-                         check_matrix, check_nonnegative, check_same_length, fold_rows,
-                         map_rows)
+                         check_matrix, check_nonnegative, check_same_length, fold_chunks,
+                         fold_rows, host_function, map_rows)
+from jaxml._core.fold import Chunks, first_chunk
 
 __all__ = [
     "GaussianNaiveBayes", "MultinomialNaiveBayes", "fit_gaussian", "fit_multinomial",
+    "fit_gaussian_streamed", "fit_multinomial_streamed",
     "joint_log_likelihood", "predict_log_proba", "predict_proba", "predict",
 ]
 
@@ -92,50 +94,64 @@ def _onehot(y, mask, n_classes: int, dtype):
     return jax.nn.one_hot(jnp.where(mask, y, n_classes), n_classes, dtype=dtype)
 
 
-def _class_stats(X, y, n_classes: int):
-    """Class counts (C,) and feature sums (C, d), one (C, b)·(b, d) matmul per row block."""
-    def stat(rows, mask):
-        Xb, yb = rows
-        onehot = _onehot(yb, mask, n_classes, X.dtype)
-        return jnp.sum(onehot, axis=0), jnp.matmul(onehot.T, Xb, precision=_HI)
+def _class_sums(rows, mask, like):
+    """Class counts (C,) and feature sums (C, d) of a row block, in ``like``'s (C, d) dtype:
+    one (C, b)·(b, d) matmul."""
+    Xb, yb = rows
+    onehot = _onehot(yb, mask, like.shape[0], like.dtype)
+    return jnp.sum(onehot, axis=0), jnp.matmul(onehot.T, Xb.astype(like.dtype), precision=_HI)
 
-    return fold_rows(stat, (X, y), block=_fit_block(*X.shape))
+
+def _class_scatter(rows, mask, theta):
+    """Σ_{i: yᵢ=c} (xᵢ − θ_c)² (C, d) of a row block: the two-pass variance (no cancellation)."""
+    Xb, yb = rows
+    onehot = _onehot(yb, mask, theta.shape[0], theta.dtype)
+    # θ of each row's class as a one-hot product, not a gather from θ (shard_map over a
+    # row-sharded X takes products, not gathers, of closed-over arrays)
+    resid = Xb.astype(theta.dtype) - jnp.matmul(onehot, theta, precision=_HI)
+    return jnp.matmul(onehot.T, resid * resid, precision=_HI)
 
 
 def _log_prior(counts):
     return jnp.log(counts) - jnp.log(jnp.sum(counts))
 
 
-@partial(jax.jit, static_argnames=("n_classes",))
-def _fit_gaussian(X, y, n_classes: int, var_smoothing) -> GaussianNaiveBayes:
-    counts, sums = _class_stats(X, y, n_classes)
-    safe = jnp.maximum(counts, 1.0)[:, None]
-    theta = sums / safe
+def _theta(counts, sums):
+    return sums / jnp.maximum(counts, 1.0)[:, None]
 
-    def scatter(rows, mask):                               # two-pass variance: no cancellation
-        Xb, yb = rows
-        onehot = _onehot(yb, mask, n_classes, X.dtype)
-        # θ of each row's class as a one-hot product, not a gather from the closed-over θ
-        # (shard_map over a row-sharded X takes products, not gathers, of closed-over arrays)
-        resid = Xb - jnp.matmul(onehot, theta, precision=_HI)
-        return jnp.matmul(onehot.T, resid * resid, precision=_HI)
 
-    var = fold_rows(scatter, (X, y), block=_fit_block(*X.shape)) / safe
-    eps = jnp.asarray(var_smoothing, X.dtype) * jnp.max(jnp.var(X, axis=0))
+def _gaussian_model(counts, theta, scatter, eps) -> GaussianNaiveBayes:
+    var = scatter / jnp.maximum(counts, 1.0)[:, None]
     return GaussianNaiveBayes(counts, _log_prior(counts), theta, var + eps, eps)
 
 
 @partial(jax.jit, static_argnames=("n_classes",))
-def _fit_multinomial(X, y, n_classes: int, alpha) -> MultinomialNaiveBayes:
-    counts, fc = _class_stats(X, y, n_classes)
-    smoothed = fc + jnp.asarray(alpha, X.dtype)
+def _fit_gaussian(X, y, n_classes: int, var_smoothing) -> GaussianNaiveBayes:
+    block = _fit_block(*X.shape)
+    like = jnp.zeros((n_classes, X.shape[1]), X.dtype)
+    counts, sums = fold_rows(_class_sums, (X, y), block=block, args=(like,))
+    theta = _theta(counts, sums)
+    scatter = fold_rows(_class_scatter, (X, y), block=block, args=(theta,))
+    eps = jnp.asarray(var_smoothing, X.dtype) * jnp.max(jnp.var(X, axis=0))
+    return _gaussian_model(counts, theta, scatter, eps)
+
+
+def _multinomial_model(counts, fc, alpha) -> MultinomialNaiveBayes:
+    smoothed = fc + jnp.asarray(alpha, fc.dtype)
     total = jnp.sum(smoothed, axis=1, keepdims=True)
     # alpha = 0: a word unseen in a class gets log-probability −∞ (never 0·log 0 = NaN);
     # a class with no mass at all (no rows, alpha = 0) gets the uniform −log d (its prior
     # is −∞ anyway), so no row of feature_log_prob is NaN.
     flp = jnp.where(total > 0, jnp.log(smoothed) - jnp.log(jnp.where(total > 0, total, 1.0)),
-                    -jnp.log(jnp.asarray(X.shape[1], X.dtype)))
+                    -jnp.log(jnp.asarray(fc.shape[1], fc.dtype)))
     return MultinomialNaiveBayes(counts, _log_prior(counts), fc, flp)
+
+
+@partial(jax.jit, static_argnames=("n_classes",))
+def _fit_multinomial(X, y, n_classes: int, alpha) -> MultinomialNaiveBayes:
+    like = jnp.zeros((n_classes, X.shape[1]), X.dtype)
+    counts, fc = fold_rows(_class_sums, (X, y), block=_fit_block(*X.shape), args=(like,))
+    return _multinomial_model(counts, fc, alpha)
 
 
 def _check_xy(X, y, n_classes):
@@ -184,6 +200,93 @@ def fit_multinomial(X, y, n_classes: int, *, alpha=1.0) -> MultinomialNaiveBayes
     X = check_nonnegative(X, "X")
     alpha = check_nonnegative(alpha, "alpha")
     return _fit_multinomial(X, y, n_classes, alpha)
+
+
+# ----------------------------------------------------------------------------- streamed
+
+def _sums_chunk(rows, mask, like):
+    """Pass 1 over a chunk: class counts, class sums, and the numbers of labels outside
+    0..C−1 and of negative counts (reported after the pass)."""
+    Xb, yb = rows
+    counts, sums = _class_sums(rows, mask, like)
+    bad = jnp.sum(mask & ((yb < 0) | (yb >= like.shape[0])))
+    negative = jnp.sum(mask[:, None] & (Xb < 0))
+    return counts, sums, bad, negative
+
+
+def _scatter_chunk(rows, mask, theta, mean):
+    """Pass 2 over a chunk (Gaussian): class scatter about θ, and Σ (x − x̄)² per feature."""
+    Z = jnp.where(mask[:, None], rows[0].astype(mean.dtype) - mean, 0)
+    return _class_scatter(rows, mask, theta), jnp.sum(Z * Z, axis=0)
+
+
+def _streamed_sums(data, n_classes, *, counts_only: bool):
+    source = data if isinstance(data, Chunks) else Chunks(data)
+    first = first_chunk(source, pairs=True)
+    X0 = check_matrix(first[0], "X (first chunk)")
+    n_classes = check_int_in_range(n_classes, "n_classes", 1, 10**9)
+    check_class_labels(first[1], "y (first chunk)", n_classes)
+    like = jnp.zeros((n_classes, X0.shape[1]), X0.dtype)
+    counts, sums, bad, negative = fold_chunks(_sums_chunk, source, args=(like,))
+    if int(bad):
+        raise ValueError(f"y must hold labels in 0..{n_classes - 1}: {int(bad)} rows do not")
+    if counts_only and int(negative):
+        raise ValueError("X must be non-negative (counts): some chunk holds negative values")
+    if not bool(jnp.all(jnp.isfinite(sums))):
+        raise ValueError("X must be finite (some chunk holds NaN or inf)")
+    return source, counts, sums
+
+
+@host_function
+def fit_gaussian_streamed(data, n_classes: int, *, var_smoothing=1e-9) -> GaussianNaiveBayes:
+    """:func:`fit_gaussian` over (X, y) rows streamed from the host in chunks.
+
+    Two passes of the ``_core`` chunk fold (device memory: one chunk): class counts and
+    sums (so θ), then the class scatter Σ (x − θ_c)² and the per-feature Σ (x − x̄)² for
+    ε = var_smoothing · max_f Var(X[:, f]) (two-pass variances, as :func:`fit_gaussian`).
+    Equals :func:`fit_gaussian` on the concatenated rows to rounding. A host function (a
+    Python loop over host data): no ``jit``/``vmap``/``grad``.
+
+    Args:
+        data: chunks of (X, y) row pairs, as :func:`jaxml.data.chunks` (``chunks(X, y=y)``,
+            or a list / callable of ``(X_chunk (m, d), y_chunk (m,))``); labels in
+            0..n_classes−1.
+        n_classes: C (static).
+        var_smoothing: as in :func:`fit_gaussian`.
+
+    Returns:
+        :class:`GaussianNaiveBayes`.
+    """
+    var_smoothing = check_nonnegative(var_smoothing, "var_smoothing")
+    source, counts, sums = _streamed_sums(data, n_classes, counts_only=False)
+    theta = _theta(counts, sums)
+    n = jnp.sum(counts)
+    scatter, dev = fold_chunks(_scatter_chunk, source, args=(theta, jnp.sum(sums, 0) / n))
+    eps = jnp.asarray(var_smoothing, theta.dtype) * jnp.max(dev / n)
+    return _gaussian_model(counts, theta, scatter, eps)
+
+
+@host_function
+def fit_multinomial_streamed(data, n_classes: int, *, alpha=1.0) -> MultinomialNaiveBayes:
+    """:func:`fit_multinomial` over (X, y) rows streamed from the host in chunks.
+
+    One pass of the ``_core`` chunk fold (device memory: one chunk) sums the class counts
+    and the per-class feature counts; the smoothing is :func:`fit_multinomial`'s. Equals
+    :func:`fit_multinomial` on the concatenated rows to rounding. A host function: no
+    ``jit``/``vmap``/``grad``.
+
+    Args:
+        data: chunks of (X, y) row pairs, as :func:`jaxml.data.chunks`; X non-negative
+            counts (m, d), y labels (m,) in 0..n_classes−1.
+        n_classes: C (static).
+        alpha: as in :func:`fit_multinomial`.
+
+    Returns:
+        :class:`MultinomialNaiveBayes`.
+    """
+    alpha = check_nonnegative(alpha, "alpha")
+    _, counts, fc = _streamed_sums(data, n_classes, counts_only=True)
+    return _multinomial_model(counts, fc, alpha)
 
 
 # ----------------------------------------------------------------------------- prediction

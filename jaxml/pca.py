@@ -39,9 +39,11 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxml._core import fold_rows, mixed_precision_pays, refine_top_eigenpairs, symmetrize
-from jaxml._core import HIGHEST, blocked_gram, check_int_in_range, check_matrix
+from jaxml._core import HIGHEST, blocked_gram, check_int_in_range, check_matrix, host_function
+from jaxml._core.fold import Chunks, chunk_moments, first_chunk
 
-__all__ = ["PCAResult", "fit", "transform", "inverse_transform", "covariance", "sign_flip"]
+__all__ = ["PCAResult", "fit", "fit_streamed", "transform", "inverse_transform", "covariance",
+           "sign_flip"]
 
 _HI = HIGHEST
 
@@ -104,10 +106,15 @@ def sign_flip(components: jax.Array) -> jax.Array:
     return components * jnp.where(s == 0, 1.0, s).astype(components.dtype)
 
 
+def _eigh_desc(S):
+    """Eigenvalues (descending, floored at 0) and eigenvectors (rows) of symmetric S."""
+    evals, evecs = jnp.linalg.eigh(S)                  # ascending
+    return jnp.maximum(evals[::-1], 0.0), evecs[:, ::-1].T
+
+
 def _spectrum_eigh(X):
     mean, S = _covariance(X)
-    evals, evecs = jnp.linalg.eigh(S)                  # ascending
-    return mean, jnp.maximum(evals[::-1], 0.0), evecs[:, ::-1].T
+    return (mean, *_eigh_desc(S))
 
 
 def _spectrum_svd(X):
@@ -207,13 +214,28 @@ def _fit(X, n_components: int, method: str | None = None) -> PCAResult:
     if method == "refined":
         mean, ev, components, total = _top_spectrum(X, k)
         noise = jnp.maximum(total - jnp.sum(ev), 0.0) / max(d - k, 1)
-    else:
-        mean, evals, vt = (_spectrum_svd if method == "svd" else _spectrum_eigh)(X)
-        components = sign_flip(vt[:k])
-        ev = evals[:k]
-        total = jnp.sum(evals)
-        rest = evals[k:min(n, d)]
-        noise = jnp.mean(rest) if rest.shape[0] > 0 else jnp.zeros((), X.dtype)
+        return _assemble(mean, components, ev, total, noise, n)
+    mean, evals, vt = (_spectrum_svd if method == "svd" else _spectrum_eigh)(X)
+    return _result(mean, evals, vt, n, k)
+
+
+@partial(jax.jit, static_argnames=("n", "n_components"))
+def _fit_scatter(mean, S, n: int, n_components: int) -> PCAResult:
+    return _result(mean, *_eigh_desc(S / (n - 1)), n, n_components)
+
+
+def _result(mean, evals, vt, n: int, k: int) -> PCAResult:
+    """The fitted PCA from the spectrum: eigenvalues (descending), eigenvectors (rows)."""
+    d = mean.shape[0]
+    components = sign_flip(vt[:k])
+    ev = evals[:k]
+    total = jnp.sum(evals)
+    rest = evals[k:min(n, d)]
+    noise = jnp.mean(rest) if rest.shape[0] > 0 else jnp.zeros((), mean.dtype)
+    return _assemble(mean, components, ev, total, noise, n)
+
+
+def _assemble(mean, components, ev, total, noise, n: int) -> PCAResult:
     return PCAResult(
         mean=mean,
         components=components,
@@ -253,6 +275,39 @@ def fit(X, n_components: int) -> PCAResult:
         raise ValueError(f"X must have at least 2 rows, got {n}")
     n_components = check_int_in_range(n_components, "n_components", 1, min(n, d))
     return _fit(X, n_components)
+
+
+@host_function
+def fit_streamed(X, n_components: int) -> PCAResult:
+    """Principal components of rows streamed from the host in chunks.
+
+    Two passes of the ``_core`` chunk fold (device memory: one chunk and the (d, d)
+    scatter): the mean, then the centred scatter Σ (x − x̄)(x − x̄)ᵀ (no cancellation);
+    then ``eigh`` of S = scatter / (n − 1), as :func:`fit` does for n ≥ d. Equals
+    :func:`fit` on the concatenated rows to rounding (for d > n, :func:`fit` takes the SVD
+    of the centred data instead: the same nonzero spectrum). A host function (a Python loop
+    over host data): no ``jit``/``vmap``/``grad``.
+
+    Args:
+        X: the rows, as :func:`jaxml.data.chunks` of (m, d) arrays (or anything it accepts:
+            a list of arrays, a memory-mapped ``.npy``, a callable returning an iterable);
+            n ≥ 2 rows in all.
+        n_components: k, 1 ≤ k ≤ min(n, d) (static).
+
+    Returns:
+        :class:`PCAResult`, as :func:`fit`.
+    """
+    source = X if isinstance(X, Chunks) else Chunks(X)
+    d = check_matrix(first_chunk(source), "X (first chunk)").shape[1]
+    n_components = check_int_in_range(n_components, "n_components", 1, d)
+    n, mean, S = chunk_moments(source)
+    n = int(n)
+    if n < 2:
+        raise ValueError(f"X must have at least 2 rows, got {n}")
+    if not bool(jnp.all(jnp.isfinite(S))):
+        raise ValueError("X must be finite (some chunk holds NaN or inf)")
+    n_components = check_int_in_range(n_components, "n_components", 1, min(n, d))
+    return _fit_scatter(mean, S, n, n_components)
 
 
 def _check_model(model: PCAResult, X, name: str, axis: int) -> jax.Array:

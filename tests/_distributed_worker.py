@@ -140,6 +140,26 @@ def fits_equal(put, n, tag, only=None):
         return close(linear.ridge(X, t, 0.3), linear.ridge(Xs, put(t), 0.3), rtol=1e-10)
     chk(f"linear.ridge[{tag}]", rd, folds=False)   # small d: not through the fold
 
+    def lsq():   # TSQR over the shards (qr_rows: all_gather of R factors, not the psum fold)
+        t = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * y
+        uses_tsqr = "all_gather" in str(jax.make_jaxpr(linear.least_squares)(Xs, put(t)))
+        ok, d = close(linear.least_squares(Xs, put(t)), np.linalg.lstsq(X, t, rcond=None)[0],
+                      rtol=1e-12)
+        if n % 4:                         # uneven rows: the value alone
+            return uses_tsqr and ok, f"{d}; tsqr {uses_tsqr}"
+        rng = np.random.default_rng(5)    # κ(Xc) = 1e10: the normal equations lose every digit
+        U, _ = np.linalg.qr(rng.normal(size=(n, 4)))
+        Xc = U @ np.diag(np.logspace(0, -10, 4)) @ np.linalg.qr(rng.normal(size=(4, 4)))[0]
+        tc = Xc @ rng.normal(size=4)
+        wc, wl = linear.least_squares(put(Xc), put(tc)), np.linalg.lstsq(Xc, tc, rcond=None)[0]
+        ok_c = np.linalg.norm(wc - wl) <= 1e-5 * np.linalg.norm(wl)
+        grad = jax.grad(lambda X, t: jnp.sum(jnp.sin(linear.least_squares(X, t))), (0, 1))
+        g_ok = all(close(a, b, rtol=1e-8, atol=1e-10)[0]
+                   for a, b in zip(grad(X, t), grad(Xs, put(t))))
+        return (uses_tsqr and ok and ok_c and g_ok,
+                f"{d}; tsqr {uses_tsqr}, κ=1e10 {ok_c}, grad {g_ok}")
+    chk(f"linear.least_squares[{tag}]", lsq, folds=False)
+
     def ld():
         rng = np.random.default_rng(3)
         counts = rng.poisson(1.0, size=(n // 4 + (n % 4 > 0), 12)).astype(float)
@@ -151,7 +171,7 @@ def fits_equal(put, n, tag, only=None):
     chk(f"lda[{tag}]", ld)
 
 
-UNEVEN = ("kmeans", "gmm-full", "pca", "lda")
+UNEVEN = ("kmeans", "gmm-full", "pca", "lda", "linear.least_squares")
 
 
 def main():

@@ -47,10 +47,10 @@ def mesh_results():
 
 FITS = ["kmeans", "gmm-full", "gmm-tied", "gmm-diag", "gmm-spherical", "pca", "pca-refined",
         "gaussian.mle",
-        "naive_bayes.fit_multinomial", "linear.ridge", "lda"]
+        "naive_bayes.fit_multinomial", "linear.ridge", "lda", "linear.least_squares"]
 
 
-UNEVEN = ["kmeans", "gmm-full", "pca", "lda"]
+UNEVEN = ["kmeans", "gmm-full", "pca", "lda", "linear.least_squares"]
 
 
 @pytest.mark.parametrize("fit", FITS)

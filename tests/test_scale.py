@@ -93,3 +93,114 @@ def test_online_lda_held_out_perplexity_within_5_percent_of_sklearn():
     assert int(r.n_iter) == 4 * 5 and r.trace.shape == (20,)
     ratio = float(lda.perplexity(r, test)) / sk.perplexity(test)
     assert abs(ratio - 1.0) < 0.05, ratio
+
+
+# ----------------------------------------------------------------------------- streamed fits
+# of the sufficient-statistic chapters: a list of (X, y) chunk pairs (last one short) and two
+# memory-mapped .npy files read in step; each equals the in-memory fit and an outside oracle.
+
+@pytest.fixture(scope="module")
+def xy_sources(tmp_path_factory):
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(203, 4)) * np.array([1.0, 3.0, 0.5, 2.0]) + 1.0
+    y = rng.integers(0, 3, 203)
+    d = tmp_path_factory.mktemp("streamed")
+    np.save(d / "x.npy", X)
+    np.save(d / "y.npy", y)
+    pairs = [(X[s:s + 64], y[s:s + 64]) for s in range(0, 203, 64)]
+    mm = data.chunks(np.load(d / "x.npy", mmap_mode="r"), chunk_size=50,
+                     y=np.load(d / "y.npy", mmap_mode="r"))
+    return X, y, [data.chunks(pairs), mm]
+
+
+def _x_only(source):
+    return data.chunks(lambda: (x for (x, _), _m in source), chunk_size=source.chunk_size)
+
+
+def test_streamed_pca_and_gaussian_mle_equal_in_memory(xy_sources):
+    from sklearn.decomposition import PCA
+
+    from jaxml import gaussian, pca
+    X, _, sources = xy_sources
+    a, m = pca.fit(X, 2), gaussian.mle(X)
+    sk = PCA(2).fit(X)
+    for source in sources:
+        b = pca.fit_streamed(_x_only(source), 2)
+        for f in a._fields:
+            np.testing.assert_allclose(getattr(b, f), getattr(a, f), rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(b.explained_variance, sk.explained_variance_, rtol=1e-12)
+        g = gaussian.mle_streamed(_x_only(source))
+        np.testing.assert_allclose(g.mean, m.mean, rtol=1e-13)
+        np.testing.assert_allclose(g.cov, m.cov, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(g.cov, np.cov(X.T, bias=True), rtol=1e-12, atol=1e-13)
+
+
+def test_streamed_ridge_and_least_squares_equal_in_memory(xy_sources):
+    from sklearn.linear_model import Ridge
+
+    from jaxml import linear
+    X, y, _ = xy_sources
+    t = X @ np.array([1.0, -2.0, 0.5, 0.3]) + 0.1 * y
+    w_ls, w_r = linear.least_squares(X, t), linear.ridge(X, t, 0.7)
+    np.testing.assert_allclose(w_ls, np.linalg.lstsq(X, t, rcond=None)[0], rtol=1e-12)
+    np.testing.assert_allclose(w_r, Ridge(0.7, fit_intercept=False).fit(X, t).coef_, rtol=1e-10)
+    for source in (data.chunks([(X[s:s + 64], t[s:s + 64]) for s in range(0, 203, 64)]),
+                   data.chunks(X, chunk_size=50, y=t)):
+        np.testing.assert_allclose(linear.least_squares_streamed(source), w_ls, rtol=1e-12)
+        np.testing.assert_allclose(linear.ridge_streamed(source, 0.7), w_r, rtol=1e-12)
+
+
+def test_streamed_least_squares_is_a_tsqr_not_the_normal_equations():
+    """κ(X) = 1e10: the chunk-wise QR keeps lstsq's answer; XᵀX (κ² = 1e20) loses it all."""
+    from jaxml import linear
+    rng = np.random.default_rng(8)
+    U, _ = np.linalg.qr(rng.normal(size=(300, 5)))
+    V, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    X = U @ np.diag(np.logspace(0, -10, 5)) @ V.T
+    t = X @ rng.normal(size=5)
+    w_lstsq = np.linalg.lstsq(X, t, rcond=None)[0]
+    w_normal = np.linalg.solve(X.T @ X, X.T @ t)
+
+    def rel(w):
+        return np.linalg.norm(np.asarray(w) - w_lstsq) / np.linalg.norm(w_lstsq)
+
+    assert rel(w_normal) > 1e-2                    # the normal equations fail here
+    assert rel(linear.least_squares_streamed(data.chunks(X, chunk_size=64, y=t))) < 1e-5
+    assert rel(linear.least_squares(X, t)) < 1e-5
+
+
+def test_streamed_naive_bayes_equals_in_memory(xy_sources):
+    from sklearn.naive_bayes import GaussianNB, MultinomialNB
+
+    from jaxml import naive_bayes as nb
+    X, y, sources = xy_sources
+    C = np.round(np.abs(X) * 3)
+    a, am = nb.fit_gaussian(X, y, 3), nb.fit_multinomial(C, y, 3, alpha=0.5)
+    np.testing.assert_allclose(a.var, GaussianNB().fit(X, y).var_, rtol=1e-12)
+    np.testing.assert_allclose(am.feature_log_prob,
+                               MultinomialNB(alpha=0.5).fit(C, y).feature_log_prob_, rtol=1e-12)
+    for source in sources:
+        b = nb.fit_gaussian_streamed(source, 3)
+        for f in a._fields:
+            np.testing.assert_allclose(getattr(b, f), getattr(a, f), rtol=1e-12, atol=1e-14)
+    bm = nb.fit_multinomial_streamed(data.chunks(C, chunk_size=50, y=y), 3, alpha=0.5)
+    for f in am._fields:
+        np.testing.assert_allclose(getattr(bm, f), getattr(am, f), rtol=1e-12)
+
+
+def test_streamed_supervised_fits_reject_inconsistent_chunks(xy_sources):
+    from jaxml import linear
+    from jaxml import naive_bayes as nb
+    X, y, _ = xy_sources
+    t = y.astype(float)
+    with pytest.raises(ValueError, match="chunk 1"):        # width
+        linear.ridge_streamed(data.chunks([(X[:10], t[:10]), (X[10:20, :2], t[10:20])]), 1.0)
+    with pytest.raises(ValueError, match="chunk 1"):        # dtype of y
+        linear.least_squares_streamed(
+            data.chunks([(X[:10], t[:10]), (X[10:20], t[10:20].astype(np.float32))]))
+    with pytest.raises(ValueError, match="chunk 1"):        # y shorter than X
+        linear.least_squares_streamed(data.chunks(X[:20], chunk_size=8, y=t[:12]))
+    with pytest.raises(ValueError, match="non-negative"):
+        nb.fit_multinomial_streamed(data.chunks(-X, chunk_size=50, y=y), 3)
+    with pytest.raises(ValueError, match=r"\(X, y\)"):
+        linear.ridge_streamed(data.chunks(X, chunk_size=50), 1.0)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from itertools import zip_longest as _zip_longest
 from typing import Any, Callable, Iterable
 
 import jax
@@ -53,7 +54,7 @@ from jax import lax
 from jax.sharding import PartitionSpec as P
 
 __all__ = ["fold_rows", "map_rows", "fold_map_rows", "n_rows", "row_mesh", "Chunks",
-           "fold_chunks", "auto_axes", "shard_rows"]
+           "fold_chunks", "auto_axes", "shard_rows", "qr_rows", "qr_chunks", "chunk_moments", "first_chunk"]
 
 
 def n_rows(rows: Any) -> int:
@@ -151,17 +152,22 @@ def _run(fn, rows, block, with_stat: bool, with_map: bool, valid=None):
     return lax.fori_loop(0, n_blocks, body, (stat0, out0))
 
 
-def _run_sharded(fn, rows, block, with_stat, with_map, mesh, axes):
-    """The block fold per shard under ``shard_map``, partial sums ``psum``-med over ``axes``;
-    rows zero-padded to a multiple of the shard count (padded rows masked out)."""
-    n = n_rows(rows)
+def _pad_to_shards(rows, n: int, mesh, axes):
+    """(rows zero-padded to a multiple of the shard count, rows per shard, the spec axis)."""
     n_shards = math.prod(mesh.shape[a] for a in axes)
     local = -(-n // n_shards)
     pad = local * n_shards - n
     if pad:
         rows = jax.tree_util.tree_map(
             lambda a: jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)), rows)
-    spec_axis = axes if len(axes) > 1 else axes[0]
+    return rows, local, (axes if len(axes) > 1 else axes[0])
+
+
+def _run_sharded(fn, rows, block, with_stat, with_map, mesh, axes):
+    """The block fold per shard under ``shard_map``, partial sums ``psum``-med over ``axes``;
+    rows zero-padded to a multiple of the shard count (padded rows masked out)."""
+    n = n_rows(rows)
+    rows, local, spec_axis = _pad_to_shards(rows, n, mesh, axes)
     row_spec = jax.tree_util.tree_map(lambda a: P(spec_axis), rows)
 
     def per_shard(r):      # the statistic's closed-over values (centroids…) are replicated
@@ -181,7 +187,7 @@ def _run_sharded(fn, rows, block, with_stat, with_map, mesh, axes):
                 if with_map else None)
     stat, out = jax.shard_map(per_shard, mesh=mesh, in_specs=(row_spec,),
                               out_specs=(stat_spec, map_spec), check_vma=False)(rows)
-    if with_map and pad:
+    if with_map and local * math.prod(mesh.shape[a] for a in axes) > n:
         out = jax.tree_util.tree_map(lambda o: o[:n], out)
     return stat, out
 
@@ -225,6 +231,76 @@ def fold_map_rows(fn: Callable[[Any, jax.Array], tuple[Any, Any]], rows: Any, *,
     return _run(fn, rows, block, True, True)
 
 
+# ----------------------------------------------------------------------------- QR reduction
+
+def _stack_r(R, A):
+    """R factor (p, p) of [R; A] for R (p, p) and A (m, p) (Householder, LAPACK geqrf)."""
+    return jnp.linalg.qr(jnp.concatenate([R, A.astype(R.dtype)]), mode="r")
+
+
+def _qr_blocks(fn, rows, block, valid, p, dtype):
+    n = n_rows(rows)
+    b = _block_size(n, block)
+    n_blocks = -(-n // b)
+    R0 = jnp.zeros((p, p), dtype)
+    if n_blocks == 1:
+        A = fn(rows)
+        if valid is not None:
+            A = jnp.where(valid[:, None], A, 0)
+        return _stack_r(R0, A)
+
+    def body(i, R):
+        start = jnp.minimum(i * b, n - b)
+        mask = (start + jnp.arange(b)) >= i * b
+        if valid is not None:
+            mask = mask & lax.dynamic_slice_in_dim(valid, start, b)
+        return _stack_r(R, jnp.where(mask[:, None], fn(_slice(rows, start, b)), 0))
+
+    return lax.fori_loop(0, n_blocks, body, R0)
+
+
+def qr_rows(fn: Callable[[Any], jax.Array], rows: Any, *, block: int | None) -> jax.Array:
+    r"""R factor of the tall-skinny QR of A = [fn(block₁); fn(block₂); …] (n, p): RᵀR = AᵀA.
+
+    The reduction a sum of Gram matrices cannot be trusted with (AᵀA squares the condition
+    number): each row block is folded into the running R by a Householder QR of [R; A_b]
+    ((p + b) × p), and on a row-sharded input each shard reduces its own rows so, then the
+    shards' R factors are gathered (``all_gather``) and stacked for one last QR (Demmel,
+    Grigori, Hoemmen & Langou 2012). Zero rows leave R unchanged, so masked (already seen,
+    padded) rows are zeroed here and ``fn`` may ignore the mask. R is upper triangular,
+    determined up to the signs of its rows; when n < p its last rows are zero.
+    Backward stable column by column as a Householder QR of A is.
+
+    Args:
+        fn: pure ``rows_block -> (b, p)`` rows of A (e.g. ``[X_b | y_b]``).
+        rows: pytree of arrays with a common leading axis n, possibly row-sharded.
+        block: static rows per block; ``None`` for one block.
+
+    Returns:
+        (p, p) upper-triangular R.
+    """
+    n = n_rows(rows)
+    probe = jax.eval_shape(fn, jax.tree_util.tree_map(
+        lambda a: jax.ShapeDtypeStruct((min(n, 1),) + a.shape[1:], a.dtype), rows))
+    p, dtype = probe.shape[1], probe.dtype
+    placed = row_mesh(rows)
+    if placed is None:
+        return _qr_blocks(fn, rows, block, None, p, dtype)
+    mesh, axes = placed
+    rows, local, spec_axis = _pad_to_shards(rows, n, mesh, axes)
+
+    def per_shard(r):
+        shard = lax.axis_index(axes) if len(axes) > 1 else lax.axis_index(axes[0])
+        valid = shard * local + jnp.arange(local) < n
+        R = _qr_blocks(fn, r, block, valid, p, dtype)
+        stacked = lax.all_gather(R, axes, tiled=True)          # (n_shards · p, p)
+        return jnp.linalg.qr(stacked, mode="r")
+
+    return jax.shard_map(per_shard, mesh=mesh,
+                         in_specs=(jax.tree_util.tree_map(lambda a: P(spec_axis), rows),),
+                         out_specs=P(), check_vma=False)(rows)
+
+
 # ----------------------------------------------------------------------------- host chunks
 
 class Chunks:
@@ -239,15 +315,24 @@ class Chunks:
     split. Each chunk is zero-padded to ``chunk_size`` rows with a mask, so one compilation
     of a statistic serves every chunk.
 
+    Supervised fits read (X, y) pairs: chunks that are tuples ``(X_chunk, y_chunk)``, or
+    ``y`` given separately as a second source of the same form, read in step with
+    ``source`` (e.g. two memory-mapped ``.npy`` files, ``Chunks(X_mm, 4096, y=y_mm)``).
+
     Attributes:
         chunk_size: rows per padded chunk (default: the first chunk's length, or 65 536
             rows of an array source).
+        y: ``None``, or the :class:`Chunks` of targets read alongside the rows.
     """
 
-    def __init__(self, source, chunk_size: int | None = None):
+    def __init__(self, source, chunk_size: int | None = None, *, y=None):
         if isinstance(source, Chunks):
             chunk_size = source.chunk_size if chunk_size is None else chunk_size
+            y = source.y if y is None else y
             source = source.source
+        if y is not None:
+            y = y if isinstance(y, Chunks) else Chunks(y, chunk_size)
+        self.y = y
         if not (isinstance(source, (np.ndarray, list, tuple)) or callable(source)
                 or hasattr(source, "shape")):
             if isinstance(source, Iterable):
@@ -266,6 +351,19 @@ class Chunks:
         self._spec = None
 
     def _raw(self):
+        if self.y is not None:
+            self.y.chunk_size = self.chunk_size
+            xs, ys = self._raw_x(), self.y._raw_x()
+            for i, (x, t) in enumerate(_zip_longest(xs, ys)):
+                if x is None or t is None or np.shape(x)[0] != np.shape(t)[0]:
+                    raise ValueError(
+                        f"chunk {i} of y does not match chunk {i} of the rows (both sources "
+                        "must yield chunks with the same numbers of rows)")
+                yield (x, t)
+        else:
+            yield from self._raw_x()
+
+    def _raw_x(self):
         src = self.source
         if hasattr(src, "shape") and not isinstance(src, (list, tuple)):
             step = self.chunk_size or 65_536
@@ -358,6 +456,88 @@ def fold_chunks(stat: Callable[..., Any], source, *, args: tuple = (),
         s = _chunk_stat(stat, padded, valid, tuple(args), block)
         acc = s if acc is None else jax.tree_util.tree_map(jnp.add, acc, s)
     return acc
+
+
+@partial(jax.jit, static_argnames=("fn", "block"))
+def _chunk_qr(fn, R, rows, valid, args, block):
+    return _stack_r(R, _qr_blocks(lambda r: fn(r, *args), rows, block, valid, R.shape[0],
+                                  R.dtype))
+
+
+def qr_chunks(fn: Callable[..., jax.Array], source, *, args: tuple = (),
+              block: int | None = None) -> tuple[jax.Array, int]:
+    """:func:`qr_rows` over host chunks: R (p, p) of A = [fn(chunk₁, *args); …] and n.
+
+    Each chunk (zero-padded to ``source.chunk_size`` rows; padded rows zeroed) is reduced
+    to its R factor on the device by one jitted function (compiled once per ``fn``, chunk
+    shapes and ``block``; pass a module-level ``fn`` and changing values through ``args``),
+    stacked under the running R and reduced again: device memory holds one chunk.
+
+    Args:
+        fn: hashable ``(rows_block, *args) -> (b, p)``.
+        source: a :class:`Chunks` (or anything it accepts).
+        args: pytree of arrays passed to ``fn`` (traced).
+        block: rows per block within a chunk (static); ``None`` for the whole chunk.
+
+    Returns:
+        ``(R, n)``: the (p, p) upper-triangular factor (RᵀR = AᵀA) and the number of rows.
+
+    Raises:
+        ValueError: as :func:`fold_chunks`.
+    """
+    source = source if isinstance(source, Chunks) else Chunks(source)
+    R, n = None, 0
+    for rows, m in source:
+        c = source.chunk_size
+        padded = jax.tree_util.tree_map(lambda a: _pad(a, c), rows)
+        if R is None:
+            probe = jax.eval_shape(lambda r: fn(r, *args), padded)
+            R = jnp.zeros((probe.shape[1],) * 2, probe.dtype)
+        R = _chunk_qr(fn, R, padded, np.arange(c) < m, tuple(args), block)
+        n += m
+    return R, n
+
+
+def first_chunk(source, *, pairs: bool = False):
+    """The first chunk of a :class:`Chunks` source (a pytree of NumPy arrays), for a
+    streamed fit's checks. ``ValueError`` when the source yields no rows ("X must have at
+    least 1 row"), or, with ``pairs``, when the chunks are not (X, y) pairs."""
+    try:
+        first, _ = next(iter(source))
+    except ValueError as e:
+        if "no rows" not in str(e):
+            raise
+        raise ValueError("X must have at least 1 row (the chunks source yielded none)") from e
+    if pairs and not (isinstance(first, tuple) and len(first) == 2):
+        raise ValueError("data must yield (X, y) chunks: tuples of an (m, d) and an (m,) "
+                         "array, or chunks(X, y=y)")
+    return first
+
+
+def _first_leaf(rows):
+    return jax.tree_util.tree_leaves(rows)[0]
+
+
+def _moments(rows, mask, center):
+    X = _first_leaf(rows).astype(center.dtype)
+    Z = jnp.where(mask[:, None], X - center, 0)
+    return (jnp.sum(mask.astype(X.dtype)), jnp.sum(Z, axis=0),
+            jnp.matmul(Z.T, Z, precision=lax.Precision.HIGHEST))
+
+
+def chunk_moments(source) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(n, mean (d,), scatter (d, d))`` of the rows of a chunk source (of a chunk's first
+    array when chunks are tuples), in two passes: the mean, then Σ (x − x̄)(x − x̄)ᵀ of
+    the centred rows (no cancellation, unlike Σ xxᵀ − n x̄x̄ᵀ). The scatter is exactly
+    symmetric."""
+    source = source if isinstance(source, Chunks) else Chunks(source)
+    X = np.asarray(_first_leaf(first_chunk(source)))
+    dtype = X.dtype if np.issubdtype(X.dtype, np.floating) else jnp.result_type(float)
+    zero = jnp.zeros(X.shape[1:], dtype)
+    n, s1, _ = fold_chunks(_moments, source, args=(zero,))
+    mean = s1 / n
+    _, _, S = fold_chunks(_moments, source, args=(mean,))
+    return n, mean, 0.5 * (S + S.T)
 
 
 # ----------------------------------------------------------------------------- placement
