@@ -121,54 +121,19 @@ def sq_distances(X: jax.Array, centroids: jax.Array) -> jax.Array:
 
 
 def _block_size(n: int, k: int) -> int:
-    """Rows per assignment block: a (k, b) distance block of ~2¹⁹ entries."""
-    return max(256, min(n, (1 << 19) // max(k, 1)))
-
-
-_UNROLL = 32     # centroids compared per unrolled chunk of the running minimum
-
-
-def _nearest(part: jax.Array):
-    """First index and value of the minimum of each column of a (k, b) array.
-
-    A running minimum down the short k axis: each centroid's row is one vectorised
-    compare-and-select over the b columns (XLA fuses the chain into one loop), where a
-    row-wise ``min`` then first-index reduction along a length-k minor axis costs about
-    twice as much on the CPU. A strict ``<`` keeps the first minimiser on ties, as
-    ``numpy.argmin`` and scikit-learn do. For k > 2·32 the chain runs in chunks of 32 rows
-    inside a ``fori_loop``, so the program size does not grow with k.
-    """
-    k, b = part.shape
-
-    def run(rows, start, best, label):
-        for j in range(rows.shape[0]):
-            take = rows[j] < best
-            best = jnp.where(take, rows[j], best)
-            label = jnp.where(take, jnp.asarray(start + j, jnp.int32), label)
-        return best, label
-
-    best, label = part[0], jnp.zeros((b,), jnp.int32)
-    if k <= 2 * _UNROLL:
-        best, label = run(part[1:], 1, best, label)
-        return label, best
-    n_chunks = -(-k // _UNROLL)
-    padded = jnp.concatenate([part, jnp.full((n_chunks * _UNROLL - k, b), jnp.inf, part.dtype)])
-
-    def body(c, carry):
-        rows = lax.dynamic_slice_in_dim(padded, c * _UNROLL, _UNROLL)
-        return run(rows, c * _UNROLL, *carry)
-
-    best, label = lax.fori_loop(0, n_chunks, body, (best, label))
-    return label, best
+    """Rows per assignment block: an (b, k) distance block of ~2¹⁸ entries (cache-sized)."""
+    return max(256, min(n, (1 << 18) // max(k, 1)))
 
 
 def _assign_block(Xb: jax.Array, centroids: jax.Array, c2: jax.Array):
-    # argmin over ‖μ‖² − 2xᵀμ, the part of the distance that depends on j, laid out (k, b)
-    # so the minimum runs along the short axis; the first minimiser wins ties (as numpy's
-    # argmin and scikit-learn do).
-    part = c2[:, None] - 2.0 * jnp.matmul(centroids, Xb.T, precision=_HI)   # (k, b)
-    labels, m = _nearest(part)
-    return labels, jnp.maximum(m + jnp.sum(Xb * Xb, axis=1), 0.0)
+    # argmin over ‖μ‖² − 2xᵀμ, the part of the distance that depends on j; the first
+    # minimiser wins ties (as numpy's argmin and scikit-learn do).
+    k = centroids.shape[0]
+    part = c2 - 2.0 * jnp.matmul(Xb, centroids.T, precision=_HI)       # (b, k)
+    m = jnp.min(part, axis=1, keepdims=True)
+    idx = jnp.arange(k, dtype=jnp.int32)
+    labels = jnp.min(jnp.where(part == m, idx, k - 1), axis=1)
+    return labels, jnp.maximum(m[:, 0] + jnp.sum(Xb * Xb, axis=1), 0.0)
 
 
 def _assign(X: jax.Array, centroids: jax.Array):
