@@ -69,8 +69,8 @@ from jax.scipy.special import digamma, gammaln
 
 from jaxml._core import (Adjoint, Implicit, as_float_array, check_int_in_range, check_loop_options,
                          check_nonnegative, check_positive, check_value, fixed_point,
-                         is_concrete)
-from jaxml._core.fold import fold_rows
+                         host_function, is_concrete)
+from jaxml._core.fold import Chunks, fold_chunks, fold_rows
 
 __all__ = [
     "LDAModel", "LDAState", "LDAInfo", "LDAResult", "EStepResult", "ELBOTerms",
@@ -231,15 +231,19 @@ def _word_norm(theta: jax.Array, beta: jax.Array) -> jax.Array:
     return jnp.maximum(theta @ beta, jnp.finfo(beta.dtype).tiny)
 
 
-def _neg_kl_dirichlet(prior, params: jax.Array, elog: jax.Array) -> jax.Array:
+def _neg_kl_dirichlet(prior, params: jax.Array, elog: jax.Array, mask=None) -> jax.Array:
     """Σᵣ E_q[log Dir(xᵣ | prior) − log Dir(xᵣ | paramsᵣ)] over the rows.
 
     ``params`` (R, S) are the variational parameters, ``elog`` their
-    :func:`dirichlet_expectation`, ``prior`` a scalar symmetric concentration.
+    :func:`dirichlet_expectation`, ``prior`` a scalar symmetric concentration; ``mask``
+    (R,) bool, optional: only the rows it marks are summed.
     """
     size = params.shape[-1]
     per_entry = (prior - params) * elog + gammaln(params) - gammaln(prior)
     per_row = gammaln(prior * size) - gammaln(jnp.sum(params, axis=-1))
+    if mask is not None:
+        per_entry = jnp.where(mask[:, None], per_entry, 0.0)
+        per_row = jnp.where(mask, per_row, 0.0)
     return jnp.sum(per_entry) + jnp.sum(per_row)
 
 
@@ -484,12 +488,17 @@ def _doc_block(width: int) -> int:
 
 
 def _m_step(beta, theta, counts, eta):
-    def expected_counts(rows, mask):       # Σ_d θ̃_dᵀ (n_d ⊘ θ̃_d B̃) over a block of documents
+    return eta + beta * _expected_counts(beta, theta, counts)
+
+
+def _expected_counts(beta, theta, counts):
+    """Σ_d θ̃_dᵀ (n_d ⊘ θ̃_d B̃) (K, V), folded over blocks of documents (λ = η + B̃ ⊙ this)."""
+    def expected_counts(rows, mask):
         c, t = rows
         ratio = c / _word_norm(t, beta)                                     # (b, V)
         return jnp.where(mask[:, None], t, 0.0).T @ ratio
 
-    return eta + beta * fold_rows(expected_counts, (counts, theta), block=_doc_block(beta.shape[1]))
+    return fold_rows(expected_counts, (counts, theta), block=_doc_block(beta.shape[1]))
 
 
 # ----------------------------------------------------------------------------- checks
@@ -1029,3 +1038,173 @@ def fit_online(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None,
 
 
 __all__ += ["OnlineLDAState", "OnlineLDAInfo", "OnlineLDAResult", "online_step", "fit_online"]
+
+
+# ----------------------------------------------------------------------------- streamed
+
+
+def _corpus_chunk(rows, mask):
+    """Documents, word totals (V,) and invalid (negative or non-finite) counts of a chunk."""
+    c = jnp.where(mask[:, None], rows, 0)
+    return (jnp.sum(mask.astype(jnp.int32)), jnp.sum(c, axis=0),
+            jnp.sum(~jnp.isfinite(c) | (c < 0)).astype(jnp.int32))
+
+
+@partial(jax.jit, static_argnames=("e_step_max_iter", "chunk_size", "e"))
+def _streamed_chunk(counts, valid, gamma0, n_iter_prev, gamma_prev, lam, alpha, eta, e_tol, *,
+                    e_step_max_iter: int, chunk_size: int, e: bool):
+    """One chunk of documents in one pass: the E step from ``gamma0`` under ``λ`` and its
+    M-step sums (when ``e``), and the words and document terms of the ELBO of the previous
+    iteration, whose ``γ`` is ``gamma_prev`` and whose new topics are ``λ``."""
+    topics = _topic_factors(lam)
+    corpus = _dense_corpus(counts)
+    gamma = n_iter = sums = None
+    if e:
+        priority = n_iter_prev + _length_priority(corpus) / (counts.shape[1] + 1)
+        est = _e_step(topics.scaled, corpus, gamma0, priority, alpha, e_tol, e_step_max_iter,
+                      chunk_size)
+        gamma, n_iter = est.doc_topic, est.n_iter
+        sums = _expected_counts(topics.scaled, _doc_factors(gamma).scaled, counts)
+    docs = _doc_factors(gamma_prev)      # (the first pass scores the initial draw, unused)
+    words = _elbo_terms(corpus, gamma_prev, docs, lam, topics, alpha, eta).words
+    doc_kl = _neg_kl_dirichlet(alpha, gamma_prev, docs.elog, valid)
+    return gamma, n_iter, sums, words, doc_kl
+
+
+@jax.jit
+def _topics_from_sums(lam, sums, eta):
+    return eta + _topic_factors(lam).scaled * sums
+
+
+@jax.jit
+def _topic_kl(lam, eta):
+    return _neg_kl_dirichlet(eta, lam, dirichlet_expectation(lam))
+
+
+_gamma100_jit = jax.jit(_gamma100, static_argnames=("shape", "dtype"))
+
+
+def _pad_rows(a: np.ndarray, c: int, value=0) -> np.ndarray:
+    if a.shape[0] == c:
+        return a
+    out = np.full((c,) + a.shape[1:], value, a.dtype)
+    out[:a.shape[0]] = a
+    return out
+
+
+@host_function
+def fit_streamed(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None,
+                 max_iter: int = 100, tol=1e-5, e_step_max_iter: int = 100, e_step_tol=1e-3,
+                 warm_start: bool = False, chunk_size: int = 16,
+                 init_topic_word=None) -> LDAResult:
+    """Fit LDA by batch variational EM over documents streamed from the host in chunks.
+
+    The iteration of :func:`fit` (E step per document, M step λ = η + Σ_d n_dv φ_dvk, the
+    ELBO after each iteration, the same stopping rule and random draws), but each iteration
+    is one pass over the chunks of documents: per chunk, the E step of the iteration and
+    its M-step sums, folded over chunks, together with the words and document terms of
+    the previous iteration's ELBO (which needs the topics that pass starts from; one more
+    pass scores the last iteration). Device memory holds one chunk of counts and the
+    (K, V) topics; the (D, K) ``γ`` and its initial draws live on the host. Equals
+    :func:`fit` with the same key to rounding. A host function (a Python loop over host
+    data): it cannot run under ``jit``/``vmap``/``grad``.
+
+    Args:
+        key: a ``jax.random.key`` (initial ``λ``, each E step's initial ``γ``), as in :func:`fit`.
+        counts: the documents, as :func:`jaxml.data.chunks` of (m, V) count rows (or
+            anything it accepts: a list of arrays, a memory-mapped ``.npy``, a callable
+            returning an iterable, e.g. ``lambda: (S[i:i + m].toarray() for i in
+            range(0, D, m))`` for a scipy sparse corpus ``S``, densified one chunk at a time).
+        n_topics: static K.
+        alpha, eta: priors (default 1/K).
+        max_iter: bound on EM iterations.
+        tol: tolerance on the relative ELBO change, as in :func:`fit`.
+        e_step_max_iter, e_step_tol: the per-document E step's bound and tolerance.
+        warm_start: start each E step from the previous ``γ``, as in :func:`fit`.
+        chunk_size: documents vmapped together in the E step (static), as in :func:`fit`
+            (the host chunks' size is the chunk source's).
+        init_topic_word: optional (K, V) positive initial ``λ``.
+
+    Returns:
+        :class:`LDAResult` (``doc_topic`` (D, K) and ``e_step_n_iter`` (D,) in document order).
+
+    Raises:
+        ValueError: a chunk's width or dtype differs from the first chunk's (the message
+            names the chunk), or some count is negative or not finite.
+    """
+    source = counts if isinstance(counts, Chunks) else Chunks(counts)
+    n_topics = check_int_in_range(n_topics, "n_topics", 1, 10**9)
+    max_iter, tol = check_loop_options(max_iter, tol)
+    e_step_max_iter = check_int_in_range(e_step_max_iter, "e_step_max_iter", 1, 10**9)
+    chunk_size = check_int_in_range(chunk_size, "chunk_size", 1, 10**9)
+    try:
+        first, _ = next(iter(source))
+    except ValueError as e:
+        if "no rows" not in str(e):
+            raise
+        raise ValueError("counts must have at least 1 document (the chunks source yielded "
+                         "none)") from e
+    first = _check_counts(first, "the first chunk of counts")
+    dtype = first.dtype
+    alpha = _check_prior(alpha, "alpha", 1.0 / n_topics, dtype)
+    eta = _check_prior(eta, "eta", 1.0 / n_topics, dtype)
+    tol = float(_check_tol(tol, "tol", dtype))
+    e_step_tol = _check_tol(e_step_tol, "e_step_tol", dtype)
+    if key is None:
+        raise ValueError("key must be a PRNG key (it draws the E steps' starting points)")
+    n_docs, _, bad = fold_chunks(_corpus_chunk, source)
+    if int(bad):
+        raise ValueError("counts must be finite, non-negative word counts (some chunk is not)")
+    n_docs = int(n_docs)
+    key, k_topic, k_doc = jax.random.split(key, 3)
+    if init_topic_word is None:
+        lam = _gamma100_jit(k_topic, (n_topics, first.shape[1]), dtype)
+    else:
+        lam = _check_init_topic_word(init_topic_word, n_topics, first)
+    gamma = np.asarray(_gamma100_jit(k_doc, (n_docs, n_topics), dtype))
+    doc_iters = np.zeros((n_docs,), np.int32)
+    host_dtype = np.dtype(dtype)
+    trace = np.full((max_iter,), np.nan)
+    value, converged, n_iter = -np.inf, False, max_iter
+    for t in range(1, max_iter + 2):
+        e, score = t <= max_iter, t > 1
+        gamma0 = gamma
+        if e and not warm_start:
+            key, sub = jax.random.split(key)
+            gamma0 = np.asarray(_gamma100_jit(sub, (n_docs, n_topics), dtype))
+        new_gamma, new_iters = np.empty_like(gamma), np.empty_like(doc_iters)
+        sums = words = doc_kl = 0.0
+        off = 0
+        for rows, m in source:
+            c = source.chunk_size
+            g, it, s, w, kl = _streamed_chunk(
+                _pad_rows(np.asarray(rows, host_dtype), c), np.arange(c) < m,
+                _pad_rows(gamma0[off:off + m], c, 1), _pad_rows(doc_iters[off:off + m], c),
+                _pad_rows(gamma[off:off + m], c, 1), lam, alpha, eta, e_step_tol,
+                e_step_max_iter=e_step_max_iter, chunk_size=chunk_size, e=e)
+            if e:
+                new_gamma[off:off + m], new_iters[off:off + m] = np.asarray(g)[:m], np.asarray(it)[:m]
+                sums = sums + s
+            if score:
+                words, doc_kl = words + w, doc_kl + kl
+            off += m
+        if score:
+            new_value = float(words + doc_kl + _topic_kl(lam, eta))
+            trace[t - 2] = new_value
+            change = abs(new_value - value) / max(abs(new_value), np.finfo(host_dtype).tiny)
+            value = new_value
+            if change <= tol:
+                converged, n_iter = True, t - 1
+                break
+        if not e:
+            break
+        lam = _topics_from_sums(lam, sums, eta)
+        gamma, doc_iters = new_gamma, new_iters
+    healthy = (converged and np.isfinite(value) and bool(jnp.all(jnp.isfinite(lam)))
+               and bool(np.all(np.isfinite(gamma))))
+    return LDAResult(lam, alpha, eta, jnp.asarray(gamma), jnp.asarray(value, dtype),
+                     jnp.asarray(n_iter, jnp.int32), jnp.asarray(healthy),
+                     jnp.asarray(trace, dtype), jnp.asarray(doc_iters))
+
+
+__all__ += ["fit_streamed"]

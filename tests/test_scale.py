@@ -95,6 +95,75 @@ def test_online_lda_held_out_perplexity_within_5_percent_of_sklearn():
     assert abs(ratio - 1.0) < 0.05, ratio
 
 
+def _gmm_start(X, k, covariance_type):
+    """Hand-made starting parameters (first k rows as means, the data's spread)."""
+    from jaxml import gmm
+    d = X.shape[1]
+    var = np.var(X, axis=0)
+    cov = {"full": np.broadcast_to(np.diag(var), (k, d, d)), "tied": np.diag(var),
+           "diag": np.broadcast_to(var, (k, d)), "spherical": np.full(k, var.mean())}
+    return gmm.GMMParams(np.full(k, 1.0 / k), X[:k].copy(), np.array(cov[covariance_type]),
+                         covariance_type)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_streamed_gmm_equals_in_memory_fit(blobs, covariance_type):
+    from jaxml import gmm
+    X = blobs[:, :2]
+    p0 = _gmm_start(X, 3, covariance_type)
+    a = gmm.fit(None, X, 3, init_params=p0, max_iter=8, tol=0.0)
+    chunks = data.chunks([X[s:s + 300] for s in range(0, len(X), 300)])   # last chunk short
+    b = gmm.fit_streamed(None, chunks, 3, init_params=p0, max_iter=8, tol=0.0)
+    assert b.covariance_type == covariance_type and int(b.n_iter) == int(a.n_iter) == 8
+    for field in ("weights", "means", "covariances", "lower_bound", "trace"):
+        np.testing.assert_allclose(getattr(b, field), getattr(a, field), rtol=1e-10,
+                                   atol=1e-12, err_msg=field)
+    assert bool(b.converged) == bool(a.converged)
+
+
+def test_streamed_gmm_stops_like_fit_and_rejects_inconsistent_chunks(blobs):
+    from jaxml import gmm
+    X = blobs[:, :2]
+    p0 = _gmm_start(X, 3, "diag")
+    a = gmm.fit(None, X, 3, init_params=p0, max_iter=100, tol=1e-4)
+    b = gmm.fit_streamed(None, data.chunks(X, chunk_size=256), 3, init_params=p0,
+                         max_iter=100, tol=1e-4)
+    assert bool(a.converged) and bool(b.converged) and int(b.n_iter) == int(a.n_iter) < 100
+    np.testing.assert_allclose(b.lower_bound, a.lower_bound, rtol=1e-12)
+    with pytest.raises(ValueError, match="chunk 1"):
+        gmm.fit_streamed(None, data.chunks([X[:10], blobs[10:20]]), 2,
+                         init_params=_gmm_start(X, 2, "diag"))
+    with pytest.raises(ValueError, match="chunk 2"):
+        gmm.fit_streamed(None, data.chunks([X[:10], X[10:20], X[20:30].astype(np.float32)]),
+                         2, init_params=_gmm_start(X, 2, "diag"))
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    rng = np.random.default_rng(0)
+    K, V, D = 3, 20, 50
+    topics = rng.dirichlet(np.full(V, 0.1), K)
+    theta = rng.dirichlet(np.full(K, 0.3), D)
+    return np.stack([rng.multinomial(30, t @ topics) for t in theta]).astype(float)
+
+
+def test_streamed_lda_equals_in_memory_fit(corpus):
+    from jaxml import lda
+    a = lda.fit(jax.random.key(0), corpus, 3, max_iter=4, tol=0.0)
+    chunks = data.chunks(lambda: (corpus[s:s + 20] for s in range(0, 50, 20)))  # 20, 20, 10
+    b = lda.fit_streamed(jax.random.key(0), chunks, 3, max_iter=4, tol=0.0)
+    assert int(b.n_iter) == int(a.n_iter) == 4
+    for field in ("topic_word", "doc_topic", "elbo", "trace"):
+        np.testing.assert_allclose(getattr(b, field), getattr(a, field), rtol=1e-10,
+                                   err_msg=field)
+    np.testing.assert_array_equal(b.e_step_n_iter, a.e_step_n_iter)
+    # the ELBO recorded is the model's: recomputed from the returned parameters
+    np.testing.assert_allclose(
+        lda.elbo(corpus, b.doc_topic, b.topic_word, alpha=1 / 3, eta=1 / 3), b.elbo, rtol=1e-12)
+    with pytest.raises(ValueError, match="chunk 1"):
+        lda.fit_streamed(jax.random.key(0), data.chunks([corpus[:20], corpus[20:, :19]]), 3)
+
+
 # ----------------------------------------------------------------------------- streamed fits
 # of the sufficient-statistic chapters: a list of (X, y) chunk pairs (last one short) and two
 # memory-mapped .npy files read in step; each equals the in-memory fit and an outside oracle.
