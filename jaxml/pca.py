@@ -13,14 +13,10 @@ x̂ = x̄ + Vₖ z. Explained variances are λⱼ (ddof = 1, as scikit-learn), t
 ``fit`` forms S and calls ``eigh`` (O(n·d²) + O(d³)) — the chapter's method, and fastest
 when n ≫ d. When d > n, S has rank < n and is large; ``fit`` then takes the thin SVD of
 the centred data, X − 1x̄ᵀ = U Σ Vᵀ (O(n²·d)), whose right singular vectors are the same
-eigenvectors. Large float64 data with few components (n ≥ d, n·d² ≥ 2³⁰, 8k ≤ d) take
-a mixed-precision path instead: S from float32 products (several times faster than
-float64 ones on CPUs), its float32 ``eigh``, then the top k eigenpairs refined against
-the float64 covariance (each round one float64 pass S V, O(n·d·k)) until the float64
-residuals ‖S vᵢ − λᵢ vᵢ‖ are as small as a float64 ``eigh``'s backward error — the same
-answer — or, where that certificate fails (a gap at k too small for float32), the float64
-S and its ``eigh`` after all (``_core.refine_top_eigenpairs``). The choice is static, from
-the shapes and dtype.
+eigenvectors. The choice is static, from the shapes. (A mixed-precision path — S from
+float32 products, then the top k eigenpairs refined in float64 and certified by their
+float64 residuals, ``_core.refine_top_eigenpairs`` — gives the same answer but did not
+win on the 2-core CPU measured, so ``fit`` does not choose it; see ``_method``.)
 
 Signs follow scikit-learn's ``svd_flip(u_based_decision=False)``: in every component the
 entry of largest magnitude is positive, so results are deterministic.
@@ -123,10 +119,15 @@ def _spectrum_svd(X):
     return mean, s * s / (X.shape[0] - 1), vt
 
 
-# Float64 fits with 8k ≤ d on data worth float32 products (``mixed_precision_pays``) take
-# the refined path: three float64 passes S V of 2·n·d·k multiply-adds each against one
-# float64 product of n·d² (measured on XLA:CPU at 100 000 × 256: k = 32 wins 2–3×).
-_REFINED_MAX_FRACTION = 8
+# The refined path ("refined": float32 covariance, float64 refinement of the top k) costs
+# one float32 product of n·d² plus three float64 passes S V of 2·n·d·k multiply-adds. On
+# the 2-core XLA:CPU measured (100 000 × 256, float64) the float32 blocked Gram was only
+# 1.1–1.5× faster than the float64 one on a lightly loaded machine, so the path lost
+# (k = 32: 1.2–1.4× slower than "eigh"; k = 8: 1.4× slower) and won only under heavy
+# load (up to 2.4×). ``fit`` therefore does not choose it (_REFINED_MAX_FRACTION = 0
+# turns it off); set it to 8 (8k ≤ d, with ``mixed_precision_pays``) where float32
+# products are ≥ 3× faster than float64 ones.
+_REFINED_MAX_FRACTION = 0
 
 
 def _method(X, k: int) -> str:
@@ -134,7 +135,7 @@ def _method(X, k: int) -> str:
     n, d = X.shape
     if d > n:
         return "svd"
-    if mixed_precision_pays(X) and _REFINED_MAX_FRACTION * k <= d:
+    if mixed_precision_pays(X) and 0 < _REFINED_MAX_FRACTION * k <= d:
         return "refined"
     return "eigh"
 
@@ -258,11 +259,6 @@ def fit(X, n_components: int) -> PCAResult:
     Returns:
         :class:`PCAResult` with mean (d,), components (k, d), explained_variance (k,),
         explained_variance_ratio (k,), singular_values (k,), noise_variance ().
-
-    Large float64 data with few components (n ≥ d, n·d² ≥ 2³⁰, 8k ≤ d) are fitted from a
-    float32 covariance refined to the float64 eigenpairs and certified by their float64
-    residuals (the float64 covariance where the certificate fails): the same answer,
-    about 2–3× faster on CPUs.
 
     Differentiable with respect to X (``jax.grad`` through ``eigh``/``svd``): the
     derivative of the sign-fixed components exists while the eigenvalues are distinct

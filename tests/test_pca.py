@@ -146,8 +146,10 @@ def test_gradient_of_sign_fixed_components_matches_finite_differences(shape, k):
 # by float64 residuals; float64 eigh where the certificate fails). Chosen for large float64
 # data; here forced on small data through the private core.
 
-def test_refined_path_is_chosen_for_large_float64_data_with_few_components():
+def test_path_choice(monkeypatch):
     big = jax.ShapeDtypeStruct((100_000, 256), jnp.float64)
+    assert pca._method(big, 32) == "eigh"             # the refined path is off by default
+    monkeypatch.setattr(pca, "_REFINED_MAX_FRACTION", 8)
     assert pca._method(big, 32) == "refined"
     assert pca._method(big, 64) == "eigh"                   # 8k > d: the passes cost too much
     assert pca._method(jax.ShapeDtypeStruct((100_000, 256), jnp.float32), 32) == "eigh"
