@@ -2,9 +2,7 @@
 
 Both centre the data, form the 256×256 covariance and eigendecompose it; the quality
 figure compares the explained variances and the components (same sign convention).
-Run in float64 and in float32 (the same dtype on both sides). In float64 (k = 32 ≤ d/8)
-jaxml takes its mixed-precision path: a float32 covariance, then the top k eigenpairs
-refined against the float64 one and certified by their float64 residuals.
+Run in float64 and in float32 (the same dtype on both sides).
 
     python benchmarks/run_all.py --only pca [--quick] --out out/bench
 """
