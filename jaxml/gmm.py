@@ -63,7 +63,7 @@ from jax.scipy.special import logsumexp
 from jaxml._core import (HIGHEST, LOG_2PI, Adjoint, Implicit, check_int_in_range,
                          check_loop_options, check_matrix, check_nonnegative, check_value,
                          fixed_point, host_function, is_concrete)
-from jaxml._core.fold import Chunks, fold_chunks, fold_rows, map_rows
+from jaxml._core.fold import Chunks, first_chunk, fold_chunks, fold_rows, map_rows
 
 __all__ = [
     "COVARIANCE_TYPES", "GMMParams", "GMMState", "GMMInfo", "GMMResult", "init", "init_state",
@@ -959,12 +959,7 @@ def fit_streamed(key, X, n_components: int, *, covariance_type: str | None = Non
     reg_covar = check_nonnegative(reg_covar, "reg_covar")
     if block_size is not None:
         check_int_in_range(block_size, "block_size", 1, 2**31 - 1)
-    try:
-        first, _ = next(iter(source))
-    except ValueError as e:
-        if "no rows" not in str(e):
-            raise
-        raise ValueError("X must have at least 1 row (the chunks source yielded none)") from e
+    first = first_chunk(source)
     first = _check_X(first, "the first chunk of X")
     d, dtype = first.shape[1], first.dtype
     if covariance_type is None:

@@ -38,7 +38,7 @@ from jax import lax
 
 from jaxml._core import (HIGHEST, Adjoint, Implicit, check_int_in_range, check_loop_options,
                          check_matrix, fixed_point, host_function)
-from jaxml._core.fold import Chunks, fold_chunks, fold_map_rows, map_rows
+from jaxml._core.fold import Chunks, first_chunk, fold_chunks, fold_map_rows, map_rows
 
 __all__ = [
     "KMeansState", "KMeansInfo", "KMeansResult", "plusplus_init", "init_state", "step", "fit", "predict",
@@ -591,12 +591,7 @@ def fit_streamed(key, X, n_clusters: int, *, init=None, max_iter: int = 300,
     """
     source = X if isinstance(X, Chunks) else Chunks(X)
     max_iter, tol = check_loop_options(max_iter, tol)
-    try:
-        first, _ = next(iter(source))
-    except ValueError as e:
-        if "no rows" not in str(e):
-            raise
-        raise ValueError("X must have at least 1 row (the chunks source yielded none)") from e
+    first = first_chunk(source)
     first = check_matrix(first, "the first chunk of X")
     d, dtype = first.shape[1], first.dtype
     if init is None:

@@ -70,7 +70,7 @@ from jax.scipy.special import digamma, gammaln
 from jaxml._core import (Adjoint, Implicit, as_float_array, check_int_in_range, check_loop_options,
                          check_nonnegative, check_positive, check_value, fixed_point,
                          host_function, is_concrete)
-from jaxml._core.fold import Chunks, fold_chunks, fold_rows
+from jaxml._core.fold import Chunks, first_chunk, fold_chunks, fold_rows
 
 __all__ = [
     "LDAModel", "LDAState", "LDAInfo", "LDAResult", "EStepResult", "ELBOTerms",
@@ -1137,13 +1137,7 @@ def fit_streamed(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None,
     max_iter, tol = check_loop_options(max_iter, tol)
     e_step_max_iter = check_int_in_range(e_step_max_iter, "e_step_max_iter", 1, 10**9)
     chunk_size = check_int_in_range(chunk_size, "chunk_size", 1, 10**9)
-    try:
-        first, _ = next(iter(source))
-    except ValueError as e:
-        if "no rows" not in str(e):
-            raise
-        raise ValueError("counts must have at least 1 document (the chunks source yielded "
-                         "none)") from e
+    first = first_chunk(source, name="counts", unit="document")
     first = _check_counts(first, "the first chunk of counts")
     dtype = first.dtype
     alpha = _check_prior(alpha, "alpha", 1.0 / n_topics, dtype)

@@ -498,16 +498,18 @@ def qr_chunks(fn: Callable[..., jax.Array], source, *, args: tuple = (),
     return R, n
 
 
-def first_chunk(source, *, pairs: bool = False):
+def first_chunk(source, *, pairs: bool = False, name: str = "X", unit: str = "row"):
     """The first chunk of a :class:`Chunks` source (a pytree of NumPy arrays), for a
     streamed fit's checks. ``ValueError`` when the source yields no rows ("X must have at
-    least 1 row"), or, with ``pairs``, when the chunks are not (X, y) pairs."""
+    least 1 row", with the argument's ``name`` and ``unit``), or, with ``pairs``, when the
+    chunks are not (X, y) pairs."""
     try:
         first, _ = next(iter(source))
     except ValueError as e:
         if "no rows" not in str(e):
             raise
-        raise ValueError("X must have at least 1 row (the chunks source yielded none)") from e
+        raise ValueError(f"{name} must have at least 1 {unit} (the chunks source yielded "
+                         "none)") from e
     if pairs and not (isinstance(first, tuple) and len(first) == 2):
         raise ValueError("data must yield (X, y) chunks: tuples of an (m, d) and an (m,) "
                          "array, or chunks(X, y=y)")
