@@ -221,7 +221,7 @@ def _rvm(rng, n, repeats):
 
 def run(out_dir: Path, quick: bool = False) -> list[BenchRow]:
     rng = np.random.default_rng(0)
-    repeats = 3 if quick else 7
+    repeats = 3 if quick else 15
     n = 120 if quick else 600
     rows = [_svm(rng, n, repeats), _lasso(rng, 2 * n, 40, repeats),
             _ridge_constrained(rng, 2 * n, 40, repeats),
