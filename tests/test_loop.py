@@ -124,3 +124,20 @@ def test_implicit_leaves_without_tangent():
 
     # fixed point: a = 2 a0 = 4, b = 2 b0 a = 8 b0
     np.testing.assert_allclose(jax.grad(out)(1.5), 8.0, rtol=1e-10)
+
+
+def test_implicit_derivative_is_zero_not_nan_where_the_fit_ignores_theta():
+    """A fitted part that does not depend on θ has derivative 0 (the adjoint system's
+    right-hand side is 0, which GMRES alone would turn into NaN)."""
+    def step(s, a):
+        x, y = s
+        x_new, y_new = 0.5 * (x + a / x), 0.5 * y + 1.0     # y* = 2 whatever a is
+        return (x_new, y_new), StepInfo(jnp.abs(x_new * x_new - a) + jnp.abs(y_new - y), x_new)
+
+    def f(a, pick):
+        r = fixed_point(step, (jnp.asarray(1.0), jnp.asarray(0.0)), a, tol=1e-13,
+                        max_iter=80, adjoint=Implicit())
+        return r.state[pick]
+
+    assert float(jax.grad(f)(7.0, 1)) == 0.0
+    np.testing.assert_allclose(jax.grad(f)(7.0, 0), 0.5 / np.sqrt(7.0), rtol=1e-10)
