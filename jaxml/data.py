@@ -25,6 +25,10 @@ source where the in-memory fit takes its data; everything else (sizes, keyword n
 the result type) is the in-memory fit's, and the answer equals it to rounding:
 
 * ``kmeans.fit(key, X, k)`` → :func:`jaxml.kmeans.fit_streamed` ``(key, chunks, k)``
+* ``gmm.fit(key, X, k)`` → :func:`jaxml.gmm.fit_streamed` ``(key, chunks, k)`` (EM, every
+  covariance type)
+* ``lda.fit(key, counts, K)`` → :func:`jaxml.lda.fit_streamed` ``(key, chunks, K)`` (batch
+  variational EM over chunks of documents)
 * ``pca.fit(X, k)`` → :func:`jaxml.pca.fit_streamed` ``(chunks, k)``
 * ``gaussian.mle(X)`` → :func:`jaxml.gaussian.mle_streamed` ``(chunks)``
 * ``linear.ridge(X, y, alpha)`` → :func:`jaxml.linear.ridge_streamed` ``(chunks, alpha)``
