@@ -231,6 +231,13 @@ def _word_norm(theta: jax.Array, beta: jax.Array) -> jax.Array:
     return jnp.maximum(theta @ beta, jnp.finfo(beta.dtype).tiny)
 
 
+def _gathered_word_norm(theta: jax.Array, beta: jax.Array, ids: jax.Array) -> jax.Array:
+    """:func:`_word_norm` at each document's listed words only: θ̃ (b, K), B̃ (K, V),
+    ids (b, L) -> (b, L), through a gathered (b, L, K) copy of B̃'s columns."""
+    norm = jnp.einsum("dlk,dk->dl", beta.T[ids], theta)
+    return jnp.maximum(norm, jnp.finfo(norm.dtype).tiny)
+
+
 def _neg_kl_dirichlet(prior, params: jax.Array, elog: jax.Array, mask=None) -> jax.Array:
     """Σᵣ E_q[log Dir(xᵣ | prior) − log Dir(xᵣ | paramsᵣ)] over the rows.
 
@@ -291,8 +298,7 @@ def _elbo_terms(corpus: "_Corpus", doc_topic, docs: _Factors, topic_word, topics
     else:   # only at each document's distinct words: (b, L, K) gathered columns
         def word_term(rows, mask):
             ids, c, theta = rows
-            norm = jnp.einsum("dlk,dk->dl", topics.scaled.T[ids], theta)
-            per = c * jnp.log(jnp.maximum(norm, jnp.finfo(norm.dtype).tiny))
+            per = c * jnp.log(_gathered_word_norm(theta, topics.scaled, ids))
             return jnp.sum(jnp.where(mask[:, None], per, 0.0))
 
         weighted = fold_rows(word_term, (corpus.word_ids, corpus.word_counts, docs.scaled),
@@ -340,17 +346,28 @@ def _dense_corpus(counts: jax.Array, word_ids=None, word_counts=None) -> _Corpus
                    jnp.sum(counts, axis=0), jnp.sum(counts > 0, axis=1).astype(counts.dtype))
 
 
-def _make_corpus(counts: jax.Array) -> _Corpus:
-    """Pick the E step layout: padded distinct words when concrete and sparse enough, else dense."""
+def _distinct_words(counts, max_fraction: float):
+    """The padded distinct-word layout of concrete ``counts`` (D, V) on the host: ``ids``
+    (D, L) int32 column ids (each document's nonzero columns first, then zero-count
+    columns as padding) and their counts (D, L) as NumPy arrays, L the most distinct words
+    of any document; ``None`` when ``counts`` is traced or L > ``max_fraction`` · V (the
+    dense rows are then cheaper)."""
     if not is_concrete(counts):
-        return _dense_corpus(counts)
+        return None
     host = np.asarray(counts)
     n_distinct = max(1, int(np.max(np.count_nonzero(host, axis=1), initial=0)))
-    if 4 * n_distinct > host.shape[1]:
-        return _dense_corpus(counts)
+    if n_distinct > max_fraction * host.shape[1]:
+        return None
     ids = np.argsort(host == 0, axis=1, kind="stable")[:, :n_distinct].astype(np.int32)
-    return _dense_corpus(counts, jnp.asarray(ids),
-                         jnp.asarray(np.take_along_axis(host, ids, axis=1), counts.dtype))
+    return ids, np.take_along_axis(host, ids, axis=1)
+
+
+def _make_corpus(counts: jax.Array) -> _Corpus:
+    """Pick the E step layout: padded distinct words when concrete and sparse enough, else dense."""
+    layout = _distinct_words(counts, 0.25)
+    if layout is None:
+        return _dense_corpus(counts)
+    return _dense_corpus(counts, jnp.asarray(layout[0]), jnp.asarray(layout[1], counts.dtype))
 
 
 class _DocInfo(NamedTuple):
@@ -915,7 +932,8 @@ def online_step(state: OnlineLDAState, counts: jax.Array, *, n_docs, alpha, eta,
         λ ← (1 − ρ) λ + ρ (η + (D / B) Σ_{d∈batch} n_dv φ_dvk),   ρ = (τ₀ + t)^(−κ)
 
     (Hoffman, Blei & Bach 2010; scikit-learn's ``learning_method="online"``). Documents
-    with no words (padding) contribute nothing and are not counted in B.
+    with no words (padding) contribute nothing and are not counted in B. Concrete, sparse
+    ``counts`` are read at each document's distinct words only, as in :func:`fit_online`.
 
     Args:
         state: an :class:`OnlineLDAState`.
@@ -929,38 +947,85 @@ def online_step(state: OnlineLDAState, counts: jax.Array, *, n_docs, alpha, eta,
     Returns:
         ``(state, info)``.
     """
-    return _online_step(state, jnp.asarray(counts), n_docs, alpha, eta, learning_offset,
-                        learning_decay, e_step_tol, e_step_max_iter)
+    counts = jnp.asarray(counts)
+    batch = jax.tree_util.tree_map(lambda a: a[0], _online_batches(counts, counts.shape[0]))
+    return _online_step(state, batch, n_docs, alpha, eta, learning_offset, learning_decay,
+                        e_step_tol, e_step_max_iter)
+
+
+# The online fits read each batch's distinct words (padded to the corpus' most distinct
+# words L) when L ≤ this fraction of V: a document update then costs K·L instead of K·V.
+_ONLINE_SPARSE_FRACTION = 0.5
+_ONLINE_CHUNK = 16          # documents vmapped together in the online E step
+
+
+def _online_batches(counts: jax.Array, batch_size: int):
+    """``counts`` (D, V) as (n_batches, B, ...) batches of B documents (the last one padded
+    with empty documents): the padded distinct-word layout ``(ids, word_counts)``, each
+    (n_batches, B, L), built on the host when ``counts`` is concrete and sparse enough, else
+    the dense rows (n_batches, B, V) (under tracing)."""
+    n_docs = counts.shape[0]
+    n_batches = -(-n_docs // batch_size)
+    pad = n_batches * batch_size - n_docs   # zero-count documents: no words, not counted
+    layout = _distinct_words(counts, _ONLINE_SPARSE_FRACTION)
+    if layout is None:
+        return jnp.concatenate([counts, jnp.zeros((pad,) + counts.shape[1:], counts.dtype)]
+                               ).reshape(n_batches, batch_size, -1)
+    return tuple(jnp.asarray(_pad_rows(a, n_batches * batch_size).reshape(
+        n_batches, batch_size, -1), dtype) for a, dtype in zip(layout, (jnp.int32, counts.dtype)))
+
+
+def _batch_corpus(batch) -> _Corpus:
+    """A batch of :func:`_online_batches` as a :class:`_Corpus` (no dense counts in the
+    distinct-word layout, no word totals: the online step reads neither)."""
+    if not isinstance(batch, tuple):
+        return _dense_corpus(batch)
+    ids, c = batch
+    return _Corpus(None, ids, c, jnp.sum(c, axis=1), None, jnp.sum(c > 0, axis=1).astype(c.dtype))
+
+
+def _online_sums(beta, theta, corpus: _Corpus):
+    """Σ_d θ̃_dᵀ (n_d ⊘ θ̃_d B̃) (K, V) (λ's sufficient statistics before the ⊙ B̃) and
+    Σ_dv n_dv log(θ̃_d B̃)_v for a batch; in the distinct-word layout both are computed at
+    each document's listed words only and the statistics scattered into their columns."""
+    if corpus.word_ids is None:
+        norm = _word_norm(theta, beta)                                      # (B, V)
+        return theta.T @ (corpus.counts / norm), jnp.sum(corpus.counts * jnp.log(norm))
+    ids, c = corpus.word_ids, corpus.word_counts
+    norm = _gathered_word_norm(theta, beta, ids)                            # (B, L)
+    per_word = ((c / norm)[..., None] * theta[:, None, :]).reshape(-1, theta.shape[1])
+    sums = jnp.zeros(beta.shape[::-1], beta.dtype).at[ids.reshape(-1)].add(per_word)
+    return sums.T, jnp.sum(c * jnp.log(norm))
 
 
 @partial(jax.jit, static_argnames=("e_step_max_iter",))
-def _online_step(state: OnlineLDAState, counts, n_docs, alpha, eta, tau0, kappa, e_step_tol,
+def _online_step(state: OnlineLDAState, batch, n_docs, alpha, eta, tau0, kappa, e_step_tol,
                  e_step_max_iter: int):
     dtype = state.topic_word.dtype
     lam = state.topic_word
     key, k_doc = jax.random.split(state.key)
-    corpus = _dense_corpus(counts)
+    corpus = _batch_corpus(batch)
     beta = _topic_factors(lam).scaled
-    gamma0 = _gamma100(k_doc, (counts.shape[0], lam.shape[0]), dtype)
+    gamma0 = _gamma100(k_doc, (corpus.doc_totals.shape[0], lam.shape[0]), dtype)
     gamma = _e_step(beta, corpus, gamma0, _length_priority(corpus), alpha,
-                    jnp.asarray(e_step_tol, dtype), e_step_max_iter, 16).doc_topic
+                    jnp.asarray(e_step_tol, dtype), e_step_max_iter, _ONLINE_CHUNK).doc_topic
     theta = _doc_factors(gamma).scaled
-    sstats = _m_step(beta, theta, counts, jnp.zeros((), dtype))
+    sums, log_lik = _online_sums(beta, theta, corpus)
+    sstats = beta * sums
     b = jnp.maximum(jnp.sum(corpus.doc_totals > 0), 1).astype(dtype)
     rho = (jnp.asarray(tau0, dtype) + state.n_batch_iter.astype(dtype)) ** (
         -jnp.asarray(kappa, dtype))
     new = (1 - rho) * lam + rho * (eta + jnp.asarray(n_docs, dtype) / b * sstats)
-    words = jnp.sum(counts)
-    ll = jnp.sum(counts * jnp.log(_word_norm(theta, beta))) / jnp.maximum(words, 1)
+    ll = log_lik / jnp.maximum(jnp.sum(corpus.doc_totals), 1)
     err = jnp.mean(jnp.abs(new - lam)) / jnp.mean(lam)
     return OnlineLDAState(new, state.n_batch_iter + 1, key), OnlineLDAInfo(err, ll)
 
 
 def _online_loop_step(state, args, e_step_max_iter):
     batches, n_docs, alpha, eta, tau0, kappa, e_tol = args
-    i = (state.n_batch_iter - 1) % batches.shape[0]
-    return _online_step(state, batches[i], n_docs, alpha, eta, tau0, kappa, e_tol,
-                        e_step_max_iter)
+    i = (state.n_batch_iter - 1) % jax.tree_util.tree_leaves(batches)[0].shape[0]
+    return _online_step(state, jax.tree_util.tree_map(lambda a: a[i], batches), n_docs,
+                        alpha, eta, tau0, kappa, e_tol, e_step_max_iter)
 
 
 @partial(jax.jit, static_argnames=("n_steps", "e_step_max_iter"))
@@ -984,7 +1049,10 @@ def fit_online(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None,
     scikit-learn's ``LatentDirichletAllocation(learning_method="online")``: ``max_iter``
     epochs over the documents in consecutive batches of ``batch_size`` (the last one
     shorter), one :func:`online_step` per batch with D/B scaling and step size
-    ρₜ = (τ₀ + t)^(−κ). Each update costs O(B·K·V), independent of D.
+    ρₜ = (τ₀ + t)^(−κ). Each update costs O(B·K·V), independent of D; on concrete counts
+    whose documents have at most L ≤ V/2 distinct words, O(B·K·L): the batches' distinct
+    words are listed once per fit on the host and the statistics scattered into their
+    columns (under ``jit`` the dense rows are read; the same answer to rounding).
 
     Args:
         key: a JAX PRNG key (initial topics unless given, and the E steps' initial ``γ``).
@@ -1028,9 +1096,7 @@ def fit_online(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None,
         lam = _check_init_topic_word(init_topic_word, n_topics, counts)
     b = min(batch_size, n_docs)
     n_batches = -(-n_docs // b)
-    pad = n_batches * b - n_docs            # zero-count documents: no words, not counted
-    batches = jnp.concatenate([counts, jnp.zeros((pad, n_words), dtype)]).reshape(
-        n_batches, b, n_words)
+    batches = _online_batches(counts, b)
     return _fit_online(k_doc, batches, lam, jnp.asarray(n_docs, dtype), alpha, eta,
                        jnp.asarray(learning_offset, dtype), jnp.asarray(learning_decay, dtype),
                        jnp.asarray(tol, dtype), jnp.asarray(e_step_tol, dtype),

@@ -267,6 +267,21 @@ def test_sparse_and_dense_layouts_agree(reuters, sklearn_reuters):
     np.testing.assert_array_equal(np.asarray(traced.n_iter), np.asarray(eager.n_iter))
 
 
+def test_online_sparse_and_dense_layouts_agree():
+    # concrete counts with few distinct words per document: fit_online (and online_step, the
+    # same kernel) lists each batch's distinct words on the host and scatters the statistics;
+    # traced counts (inside jit): the dense rows. Same topics and trace, padded batch included.
+    counts, _ = sample_corpus(1, n_docs=40, doc_len=10)
+    assert np.count_nonzero(counts, axis=1).max() <= V_SYN // 2     # the sparse layout applies
+    kw = dict(alpha=ALPHA_SYN, eta=ETA_SYN, batch_size=16, max_iter=2)
+    eager = lda.fit_online(jax.random.key(0), counts, K_SYN, **kw)
+    traced = jax.jit(lambda c: lda.fit_online(jax.random.key(0), c, K_SYN, **kw))(counts)
+    assert int(eager.n_iter) == int(traced.n_iter) == 6
+    np.testing.assert_allclose(np.asarray(eager.topic_word), np.asarray(traced.topic_word),
+                               rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(eager.trace), np.asarray(traced.trace), rtol=1e-10)
+
+
 def test_float32_stays_float32(synthetic, synthetic_fit):
     counts, beta = synthetic
     c32 = counts.astype(np.float32)
