@@ -114,7 +114,8 @@ def _linear_dual_problem(X, y, C, rho=None) -> LinearDualProblem:
     sq = jnp.sum(X * X, axis=1)
     scale = jnp.maximum(jnp.mean(sq), jnp.finfo(X.dtype).tiny)
     rho = 0.1 * scale if rho is None else rho
-    return LinearDualProblem(X, y, jnp.asarray(C, X.dtype), sq, jnp.asarray(rho, X.dtype),
+    dt = X.dtype
+    return LinearDualProblem(X, jnp.asarray(y, dt), jnp.asarray(C, dt), sq, jnp.asarray(rho, dt),
                              scale)
 
 
@@ -215,7 +216,9 @@ def fit_linear_dcd(X, y, *, C=1.0, tol=1e-3, max_iter: int = 1000) -> SVMModel:
 @partial(jax.jit, static_argnames=("max_iter",))
 def _fit_linear_dcd(X, y, C, tol, *, max_iter: int) -> SVMModel:
     problem = _linear_dual_problem(X, y, C)
-    loop = fixed_point(dcd_step, dcd_init(problem), problem, tol=tol, max_iter=max_iter)
+    y, C = problem.y, problem.C
+    loop = fixed_point(dcd_step, dcd_init(problem), problem, tol=jnp.asarray(tol, X.dtype),
+                       max_iter=max_iter)
     alpha, w = loop.state.alpha, loop.state.w
     grad = _gradient(w, problem)
     return SVMModel(

@@ -353,19 +353,19 @@ def _margin_width(model: SVMModel):
 
 
 def check_binary(X, y, C, tol, kernel):
-    """Validate (X, y, C, tol, kernel) at the Python boundary; y → X's float dtype."""
+    """Validate (X, y, C, tol, kernel) at the Python boundary; returns them checked but not
+    cast (the jitted cores cast y, C and tol to X's dtype: no eager conversions here)."""
     if not isinstance(kernel, Kernel):
         raise TypeError(f"kernel must be a jaxml.svm Kernel, got {type(kernel).__name__}")
     X = check_matrix(X, "X")
     y = check_labels(y, "y", [-1, 1])
     check_same_length(X, "X", y, "y")
     if is_concrete(y):
-        vals = np.unique(np.asarray(y))
-        if vals.size < 2:
-            raise ValueError(f"y must contain both labels -1 and +1, got only {vals.tolist()}")
-    y = y.astype(X.dtype)
-    C = jnp.asarray(check_positive(C, "C", finite=False), X.dtype)   # C = inf: hard margin
-    tol = jnp.asarray(check_positive(tol, "tol"), X.dtype)
+        v = np.asarray(y)
+        if v.min() == v.max():
+            raise ValueError(f"y must contain both labels -1 and +1, got only [{int(v[0])}]")
+    C = check_positive(C, "C", finite=False)            # C = inf: hard margin
+    tol = check_positive(tol, "tol")
     return X, y, C, tol
 
 
@@ -417,7 +417,7 @@ def fit_checked(X, y, C, tol, kernel, max_iter, min_margin, *, init: Callable, s
     then :func:`fit_binary` with the solver's ``init``/``step``."""
     X, y, C, tol = check_binary(X, y, C, tol, kernel)
     max_iter = default_max_iter(X.shape[0], max_iter)
-    min_margin = jnp.asarray(check_positive(min_margin, "min_margin"), X.dtype)
+    min_margin = check_positive(min_margin, "min_margin")
     return fit_binary(X, y, C, tol, kernel, min_margin, init=init, step=step,
                       max_iter=max_iter, adjoint=adjoint)
 
@@ -432,6 +432,7 @@ def fit_binary(X, y, C, tol, kernel, min_margin, *, init: Callable, step: Callab
     loop (:func:`jaxml._core.batched.batched_solver`). The solver's state has fields
     ``alpha`` (n,) and ``infeasible`` (). Derivatives: see :func:`solve_dual`.
     """
+    C, tol, min_margin = (jnp.asarray(v, X.dtype) for v in (C, tol, min_margin))
     problem = dual_problem(gram(kernel, X), y, C, min_margin=min_margin)
     loop = solve_dual(problem, tol, init=init, step=step, max_iter=max_iter, adjoint=adjoint)
     return model_from_alpha(loop.state.alpha, problem, X, kernel, loop, loop.state.infeasible)

@@ -97,13 +97,14 @@ def fit_one_vs_rest(X, labels, n_classes: int, *, C=1.0, kernel: Kernel = Linear
     _, _, C, tol = check_binary(X, Y[0], C, tol, kernel)
     max_iter = default_max_iter(X.shape[0], max_iter)
     init, step = _SOLVERS[solver]
-    return _fit_ovr(X, Y.astype(X.dtype), C, tol, kernel, init=init, step=step,
+    return _fit_ovr(X, Y, C, tol, kernel, init=init, step=step,
                     max_iter=max_iter, adjoint=adjoint)
 
 
 @partial(jax.jit, static_argnames=("init", "step", "max_iter", "adjoint"))
 def _fit_ovr(X, Y, C, tol, kernel, *, init: Callable, step: Callable,
              max_iter: int, adjoint: Adjoint | None) -> OneVsRestModel:
+    Y, C, tol = Y.astype(X.dtype), jnp.asarray(C, X.dtype), jnp.asarray(tol, X.dtype)
     K = gram(kernel, X)
 
     def one(y):
