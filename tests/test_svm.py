@@ -189,6 +189,21 @@ def test_primal_weights_and_margin_match_sklearn(fits):
 # ------------------------------------------------------------------- steps, gradient
 
 
+def test_linear_shrinking_matches_sklearn():
+    """n = 300 ≥ 4·64: the linear fit shrinks to active sets of 75 points (smo module
+    docstring); same dual optimum and decision function as SVC."""
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = StandardScaler().fit_transform(X)[:300], np.where(y[:300] == 1, 1, -1)
+    clf = SVC(C=1.0, kernel="linear", tol=1e-8).fit(X, y)
+    model = svm.fit(X, y, C=1.0, kernel=svm.Linear(), tol=1e-6)
+    assert bool(model.converged) and float(model.kkt_violation) <= 1e-6
+    ref = sklearn_dual(clf, X, linear_kernel)
+    np.testing.assert_allclose(float(model.dual_objective), ref, rtol=1e-7)
+    np.testing.assert_allclose(np.asarray(svm.decision_function(model, X)),
+                               clf.decision_function(X), atol=1e-4)
+    check_monotone(model.trace[:int(model.n_iter)], rtol=1e-12)
+
+
 def test_dual_gradient_matches_jax_grad(cancer):
     X, y = cancer
     K = rbf_kernel(X, X, gamma=GAMMA)

@@ -12,8 +12,19 @@ The dual (see :mod:`jaxml.svm.dual`) is max D(α) = Σα − ½(α⊙y)ᵀK(α�
 4. updates the gradient with two Gram rows, ∇D −= s·y⊙(K[i] − K[j]): O(n) per step.
 
 It stops when m(α) − M(α) ≤ tol (the maximal KKT violation). The Gram matrix is computed
-once (n² floats; no kernel cache, no shrinking), and the loop is the shared bounded
-``lax.while_loop``. The dual objective never decreases (each step maximizes D along d).
+once (n² floats; no kernel cache), and the loop is the shared bounded ``lax.while_loop``.
+The dual objective never decreases (each step maximizes D along d).
+
+With the linear kernel :func:`fit` shrinks as libsvm does (same dual, same stopping rule):
+each loop step finds the points that cannot take part in a violating pair (at a bound, on
+the satisfied side of both m and M), runs up to 1000 SMO steps on the others only (at most
+about n/4, the most violating first; active-set sizes n/2ᵏ so shapes stay static, one compiled
+branch each), then updates ∇D of all n points from the moved points' Gram rows. Measured
+on the shared 2-core CPU (make_classification n = 2000, d = 20, float32, C = 1, tol 1e-3,
+interleaved medians): 66–83 ms against 73–85 ms for ``SVC(kernel="linear")`` (0.95–1.1×;
+plain SMO 335 ms, 0.34×); with 30% flipped labels (most points support vectors) 230 ms
+against 133 ms (0.6×; plain SMO 0.2×). Under ``vmap`` the branch index is batched, so
+every active-set size runs each step.
 
 References: J. Platt, "Sequential minimal optimization" (1998); R.-E. Fan, P.-H. Chen &
 C.-J. Lin, "Working set selection using second order information for training support
@@ -28,6 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxml._core.loop import Adjoint
+from jaxml._core.numerics import HIGHEST
 from jaxml.kernels import Kernel, Linear
 from jaxml.svm import dual as svm_dual
 from jaxml.svm.dual import DualInfo, DualProblem, SVMModel
@@ -133,7 +145,9 @@ def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | Non
         kernel: ``Linear()``, ``RBF(gamma)``, ``Polynomial(degree, gamma, coef0)``; its
             numeric parameters may be traced (vmap over gamma).
         tol: stop when the maximal KKT violation m(α) − M(α) ≤ tol (libsvm's ``eps``).
-        max_iter: static bound on pair updates (default max(100 000, 20 n)).
+        max_iter: static bound on pair updates (default max(100 000, 20 n)); with
+            ``Linear()``, on shrinking rounds of at most 1000 pair updates each (module
+            docstring), and ``n_iter``/``trace`` count those rounds.
         min_margin: relative margin below which a hard-margin problem is certified not
             separable (see :mod:`jaxml.svm.dual`).
         adjoint: how ``jax.grad``/``jvp`` go through the fit. ``None`` (default) or
@@ -155,5 +169,100 @@ def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | Non
         ``dual_objective``, ``kkt_violation``, ``n_iter``, ``converged``, ``infeasible``
         (hard margin, not separable: then ``converged`` is False) and the objective trace.
     """
+    init, step = ((_shrink_init, _shrink_step) if isinstance(kernel, Linear)
+                  else (smo_init, smo_step))
     return svm_dual.fit_checked(X, y, C, tol, kernel, max_iter, min_margin,
-                                init=smo_init, step=smo_step, adjoint=adjoint)
+                                init=init, step=step, adjoint=adjoint)
+
+
+# ------------------------------------------------- shrinking (the linear kernel's route)
+
+SHRINK_EVERY = 1000   # pair updates between two shrinkings (libsvm: min(n, 1000))
+SHRINK_TOL = 0.3      # a block stops early once its violation is this fraction of the last
+MIN_BLOCK = 64        # active-set sizes n, n/2, n/4, … ≥ MIN_BLOCK (static shapes)
+ACTIVE_CAP = 2        # at most n/2^ACTIVE_CAP points active, the most violating first
+UNROLL = 4            # SMO steps per loop iteration
+
+
+class _ShrinkState(NamedTuple):
+    """SMO over all n points between two shrinkings (α, ∇D, gap, D, Σα, infeasible)."""
+
+    alpha: jax.Array
+    grad: jax.Array
+    gap: jax.Array
+    dual: jax.Array
+    sum_alpha: jax.Array
+    infeasible: jax.Array
+
+
+def _shrink_init(problem: DualProblem) -> _ShrinkState:
+    y = problem.y
+    alpha, grad = jnp.zeros_like(y), jnp.ones_like(y)
+    _, m, M = svm_dual.kkt_extremes(alpha, grad, y, problem.C)
+    zero = jnp.zeros((), y.dtype)
+    return _ShrinkState(alpha, grad, m - M, zero, zero, jnp.asarray(False))
+
+
+def _active_sizes(n: int) -> list[int]:
+    sizes = [n]
+    while sizes[-1] // 2 >= MIN_BLOCK:
+        sizes.append(sizes[-1] // 2)
+    return sizes[::-1]
+
+
+def _smo_block(state: _ShrinkState, problem: DualProblem, score, q: int):
+    """Up to SHRINK_EVERY SMO steps on the q points of highest ``score`` (all n if q = n),
+    the others fixed; then ∇D of all n from the q Gram rows of the moved points."""
+    n = problem.y.shape[0]
+    if q == n:
+        B, KB, sub = None, problem.K, problem
+        a0, g0 = state.alpha, state.grad
+    else:
+        B = jax.lax.top_k(score, q)[1]
+        KB = problem.K[B]                                           # (q, n)
+        sub = DualProblem(KB[:, B], problem.y[B], problem.C, problem.diag[B],
+                          problem.min_margin)
+        a0, g0 = state.alpha[B], state.grad[B]
+    i, m, M = svm_dual.kkt_extremes(a0, g0, sub.y, sub.C)
+    init = SMOState(a0, g0, i, m, m - M, state.dual, state.sum_alpha, state.infeasible)
+    target = SHRINK_TOL * state.gap
+
+    def cond(c):
+        s, k = c
+        return (s.gap > target) & ~s.infeasible & (k < SHRINK_EVERY)
+
+    def body(c):
+        s, k = c
+        for _ in range(UNROLL):       # a step past the target is harmless (s = 0 at optimum)
+            s = smo_step(s, sub)[0]
+        return s, k + UNROLL
+
+    s, _ = jax.lax.while_loop(cond, body, (init, jnp.int32(0)))
+    if B is None:
+        return s.alpha, s.grad, s.dual, s.sum_alpha, s.infeasible
+    delta = (s.alpha - a0) * sub.y
+    grad = state.grad - problem.y * jnp.matmul(delta, KB, precision=HIGHEST)
+    return state.alpha.at[B].set(s.alpha), grad, s.dual, s.sum_alpha, s.infeasible
+
+
+def _shrink_step(state: _ShrinkState, problem: DualProblem) -> tuple[_ShrinkState, DualInfo]:
+    """libsvm's shrinking: a point at a bound that cannot pair with any point to violate
+    the KKT conditions (in I_up only with vₜ < M, in I_low only with vₜ > m) is left out;
+    SMO runs on the others (padded to the next static size n/2ᵏ by the least settled, at
+    most n/4 of them, the most violating first) for up to SHRINK_EVERY steps, then ∇D is
+    exact again for all n and the sets are redone."""
+    y = problem.y
+    up, low = svm_dual.index_sets(state.alpha, y, problem.C)
+    v = y * state.grad
+    m = jnp.max(jnp.where(up, v, -jnp.inf))
+    M = jnp.min(jnp.where(low, v, jnp.inf))
+    score = jnp.maximum(jnp.where(up, v - M, -jnp.inf), jnp.where(low, m - v, -jnp.inf))
+    sizes = _active_sizes(y.shape[0])
+    largest = max(0, len(sizes) - 1 - ACTIVE_CAP)
+    which = jnp.minimum(jnp.sum(jnp.asarray(sizes[:-1]) < jnp.sum(score > 0)), largest)
+    branches = [lambda s, sc, q=q: _smo_block(s, problem, sc, q) for q in sizes]
+    alpha, grad, dual, sum_alpha, infeasible = jax.lax.switch(which, branches, state, score)
+    _, m, M = svm_dual.kkt_extremes(alpha, grad, y, problem.C)
+    infeasible = infeasible | svm_dual.hard_margin_infeasible(dual, sum_alpha, problem)
+    new = _ShrinkState(alpha, grad, m - M, dual, sum_alpha, infeasible)
+    return new, DualInfo(jnp.where(infeasible, -jnp.inf, m - M), dual)
