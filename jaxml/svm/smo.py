@@ -38,7 +38,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxml._core.loop import Adjoint
+from jaxml._core.loop import Adjoint, Unrolled
 from jaxml._core.numerics import HIGHEST
 from jaxml.kernels import Kernel, Linear
 from jaxml.svm import dual as svm_dual
@@ -146,8 +146,9 @@ def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | Non
             numeric parameters may be traced (vmap over gamma).
         tol: stop when the maximal KKT violation m(α) − M(α) ≤ tol (libsvm's ``eps``).
         max_iter: static bound on pair updates (default max(100 000, 20 n)); with
-            ``Linear()``, on shrinking rounds of at most 1000 pair updates each (module
-            docstring), and ``n_iter``/``trace`` count those rounds.
+            ``Linear()`` (unless ``adjoint=Unrolled()``, which needs the plain steps), on
+            shrinking rounds of at most 1000 pair updates each (module docstring), and
+            ``n_iter``/``trace`` count those rounds.
         min_margin: relative margin below which a hard-margin problem is certified not
             separable (see :mod:`jaxml.svm.dual`).
         adjoint: how ``jax.grad``/``jvp`` go through the fit. ``None`` (default) or
@@ -169,8 +170,8 @@ def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | Non
         ``dual_objective``, ``kkt_violation``, ``n_iter``, ``converged``, ``infeasible``
         (hard margin, not separable: then ``converged`` is False) and the objective trace.
     """
-    init, step = ((_shrink_init, _shrink_step) if isinstance(kernel, Linear)
-                  else (smo_init, smo_step))
+    shrink = isinstance(kernel, Linear) and not isinstance(adjoint, Unrolled)
+    init, step = (_shrink_init, _shrink_step) if shrink else (smo_init, smo_step)
     return svm_dual.fit_checked(X, y, C, tol, kernel, max_iter, min_margin,
                                 init=init, step=step, adjoint=adjoint)
 
