@@ -201,6 +201,10 @@ EXAMPLES: dict[Any, Any] = {
     ("convex", "x"): np.array([0.3, -1.4, 2.0]), ("convex", "y"): np.array([1.0, -1.0, 1.0]),
     "lower": -1.0, "upper": 1.0, "a": 0.0,
     "doc_topic": np.full((N, 2), 1.5), "topic_word": np.full((2, 5), 1.5),
+    # the supervised streamed fits read (X, y) chunk pairs (their bad chunks: tests/test_scale.py)
+    ("naive_bayes", "data"): _Lazy(lambda: jaxml.data.chunks(X, 16, y=Y_01)),
+    ("naive_bayes.fit_multinomial_streamed", "data"):
+        _Lazy(lambda: jaxml.data.chunks(COUNTS, 16, y=Y_01)),
 }
 
 #: What each parameter is; its bad values follow (see ``_mutations``).
@@ -228,7 +232,7 @@ ROLES: dict[Any, str] = {
     "n_classes": "count",
     "n_samples": "size", "batch_size": "size", "window": "size", "warmup_steps": "size0",
     "kernel": "kernel", "log_density": "callable", "key": "none", "model": "none",
-    "flow": "none", "q0": "none", "doc_topic": "positive_matrix",
+    "flow": "none", "q0": "none", ("naive_bayes", "data"): "none", "doc_topic": "positive_matrix",
     "topic_word": "positive_matrix",
 }
 
