@@ -27,12 +27,3 @@ def _release_compiled_programs():
     yield
     jax.clear_caches()
 
-
-def pytest_collection_modifyitems(config, items):
-    """Under ``pytest -n 2 --dist loadgroup`` a test module runs on one worker (its
-    module-scoped fixtures and compiled programs are built once), except the example
-    stories, which are independent and spread over the workers one by one."""
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        if not module.endswith("test_examples.py"):
-            item.add_marker(pytest.mark.xdist_group(module))
