@@ -125,40 +125,112 @@ def _block_size(n: int, k: int) -> int:
     return max(256, min(n, (1 << 18) // max(k, 1)))
 
 
-def _assign_block(Xb: jax.Array, centroids: jax.Array, c2: jax.Array):
-    # argmin over ‖μ‖² − 2xᵀμ, the part of the distance that depends on j; the first
-    # minimiser wins ties (as numpy's argmin and scikit-learn do).
-    k = centroids.shape[0]
-    part = c2 - 2.0 * jnp.matmul(Xb, centroids.T, precision=_HI)       # (b, k)
+def _sortable(part: jax.Array) -> jax.Array:
+    """The float bits of ``part`` as signed integers of the same width, in the same order
+    (negative floats: every bit but the sign flipped). −0.0 is first mapped to +0.0."""
+    it = jnp.int64 if part.dtype == jnp.float64 else jnp.int32
+    b = lax.bitcast_convert_type(part + 0.0, it)
+    return jnp.where(b < 0, b ^ jnp.array(jnp.iinfo(it).max, it), b)
+
+
+def _exact_labels(part: jax.Array) -> jax.Array:
+    k = part.shape[1]
     m = jnp.min(part, axis=1, keepdims=True)
-    idx = jnp.arange(k, dtype=jnp.int32)
-    labels = jnp.min(jnp.where(part == m, idx, k - 1), axis=1)
-    return labels, jnp.maximum(m[:, 0] + jnp.sum(Xb * Xb, axis=1), 0.0)
+    return jnp.min(jnp.where(part == m, jnp.arange(k, dtype=jnp.int32), k - 1), axis=1)
+
+
+def _packed_is_exact(dtype) -> bool:
+    """Whether the one-reduction key of ``_first_argmin`` is exact for ``dtype`` (static)."""
+    return jnp.dtype(dtype) == jnp.float32 and bool(jax.config.jax_enable_x64)
+
+
+def _first_argmin(part: jax.Array) -> tuple[jax.Array, jax.Array]:
+    r"""The first index of the minimum of each row of ``part`` (b, k), (b,) int32, and
+    (b,) bool: the rows where that index is not yet certain.
+
+In a row map (``_assign``) XLA:CPU runs a row minimum followed by a first-index
+    search (``where(part == min)``, a second, dependent reduction) at about the cost of
+    the distance product itself; a minimum over integer keys that carry the index halves
+    the whole assignment (measured, 200 000 × 16, k = 32, 30 passes on the shared 2-core
+    CPU, process CPU time: 0.28 s vs 0.54 s in float64, 0.15 s vs 0.43 s in float32). For
+    float32 ``part`` (64-bit integers on) the
+    key (sortable bits of the value, index) in an int64 is exact: one reduction, never
+    unsure. Otherwise the index replaces the key's ⌈log₂ k⌉ low bits, so values that agree
+    in the remaining bits (within about 2^(⌈log₂ k⌉ − 52) relative in float64, or an exact
+    tie) compare by index; two independent reductions give the first and the last index
+    of that truncated minimum, and a row is unsure where they differ. A certain index is
+    the first index of the exact minimum, as ``numpy.argmin``; callers recompute unsure
+    rows with ``_exact_labels`` (a rare path: only near or exact ties take it).
+    """
+    k = part.shape[1]
+    if _packed_is_exact(part.dtype):
+        key = (_sortable(part).astype(jnp.int64) << 32) | jnp.arange(k, dtype=jnp.int64)
+        return (jnp.min(key, axis=1) & 0xFFFFFFFF).astype(jnp.int32), jnp.zeros(
+            part.shape[:1], bool)
+    key = _sortable(part)
+    it = key.dtype
+    low = jnp.array((1 << max(1, (k - 1).bit_length())) - 1, it)
+    j = jnp.arange(k, dtype=it)
+    high = key & ~low
+    first = (jnp.min(high | j, axis=1) & low).astype(jnp.int32)
+    last = (low - (jnp.min(high | (low - j), axis=1) & low)).astype(jnp.int32)
+    return first, first != last
+
+
+def _assign_part(Xb: jax.Array, centroids: jax.Array, c2: jax.Array, exact: bool = False):
+    """(labels (b,) int32, squared distances (b,), unsure (b,) bool) of a block of rows.
+
+    The argmin runs over ‖μ‖² − 2xᵀμ, the part of the distance that depends on j; the
+    first minimiser wins ties (as numpy's argmin and scikit-learn do)."""
+    part = c2 - 2.0 * jnp.matmul(Xb, centroids.T, precision=_HI)       # (b, k)
+    if exact:
+        labels, unsure = _exact_labels(part), jnp.zeros(part.shape[:1], bool)
+    else:
+        labels, unsure = _first_argmin(part)
+    m = jnp.min(part, axis=1)
+    return labels, jnp.maximum(m + jnp.sum(Xb * Xb, axis=1), 0.0), unsure
+
+
+def _assign_block(Xb: jax.Array, centroids: jax.Array, c2: jax.Array):
+    """Nearest centroid (b,) int32 and squared distance (b,) of each row of a block (the
+    exact two-pass search: the mini-batch step and the streamed fold)."""
+    return _assign_part(Xb, centroids, c2, exact=True)[:2]
 
 
 def _assign(X: jax.Array, centroids: jax.Array):
     """Nearest centroid of each point and the squared distance to it: ((n,) int32, (n,)).
 
     Rows are processed in blocks (the ``_core`` row map) so the (n, k) distance matrix is
-    never materialised: memory O(b·k + n), and each block stays in cache.
+    never materialised: memory O(b·k + n), and each block stays in cache. Where some row's
+    index is unsure (a near tie, ``_first_argmin``) the pass is rerun exactly.
     """
     k = centroids.shape[0]
     c2 = jnp.sum(centroids * centroids, axis=1)
-    return map_rows(lambda Xb, mask: _assign_block(Xb, centroids, c2), X,
-                    block=_block_size(X.shape[0], k))
+
+    def run(exact):
+        return map_rows(lambda Xb, mask: _assign_part(Xb, centroids, c2, exact), X,
+                        block=_block_size(X.shape[0], k))
+
+    labels, d, unsure = run(False)
+    if _packed_is_exact(X.dtype):
+        return labels, d
+    return lax.cond(jnp.any(unsure), lambda: run(True)[:2], lambda: (labels, d))
 
 
 def _assign_accumulate(X: jax.Array, centroids: jax.Array):
     """Assignment fused with the update's sums, one pass over X in row blocks.
 
     Returns labels (n,) int32, per-cluster sums (k, d) and counts (k,), and the inertia ()
-    of the new labels against ``centroids``.
+    of the new labels against ``centroids``. The labels come from the exact two-pass
+    search: inside this fold XLA:CPU runs it as fast as ``_first_argmin``'s keys (measured,
+    200 000 × 16, k = 32: 0.30 s vs 0.30 s for 30 passes in float64, 0.19 s vs 0.19 s in
+    float32), and the keys' exact fallback (a ``cond``) would add 40% in float64.
     """
     k = centroids.shape[0]
     c2 = jnp.sum(centroids * centroids, axis=1)
 
     def stats(Xb, mask):
-        labels, d = _assign_block(Xb, centroids, c2)
+        labels, d, _ = _assign_part(Xb, centroids, c2, exact=True)
         seg = jnp.where(mask, labels, k)             # rows already counted: dropped
         ones = jnp.ones((Xb.shape[0],), X.dtype)
         return ((jax.ops.segment_sum(Xb, seg, num_segments=k),

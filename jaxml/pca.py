@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxml._core import fold_rows, mixed_precision_pays, refine_top_eigenpairs, symmetrize
-from jaxml._core import HIGHEST, blocked_gram, check_int_in_range, check_matrix, host_function
+from jaxml._core import HIGHEST, check_int_in_range, check_matrix, host_function, shifted_scatter
 from jaxml._core.fold import Chunks, chunk_moments, first_chunk
 
 __all__ = ["PCAResult", "fit", "fit_streamed", "transform", "inverse_transform", "covariance",
@@ -67,10 +67,12 @@ class PCAResult(NamedTuple):
 
 
 def covariance(X) -> tuple[jax.Array, jax.Array]:
-    """Sample mean (d,) and covariance (d, d) with ddof = 1 of X (n, d), from centred data.
+    """Sample mean (d,) and covariance (d, d) with ddof = 1 of X (n, d), in one pass over X.
 
-    The centred scatter is summed over row blocks (``_core.blocked_gram``), each centred in
-    cache: no centred copy of X is written, and nothing cancels (unlike XᵀX − n x̄x̄ᵀ).
+    The scatter of the rows shifted by a strided sample mean s is summed over row blocks,
+    each shifted in cache, with Σ(x − s) in the same pass (``_core.shifted_scatter``): no
+    centred copy of X is written, no separate pass for the mean, and the correction
+    −n(x̄ − s)(x̄ − s)ᵀ is small (s is already near x̄, unlike XᵀX − n x̄x̄ᵀ).
     """
     X = check_matrix(X, "X")
     if X.shape[0] < 2:
@@ -78,18 +80,12 @@ def covariance(X) -> tuple[jax.Array, jax.Array]:
     return _covariance(X)
 
 
-def _mean(X):
-    """Column means (d,) of X (n, d), summed over row blocks by the ``_core`` fold (on
-    XLA:CPU about 4× faster than the column reduction ``jnp.mean(X, axis=0)``)."""
-    def column_sums(rows, mask):
-        return jnp.sum(jnp.where(mask[:, None], rows, 0), axis=0)
-    return fold_rows(column_sums, X, block=4096) / X.shape[0]
-
-
 @jax.jit
 def _covariance(X):
-    mean = _mean(X)
-    return mean, blocked_gram(X, center=mean) / (X.shape[0] - 1)
+    # One pass (measured, 100 000 × 256 on the shared 2-core CPU: 0.58–0.85× the time of
+    # the former two passes, a mean then the centred blocked Gram).
+    mean, scatter = shifted_scatter(X)
+    return mean, scatter / (X.shape[0] - 1)
 
 
 def sign_flip(components: jax.Array) -> jax.Array:

@@ -77,6 +77,20 @@ def test_jit_and_vmap_over_datasets(iris):
                                    rtol=1e-10)
 
 
+def test_one_pass_covariance_matches_numpy_far_from_the_origin_on_sorted_rows():
+    # one pass with a shift (a strided sample mean), not two: on rows sorted by a feature,
+    # 10⁴ from the origin with a 10⁻³ spread (XᵀX − n x̄x̄ᵀ would keep no digit of it), and
+    # n not a multiple of the 1024-row block (the last block overlaps the one before)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5000, 6)) * np.array([1e-3, 1.0, 10.0, 0.1, 1.0, 5.0]) + 1e4
+    X = X[np.argsort(X[:, 2])]
+    mean, S = pca.covariance(X)
+    ref = np.cov(X, rowvar=False)
+    np.testing.assert_allclose(mean, X.mean(axis=0), rtol=1e-14)
+    scale = np.sqrt(np.outer(np.diag(ref), np.diag(ref)))
+    np.testing.assert_allclose(np.asarray(S) / scale, ref / scale, atol=1e-11)
+
+
 def test_float32_stays_float32(digits):
     X32 = digits.astype(np.float32)
     r = pca.fit(X32, 5)

@@ -42,6 +42,7 @@ from jaxml._core.linalg import (
     psd_solve,
     refine_top_eigenpairs,
     safe_cholesky,
+    shifted_scatter,
     symmetrize,
     whiten,
 )
