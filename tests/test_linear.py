@@ -81,6 +81,13 @@ def test_ridge_vmap_over_alpha_and_datasets_and_jit():
         _close(w, Ridge(alpha=0.5, fit_intercept=False).fit(x, y).coef_)
 
 
+def test_ridge_plain_vmap_checks_traced_values():
+    # a plain vmap of ridge runs its checks and core as one compiled call: bad values
+    # still raise by name
+    with pytest.raises(Exception, match="alpha must"):
+        jax.block_until_ready(jax.vmap(lin.ridge, (None, None, 0))(X, Y, jnp.array([1.0, -1.0])))
+
+
 @pytest.fixture
 def refine_everything(monkeypatch):
     """Send every float64 n >= d problem down the mixed-precision refined paths."""

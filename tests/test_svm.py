@@ -401,6 +401,14 @@ def test_core_batched_solver_equals_per_problem_solves(cancer):
 
 
 # ----------------------------------------------------------------------------- issue 13
+def test_rbf_fit_counts_pair_updates_in_groups_of_four(cancer):
+    X, y = cancer
+    m = svm.fit(X, y, C=1.0, kernel=svm.RBF(0.05), tol=1e-3, max_iter=10)
+    # ⌈10/4⌉ = 3 loop steps of 4 pair updates, one trace entry each; not converged
+    assert int(m.n_iter) == 12 and m.trace.shape == (3,) and not bool(m.converged)
+    check_monotone(m.trace, increasing=True)
+
+
 def test_traced_bad_values_raise_at_run_time():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20, 2))

@@ -412,29 +412,34 @@ def solve_dual(problem: DualProblem, tol, *, init: Callable, step: Callable, max
 
 
 def fit_checked(X, y, C, tol, kernel, max_iter, min_margin, *, init: Callable, step: Callable,
-                adjoint: Adjoint | None = None) -> SVMModel:
+                adjoint: Adjoint | None = None, group: int = 1) -> SVMModel:
     """The public binary fits' boundary: check (X, y, C, tol, kernel, max_iter, min_margin),
-    then :func:`fit_binary` with the solver's ``init``/``step``."""
+    then :func:`fit_binary` with the solver's ``init``/``step``. ``step`` may do ``group``
+    solver steps per call (``max_iter`` and ``n_iter`` still count single steps)."""
     X, y, C, tol = check_binary(X, y, C, tol, kernel)
     max_iter = default_max_iter(X.shape[0], max_iter)
     min_margin = check_positive(min_margin, "min_margin")
     return fit_binary(X, y, C, tol, kernel, min_margin, init=init, step=step,
-                      max_iter=max_iter, adjoint=adjoint)
+                      max_iter=max_iter, adjoint=adjoint, group=group)
 
 
-@partial(jax.jit, static_argnames=("init", "step", "max_iter", "adjoint"))
+@partial(jax.jit, static_argnames=("init", "step", "max_iter", "adjoint", "group"))
 def fit_binary(X, y, C, tol, kernel, min_margin, *, init: Callable, step: Callable,
-               max_iter: int, adjoint: Adjoint | None = None) -> SVMModel:
+               max_iter: int, adjoint: Adjoint | None = None, group: int = 1) -> SVMModel:
     """Gram matrix, dual, the shared loop over ``step`` from ``init(problem)``, model.
 
     One compiled function per (solver, shapes, kernel type, max_iter, adjoint), reused
     across calls; under ``vmap`` (over C, a kernel parameter, the data) the solves share one
     loop (:func:`jaxml._core.batched.batched_solver`). The solver's state has fields
-    ``alpha`` (n,) and ``infeasible`` (). Derivatives: see :func:`solve_dual`.
+    ``alpha`` (n,) and ``infeasible`` (). Derivatives: see :func:`solve_dual`. With
+    ``group`` > 1 each loop step is ``group`` solver steps: the loop runs at most
+    ⌈max_iter/group⌉ of them and ``n_iter`` is group · (loop steps).
     """
     C, tol, min_margin = (jnp.asarray(v, X.dtype) for v in (C, tol, min_margin))
     problem = dual_problem(gram(kernel, X), y, C, min_margin=min_margin)
-    loop = solve_dual(problem, tol, init=init, step=step, max_iter=max_iter, adjoint=adjoint)
+    loop = solve_dual(problem, tol, init=init, step=step, max_iter=-(-max_iter // group),
+                      adjoint=adjoint)
+    loop = loop._replace(n_iter=loop.n_iter * group)
     return model_from_alpha(loop.state.alpha, problem, X, kernel, loop, loop.state.infeasible)
 
 
