@@ -638,8 +638,10 @@ def fit(key, X, n_components: int, *, covariance_type: str | None = None, init_p
         adjoint: how ``jax.grad``/``jvp`` go through the fit (static). ``None``/``Implicit()``
             (default, same forward cost as ``Direct()``): implicit differentiation at the
             fixed point θ = EM(θ; X, λ) of the EM map, with respect to X and ``reg_covar``,
-            for every covariance type; memory flat in ``max_iter``. NaN when the fit did
-            not converge; derivatives are as accurate as the fit (the stopping rule reads
+            for every covariance type; memory flat in ``max_iter``. The EM map is smooth
+            (soft responsibilities: no ties), so the derivative exists wherever the fit
+            converged; NaN when the fit or the adjoint's linear solve did not converge;
+            derivatives are as accurate as the fit (the stopping rule reads
             the log-likelihood change, so use a small ``tol``, e.g. 1e-12, when they
             matter). ``Direct()``: the plain loop (forward mode through the steps);
             ``Unrolled()``: reverse mode through the steps taken.

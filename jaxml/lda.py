@@ -762,9 +762,11 @@ def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter
             ``None``/``Implicit()`` (default, same forward cost as ``Direct()``): implicit
             differentiation at the fixed point of the EM map λ = T(λ; counts, α, η), each
             document's E step also differentiated implicitly at its own fixed point; with
-            respect to the counts and the priors ``alpha`` and ``eta``. NaN when the EM
-            loop or a document's E step did not converge (``e_step_n_iter`` reaching
-            ``e_step_max_iter``). The stopping rule reads the relative ELBO change, which
+            respect to the counts and the priors ``alpha`` and ``eta`` (the updates are
+            smooth: the derivative exists wherever the fit converged, and it is exactly 0,
+            not NaN, for quantities the priors cannot move, e.g. Σ λ in ``alpha``). NaN
+            when the EM loop or a document's E step did not converge (``e_step_n_iter``
+            reaching ``e_step_max_iter``) or an adjoint's linear solve did not. The stopping rule reads the relative ELBO change, which
             is quadratic in the parameters' error, so ``λ`` and its derivative are only as
             accurate as about √tol relative, and no better than ~1e-7 (√eps: the ELBO
             stops moving in floating point first): use ``tol`` ≈ 1e-15 and

@@ -401,3 +401,19 @@ def test_implicit_gradient_matches_finite_differences():
     vals = jax.jit(jax.vmap(f_fixed))(points)
     fd = (vals[0::2] - vals[1::2]) / (2 * h)
     np.testing.assert_allclose([np.sum(g[0] * V), g[1], g[2]], fd, rtol=1e-5)
+
+
+def test_gradient_where_the_true_derivative_is_zero():
+    # Σ_kv λ_kv = K·V·η + Σ counts after every EM step (φ is normalised), whatever the
+    # fit's tolerance: its derivatives in (α, η) are exactly (0, K·V). The adjoint's
+    # right-hand side for α is rounding noise (~1e-17), which came back NaN before the
+    # adjoint solve was made scale-free.
+    counts, _ = sample_corpus(3, n_docs=10, doc_len=20)
+    counts = np.asarray(counts, float)[:, :10]
+
+    def total(a, e):
+        return jnp.sum(lda.fit(jax.random.key(0), counts, 2, alpha=a, eta=e, tol=1e-10,
+                               max_iter=500, e_step_tol=1e-10, e_step_max_iter=500).topic_word)
+
+    g = jax.grad(total, argnums=(0, 1))(0.3, 0.1)
+    np.testing.assert_allclose(g, [0.0, 2 * counts.shape[1]], atol=1e-8)

@@ -141,3 +141,54 @@ def test_implicit_derivative_is_zero_not_nan_where_the_fit_ignores_theta():
 
     assert float(jax.grad(f)(7.0, 1)) == 0.0
     np.testing.assert_allclose(jax.grad(f)(7.0, 0), 0.5 / np.sqrt(7.0), rtol=1e-10)
+
+
+_A = np.array([[0.3, -0.2, 0.1], [0.0, 0.4, -0.3], [0.2, 0.1, -0.1]])
+
+
+def _softmax_fixed_point(theta, dtype=jnp.float64):
+    """x = softmax(A x + θ) (a contraction: ‖A‖ small); Σx = 1 whatever θ is."""
+    A = jnp.asarray(_A, dtype)
+
+    def step(x, th):
+        x_new = jax.nn.softmax(A @ x + th)
+        return x_new, StepInfo(jnp.max(jnp.abs(x_new - x)), x_new[0])
+
+    return fixed_point(step, jnp.full(3, 1 / 3, dtype), theta, max_iter=200,
+                       tol=1e-14 if dtype == jnp.float64 else 1e-6, adjoint=Implicit()).state
+
+
+def _softmax_fixed_point_jacobian(theta):
+    """dx*/dθ = (I − S A)⁻¹ S, S = diag(x*) − x*x*ᵀ the softmax Jacobian at x*."""
+    x = np.full(3, 1 / 3)
+    for _ in range(200):
+        z = _A @ x + np.asarray(theta, float)
+        x = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    S = np.diag(x) - np.outer(x, x)
+    return np.linalg.solve(np.eye(3) - S @ _A, S)
+
+
+def test_implicit_gradient_is_scale_free_and_zero_where_the_quantity_is_normalised():
+    """The adjoint solve is linear in its right-hand side: a cotangent of size 1e-30 gives
+    1e-30 times the derivative (JAX's GMRES alone takes any residual under machine ε, in
+    absolute terms, for zero and returned x = 0: NaN after the residual check), and the
+    derivative of Σx of a normalised x (true derivative 0, a right-hand side of rounding
+    noise) is 0, not NaN."""
+    theta = jnp.array([0.5, -1.0, 0.2])
+    ref = _softmax_fixed_point_jacobian(theta)[0]
+    g1 = jax.grad(lambda t: _softmax_fixed_point(t)[0])(theta)
+    np.testing.assert_allclose(g1, ref, rtol=1e-9)
+    g_tiny = jax.grad(lambda t: 1e-30 * _softmax_fixed_point(t)[0])(theta)
+    np.testing.assert_allclose(g_tiny, 1e-30 * np.asarray(ref), rtol=1e-9)
+    g_sum = jax.grad(lambda t: jnp.sum(_softmax_fixed_point(t)))(theta)
+    np.testing.assert_allclose(g_sum, 0.0, atol=1e-14)
+
+
+def test_implicit_gradient_in_float32():
+    """float32 fits get a finite derivative: the adjoint tolerance is floored at what a
+    float32 solve can reach (it was NaN for every float32 fit at the 1e-10 default)."""
+    theta = jnp.array([0.5, -1.0, 0.2], jnp.float32)
+    g = jax.grad(lambda t: _softmax_fixed_point(t, jnp.float32)[0])(theta)
+    assert g.dtype == jnp.float32
+    np.testing.assert_allclose(g, _softmax_fixed_point_jacobian(theta)[0], rtol=1e-4,
+                               atol=1e-6)

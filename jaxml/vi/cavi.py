@@ -153,8 +153,9 @@ def coordinate_ascent(updates: Sequence[Callable[[Any], Any]], elbo_fn: Callable
         max_iter: static bound on the number of sweeps.
         adjoint: how the loop is differentiated: ``jaxml._core.Implicit()`` by default
             (implicit differentiation at the converged sweep's fixed point, memory flat in
-            ``max_iter``; the same ``while_loop`` forward as ``Direct()``), or
-            ``Unrolled()`` (reverse mode through the sweeps taken).
+            ``max_iter``; the same ``while_loop`` forward as ``Direct()``; NaN when the
+            loop or the adjoint's linear solve did not converge), or ``Unrolled()``
+            (reverse mode through the sweeps taken).
 
     Returns:
         :class:`CAVIResult`: ``state``, ``elbo`` (), ``trace`` (max_iter,), ``n_iter``,
@@ -348,7 +349,9 @@ def normal_gamma_cavi(x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0, init: NormalGa
             prior Gam(a0, b0).
         tol, max_iter: stopping rule of :func:`coordinate_ascent`.
         adjoint: how the loop is differentiated: ``Implicit()`` by default (``jax.grad``
-            w.r.t. x and the prior through the converged fixed point), ``Unrolled()``, or
+            w.r.t. x and the prior through the converged fixed point; the updates are
+            smooth, so the derivative exists wherever the fit converged; NaN when the fit
+            or the adjoint's linear solve did not converge), ``Unrolled()``, or
             ``Direct()``.
 
     Returns:
@@ -518,7 +521,8 @@ def mixture_cavi(key, x, n_components: int, *, prior_var=1.0, init: MixtureQ | N
         tol, max_iter: stopping rule of :func:`coordinate_ascent`.
         adjoint: how the loop is differentiated: ``Implicit()`` by default (``jax.grad``
             w.r.t. x and ``prior_var`` through the converged fixed point; the assignments
-            move smoothly, there is no hard tie), ``Unrolled()``, or ``Direct()``.
+            move smoothly, there is no hard tie; NaN when the fit or the adjoint's linear
+            solve did not converge), ``Unrolled()``, or ``Direct()``.
 
     Returns:
         :class:`MixtureCAVIResult`; ``q.m`` is (K, d) (d = 1 for 1-D x), ``q.s2`` (K,),
