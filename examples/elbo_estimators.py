@@ -80,10 +80,11 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
         lambda k, q, est=est, s=s: _flat(
             vi.elbo_and_grad(k, log_density, q, estimator=est, n_samples=s).grad),
         in_axes=(0, None))) for name, est in ESTIMATORS.items() for s in sizes}
+    exact_grad = jax.jit(lambda q: _flat(jax.grad(exact_elbo)(q)))  # one program, both q
     variances = {p: {e: [] for e in ESTIMATORS} for p in places}
     zs = []
     for place, q in places.items():
-        exact = _flat(jax.grad(exact_elbo)(q))
+        exact = exact_grad(q)
         for name in ESTIMATORS:
             for s in sizes:
                 grads = np.asarray(draws[name, s](jax.random.split(jax.random.key(s), m), q),

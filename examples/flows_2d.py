@@ -48,13 +48,21 @@ def _grid(n):
     return g, np.stack([xx.ravel(), yy.ravel()], axis=1)
 
 
-def _log_z(energy, n=801, lim=6.0):
-    """log ∫ exp(−U) over [−6, 6]² by the trapezoid rule (the mass lies inside)."""
+@jax.jit
+def _energies(pts):
+    """U1..U4 at each row of pts (m, 2) → (4, m): one compiled program for all four."""
+    return jnp.stack([energy(pts) for energy in ENERGIES])
+
+
+def _targets(pts, n=801, lim=6.0):
+    """(log Z of each energy, U of each energy at pts): log ∫ exp(−U) over [−6, 6]² by the
+    trapezoid rule on an n × n grid (the mass lies inside), both from one evaluation."""
     g = np.linspace(-lim, lim, n)
     xx, yy = np.meshgrid(g, g)
-    pts = np.stack([xx.ravel(), yy.ravel()], axis=1)
-    dens = np.exp(-np.asarray(energy(jnp.asarray(pts)))).reshape(n, n)
-    return float(np.log(np.trapezoid(np.trapezoid(dens, g), g)))
+    U = np.asarray(_energies(jnp.asarray(np.r_[np.stack([xx.ravel(), yy.ravel()], 1), pts])))
+    dens = np.exp(-U[:, :n * n]).reshape(len(ENERGIES), n, n)
+    log_zs = [float(np.log(np.trapezoid(np.trapezoid(d, g), g))) for d in dens]
+    return log_zs, U[:, n * n:]
 
 
 def _fit_all_energies(n_layers, n_steps, key):
@@ -75,7 +83,7 @@ def reverse_kl(out_dir: Path, quick: bool) -> list[SummaryRow]:
     n_steps = 100 if quick else 4000
     n_grid = 40 if quick else 120
     g, pts = _grid(n_grid)
-    log_zs = [_log_z(e, 201 if quick else 801) for e in ENERGIES]
+    log_zs, U_pts = _targets(pts, 201 if quick else 801)
 
     fig, axes = plt.subplots(4, 1 + len(lengths), figsize=(2.6 * (1 + len(lengths)), 10.4))
     finals = {}
@@ -89,8 +97,8 @@ def reverse_kl(out_dir: Path, quick: bool) -> list[SummaryRow]:
             tail = np.asarray(res.trace[i, -max(n_steps // 10, 10):])
             finals[(i, K)] = float(np.nanmean(tail))
             axes[i, j + 1].set_title(f"K = {K}: loss {finals[(i, K)]:.2f}", fontsize=8)
-    for i, energy in enumerate(ENERGIES):
-        dens = np.exp(-np.asarray(energy(jnp.asarray(pts)))).reshape(n_grid, n_grid)
+    for i in range(len(ENERGIES)):
+        dens = np.exp(-U_pts[i]).reshape(n_grid, n_grid)
         axes[i, 0].imshow(dens, origin="lower", extent=(-LIM, LIM, -LIM, LIM), cmap="viridis")
         axes[i, 0].set_title(f"target exp(−U{i + 1}), −log Z = {-log_zs[i]:.2f}", fontsize=8)
         axes[i, 0].set_ylabel(f"U{i + 1}")

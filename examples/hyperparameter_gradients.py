@@ -12,9 +12,10 @@ respect to (log C, log γ) or log α costs about one more linear solve per fit. 
 - a lasso on diabetes: log α by gradient descent on the validation mean squared error,
   against ``GridSearchCV(Lasso)``.
 
-Each panel draws the validation-loss surface (a grid of fits, vmapped in one call) with the
-gradient path on it; the summary gives the number of fits each method needed and the
-held-out score each reached.
+Each panel draws the validation-loss surface (a grid of fits, through the same compiled
+program as the descent: the hyperparameters are traced arguments) with the gradient path
+on it; the summary gives the number of fits each method needed and the held-out score each
+reached.
 """
 
 from __future__ import annotations
@@ -71,26 +72,31 @@ def _svm(out_dir: Path, quick: bool) -> list[SummaryRow]:
         Xva, yva = Xva[:150], yva[:150]
     tol = 1e-6
 
-    def val_loss(p):
+    def val_loss_and_accuracy(p):
         C, gamma = jnp.exp(p[0]), jnp.exp(p[1])
         model = svm.fit(Xtr, ytr, C=C, kernel=svm.RBF(gamma), tol=tol)
         f = svm.decision_function(model, Xva)
-        return jnp.mean(jnp.logaddexp(0.0, -yva * f))
+        accuracy = jnp.mean(svm.predict(model, Xva) == yva)
+        return jnp.mean(jnp.logaddexp(0.0, -yva * f)), accuracy
 
-    vg = jax.jit(jax.value_and_grad(val_loss))
+    # ONE compiled program (the fit, its loss, accuracy and gradient; p a traced argument)
+    # serves the descent, the loss surface and the end point
+    vga = jax.jit(jax.value_and_grad(val_loss_and_accuracy, has_aux=True))
     steps = 6 if quick else 30
     p0 = (-2.0, -6.0)                          # a poor start: small C, a nearly flat kernel
+    def vg(p):
+        (loss, _), grad = vga(p)
+        return loss, grad
+
     path, losses = _descend(vg, p0, steps, lr=1.0)
-    p_star = path[-1]
-    best = svm.fit(Xtr, ytr, C=np.exp(p_star[0]), kernel=svm.RBF(np.exp(p_star[1])), tol=tol)
-    acc = float((np.asarray(svm.predict(best, Xva)) == yva).mean())
+    acc = float(vga(jnp.asarray(path[-1]))[0][1])
 
     k = 5 if quick else 15
     logC = np.linspace(-3, 4, k)
     logG = np.linspace(-7, 1, k)
     G1, G2 = np.meshgrid(logC, logG)
-    grid = jnp.asarray(np.c_[G1.ravel(), G2.ravel()])
-    surface = np.asarray(jax.jit(jax.vmap(val_loss))(grid)).reshape(G1.shape)
+    surface = np.array([float(vga(jnp.asarray(p))[0][0])
+                        for p in np.c_[G1.ravel(), G2.ravel()]]).reshape(G1.shape)
 
     search = GridSearchCV(SVC(tol=1e-3), {"C": np.exp(logC), "gamma": np.exp(logG)},
                           cv=_predefined(len(ytr), len(yva)), refit=False)
@@ -132,10 +138,12 @@ def _lasso(out_dir: Path, quick: bool) -> list[SummaryRow]:
     steps = 6 if quick else 25
     path, losses = _descend(vg, [np.log(30.0)], steps, lr=0.8)
     alpha = float(np.exp(path[-1, 0]))
-    mse = float(val_mse(jnp.asarray(path[-1])))
 
+    # the grid's curve and the path's losses through the same compiled program
     log_alphas = np.linspace(-3, 4, 12 if quick else 60)
-    curve = np.asarray(jax.jit(jax.vmap(val_mse))(jnp.asarray(log_alphas)[:, None]))
+    curve = np.array([float(vg(jnp.asarray([a]))[0]) for a in log_alphas])
+    path_losses = losses + [float(vg(jnp.asarray(path[-1]))[0])]
+    mse = path_losses[-1]
     search = GridSearchCV(Lasso(fit_intercept=False, tol=1e-8, max_iter=100_000),
                           {"alpha": np.exp(log_alphas)}, cv=_predefined(len(ytr), len(yva)),
                           scoring="neg_mean_squared_error", refit=False)
@@ -145,7 +153,6 @@ def _lasso(out_dir: Path, quick: bool) -> list[SummaryRow]:
 
     fig, ax = plt.subplots(figsize=(5.6, 4))
     ax.plot(log_alphas, curve, "k-", lw=1, label="validation MSE (grid of fits)")
-    path_losses = [float(val_mse(jnp.asarray(p))) for p in path]
     ax.plot(path[:, 0], path_losses, "o-", c="tab:orange", ms=4,
             label=f"gradient descent ({steps} fits)")
     ax.axvline(np.log(search.best_params_["alpha"]), c="tab:blue", ls=":",

@@ -22,9 +22,17 @@ def test_example_runs(name, tmp_path):
     assert list(tmp_path.glob("*.png")), f"{name} wrote no figure"
 
 
-def test_tour_index_references_every_figure(tmp_path):
-    """The quick tour's page shows every figure the stories wrote, and the summary rows."""
-    assert tour.main(["--out", str(tmp_path), "--quick", "--only", "naive_bayes,pca"]) == 0
+def test_tour_index_references_every_figure(tmp_path, capsys):
+    """The quick tour (two worker processes, as ``make demo`` runs it on two cores): a progress
+    line per story as it finishes, the summary in the chapters' order, and a page that shows
+    every figure the stories wrote and every summary row."""
+    assert tour.main(["--out", str(tmp_path), "--quick", "--only", "pca,naive_bayes",
+                      "--jobs", "2"]) == 0
+    printed = capsys.readouterr().out
+    progress = [line for line in printed.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in progress] == ["[1/2", "[2/2"]
+    assert all("s so far" in line for line in progress)
+    assert {line.split()[1].rstrip(":") for line in progress} == {"naive_bayes", "pca"}
     page = (tmp_path / "index.html").read_text()
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs
@@ -32,4 +40,5 @@ def test_tour_index_references_every_figure(tmp_path):
         assert f'src="{name}"' in page, f"index.html does not show {name}"
     summary = (tmp_path / "summary.md").read_text()
     assert summary.count("\n| naive_bayes") + summary.count("\n| pca") >= 2
+    assert summary.index("\n| naive_bayes") < summary.index("\n| pca")   # chapters' order
     assert page.count("<tr>") - 1 == len(summary.strip().splitlines()) - 4
