@@ -38,17 +38,20 @@ def _breast_cancer(quick: bool):
 def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
     # full mode: the library defaults (≤ 200 outer iterations, stopping rule of rvm.fit)
     sizes = dict(max_iter=20, n_inner=20) if quick else {}
+    # the predictions, compiled once per call shape (rvm.predict / predict_proba run eagerly,
+    # one dispatch per operation)
+    predict, predict_proba = jax.jit(rvm.predict), jax.jit(rvm.predict_proba)
     rows = []
 
     # ---- breast cancer
     Xtr, Xte, ytr, yte = _breast_cancer(quick)
     gamma = 1.0 / Xtr.shape[1]
     model = rvm.fit(jax.random.key(0), Xtr, ytr, kernel=RBF(gamma), **sizes)
-    acc = float(np.mean(np.asarray(rvm.predict(model, Xte)) == yte))
+    acc = float(np.mean(np.asarray(predict(model, Xte)) == yte))
     n_rv = int(model.relevant[1:].sum())   # relevant[0] is the bias
     lr = LogisticRegression(max_iter=1000).fit(Xtr, ytr)
     svc = SVC(kernel="rbf", gamma=gamma).fit(Xtr, ytr)
-    p = np.asarray(rvm.predict_proba(model, Xte))
+    p = np.asarray(predict_proba(model, Xte))
     brier = float(np.mean((p - (yte == 1)) ** 2))
     brier_lr = float(np.mean((lr.predict_proba(Xte)[:, 1] - (yte == 1)) ** 2))
     rows.append(SummaryRow(
@@ -65,7 +68,7 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
     svc2 = SVC(kernel="rbf", gamma=2.0).fit(X2, y2)
     g0, g1 = np.meshgrid(np.linspace(-1.8, 2.8, 120), np.linspace(-1.3, 1.8, 100))
     grid = np.c_[g0.ravel(), g1.ravel()]
-    prob = np.asarray(rvm.predict_proba(m2, grid)).reshape(g0.shape)
+    prob = np.asarray(predict_proba(m2, grid)).reshape(g0.shape)
     rv = np.asarray(m2.relevant[1:])            # the bias comes first
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
@@ -100,7 +103,7 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
     ax.legend()
     fig_name = savefig(fig, out_dir, "rvm.png")
 
-    acc2 = float(np.mean(np.asarray(rvm.predict(m2, X2)) == y2))
+    acc2 = float(np.mean(np.asarray(predict(m2, X2)) == y2))
     rows.append(SummaryRow(
         "kernel RVM (RBF γ=2), two moons 2-D",
         f"train acc {acc2:.3f}, {rv.sum()} relevance vectors; {int(m2.n_iter)} outer "
