@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -77,8 +78,11 @@ def _compare(out_dir: Path, quick: bool, X, y, side: int, tag: str) -> list[Summ
     n_steps = 200 if quick else 12_000
     key = jax.random.key(0)
 
-    model = vae.VAE(key, d, 2, width=width, depth=depth, likelihood="bernoulli")
-    ae = vae.Autoencoder(key, d, 2, width=width, depth=depth)
+    # each model's random initialization as one compiled program (eagerly, every layer's
+    # draw of another shape compiles on its own); the same draws either way
+    model = eqx.filter_jit(lambda k: vae.VAE(k, d, 2, width=width, depth=depth,
+                                             likelihood="bernoulli"))(key)
+    ae = eqx.filter_jit(lambda k: vae.Autoencoder(k, d, 2, width=width, depth=depth))(key)
     rv = vae.fit(jax.random.key(1), model, Xtr, n_steps=n_steps, batch_size=128,
                  learning_rate=1e-3)
     ra = vae.fit(jax.random.key(1), ae, Xtr, n_steps=n_steps, batch_size=128,
