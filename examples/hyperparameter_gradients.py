@@ -84,6 +84,7 @@ def _svm(out_dir: Path, quick: bool) -> list[SummaryRow]:
     vga = jax.jit(jax.value_and_grad(val_loss_and_accuracy, has_aux=True))
     steps = 6 if quick else 30
     p0 = (-2.0, -6.0)                          # a poor start: small C, a nearly flat kernel
+
     def vg(p):
         (loss, _), grad = vga(p)
         return loss, grad
