@@ -146,7 +146,7 @@ def test_implicit_derivative_is_zero_not_nan_where_the_fit_ignores_theta():
 _A = np.array([[0.3, -0.2, 0.1], [0.0, 0.4, -0.3], [0.2, 0.1, -0.1]])
 
 
-def _softmax_fixed_point(theta, dtype=jnp.float64):
+def _softmax_fixed_point(theta, dtype=jnp.float64, adjoint=Implicit()):
     """x = softmax(A x + θ) (a contraction: ‖A‖ small); Σx = 1 whatever θ is."""
     A = jnp.asarray(_A, dtype)
 
@@ -155,7 +155,7 @@ def _softmax_fixed_point(theta, dtype=jnp.float64):
         return x_new, StepInfo(jnp.max(jnp.abs(x_new - x)), x_new[0])
 
     return fixed_point(step, jnp.full(3, 1 / 3, dtype), theta, max_iter=200,
-                       tol=1e-14 if dtype == jnp.float64 else 1e-6, adjoint=Implicit()).state
+                       tol=1e-14 if dtype == jnp.float64 else 1e-6, adjoint=adjoint).state
 
 
 def _softmax_fixed_point_jacobian(theta):
@@ -192,3 +192,16 @@ def test_implicit_gradient_in_float32():
     assert g.dtype == jnp.float32
     np.testing.assert_allclose(g, _softmax_fixed_point_jacobian(theta)[0], rtol=1e-4,
                                atol=1e-6)
+
+
+def test_implicit_gradient_is_nan_when_the_adjoint_solve_does_not_converge():
+    """One GMRES restart of one vector cannot solve a 3×3 system to 1e-10: NaN, not a
+    silently inexact derivative; the default options solve it."""
+    theta = jnp.array([0.5, -1.0, 0.2])
+
+    def f(t, adjoint):
+        return _softmax_fixed_point(t, adjoint=adjoint)[0]
+
+    assert np.isnan(jax.grad(f)(theta, Implicit(max_iter=1, restart=1))).all()
+    np.testing.assert_allclose(jax.grad(f)(theta, Implicit()),
+                               _softmax_fixed_point_jacobian(theta)[0], rtol=1e-9)
