@@ -52,6 +52,7 @@ from typing import Callable, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxml._core import (
@@ -162,6 +163,16 @@ class BayesianLinear(eqx.Module):
         return self.log_alpha() <= threshold
 
 
+@eqx.filter_jit
+def _init_layers(key, sizes, prior, init_log_sigma2, dtype):
+    """The layers of a :class:`BayesianMLP` as one compiled program per configuration (the
+    sizes and numbers static), rather than one eager compile per layer shape."""
+    keys = jax.random.split(key, len(sizes) - 1)
+    return tuple(BayesianLinear(a, b, key=k, prior=prior, init_log_sigma2=init_log_sigma2,
+                                dtype=dtype)
+                 for a, b, k in zip(sizes[:-1], sizes[1:], keys))
+
+
 class BayesianMLP(eqx.Module):
     """A multilayer perceptron of :class:`BayesianLinear` layers.
 
@@ -176,10 +187,12 @@ class BayesianMLP(eqx.Module):
         sizes = tuple(int(s) for s in sizes)
         if len(sizes) < 2:
             raise ValueError(f"sizes must list at least an input and an output size, got {sizes}")
-        keys = jax.random.split(key, len(sizes) - 1)
-        self.layers = tuple(
-            BayesianLinear(a, b, key=k, prior=prior, init_log_sigma2=init_log_sigma2, dtype=dtype)
-            for a, b, k in zip(sizes[:-1], sizes[1:], keys))
+        for name, size in zip(("in_features",) + ("out_features",) * (len(sizes) - 1), sizes):
+            check_int_in_range(size, name, 1, 10 ** 9)
+        if prior not in _PRIORS:
+            raise ValueError(f"prior must be one of {_PRIORS}, got {prior!r}")
+        self.layers = _init_layers(key, sizes, prior, float(init_log_sigma2),
+                                   jnp.dtype(dtype or jnp.zeros(()).dtype))
         self.activation = activation
 
     def __call__(self, x: jax.Array, *, key=None, deterministic: bool = False) -> jax.Array:
@@ -200,12 +213,22 @@ def _layers(model) -> list[BayesianLinear]:
     return [x for x in jax.tree_util.tree_leaves(model, is_leaf=_is_layer) if _is_layer(x)]
 
 
+def _traced_number(x):
+    """``x`` as an array the compiled core traces (a Python number would be static: one
+    compile per value)."""
+    return x if isinstance(x, jax.Array) else np.asarray(x)
+
+
 def kl_divergence(model) -> jax.Array:
     """() the sum of :meth:`BayesianLinear.kl` over every Bayesian layer in ``model`` (a pytree)."""
-    layers = _layers(model)
-    if not layers:
+    if not _layers(model):
         raise ValueError("model contains no BayesianLinear layer")
-    return sum(layer.kl() for layer in layers)
+    return _kl_core(model)
+
+
+@eqx.filter_jit
+def _kl_core(model):
+    return sum(layer.kl() for layer in _layers(model))
 
 
 class SparsityReport(NamedTuple):
@@ -226,9 +249,14 @@ class SparsityReport(NamedTuple):
 
 def sparsity(model, threshold=PRUNE_THRESHOLD) -> SparsityReport:
     """Report the weights whose posterior is dominated by noise in every Bayesian layer."""
-    layers = _layers(model)
-    if not layers:
+    if not _layers(model):
         raise ValueError("model contains no BayesianLinear layer")
+    return _sparsity_core(model, _traced_number(threshold))
+
+
+@eqx.filter_jit
+def _sparsity_core(model, threshold):
+    layers = _layers(model)
     pruned = [jnp.sum(~layer.keep_mask(threshold)) for layer in layers]
     sizes = [layer.weight_mean.size for layer in layers]
     n_pruned, n_total = sum(pruned), sum(sizes)
@@ -240,7 +268,11 @@ def prune(model, threshold=PRUNE_THRESHOLD):
     """``model`` with every noise-dominated weight (log α > threshold) removed: θ ← 0 and
     σ² ← e⁻⁶⁰ there, so the weight neither contributes to the mean nor injects noise (and it
     still reads as pruned: its log α stays large)."""
+    return _prune_core(model, _traced_number(threshold))
 
+
+@eqx.filter_jit
+def _prune_core(model, threshold):
     def apply(x):
         if not _is_layer(x):
             return x

@@ -376,6 +376,11 @@ def step(key: jax.Array, state: RVMState, Phi: jax.Array, y: jax.Array, *, n_inn
         update by Gauss–Hermite quadrature).
     """
     _check_options(estimator=estimator)
+    return _step_jit(key, state, Phi, y, learning_rate=learning_rate, threshold=threshold,
+                     n_inner=int(n_inner), n_samples=int(n_samples), estimator=estimator)
+
+
+def _step(key, state, Phi, y, *, n_inner, learning_rate, n_samples, estimator, threshold):
     s = jax.lax.rsqrt(state.alpha)                      # prior standard deviations
     est = vi.LocalReparameterization(Phi * s, n_nodes=32 if estimator == "gh" else None)
     ll = _log_likelihood(y)
@@ -405,12 +410,15 @@ def step(key: jax.Array, state: RVMState, Phi: jax.Array, y: jax.Array, *, n_inn
     return new, RVMInfo(error, value)
 
 
+_step_jit = jax.jit(_step, static_argnames=("n_inner", "n_samples", "estimator"))
+
+
 def _loop_step(carry, args, *, n_inner, n_samples, estimator):
     """The fixed-point map: the RVM step with its key carried and split in the loop."""
     key, state = carry
     Phi, y, learning_rate, threshold = args
     key, sub = jax.random.split(key)
-    state, info = step(sub, state, Phi, y, n_inner=n_inner, learning_rate=learning_rate,
+    state, info = _step(sub, state, Phi, y, n_inner=n_inner, learning_rate=learning_rate,
                        n_samples=n_samples, estimator=estimator, threshold=threshold)
     return (key, state), info
 
@@ -547,6 +555,27 @@ def _model_design(model: RVMResult, X: jax.Array) -> jax.Array:
                          bias=bias)
 
 
+def _decision_moments(model: RVMResult, X: jax.Array) -> tuple[jax.Array, jax.Array]:
+    Phi = _model_design(model, X)
+    keep = model.relevant.astype(Phi.dtype)
+    cov = model.covariance * (keep if model.covariance.ndim == 1 else jnp.outer(keep, keep))
+    return local_moments(model.mean * keep, cov, Phi, jnp.ones((), Phi.dtype))
+
+
+@partial(jax.jit, static_argnames=("output", "n_nodes"))
+def _predict_core(model: RVMResult, X: jax.Array, *, output: str, n_nodes: int):
+    """The one compiled call behind :func:`decision_moments`, :func:`predict_proba` and
+    :func:`predict` (``output``: ``"moments"``, ``"probit"``, ``"gh"`` or ``"label"``)."""
+    m, s2 = _decision_moments(model, X)
+    if output == "moments":
+        return m, s2
+    if output == "label":
+        return jnp.where(m >= 0, 1, -1).astype(jnp.int32)
+    if output == "probit":
+        return jax.nn.sigmoid(m / jnp.sqrt(1.0 + jnp.pi * s2 / 8.0))
+    return _gh_expect(jax.nn.sigmoid, m, s2, n_nodes)
+
+
 def decision_moments(model: RVMResult, X: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Mean and variance of the latent f = wᵀφ(x) under q, pruned weights dropped.
 
@@ -557,10 +586,7 @@ def decision_moments(model: RVMResult, X: jax.Array) -> tuple[jax.Array, jax.Arr
         (n,) means φᵀμ and (n,) variances φᵀΣφ over the relevant weights.
     """
     X = check_matrix(X, "X")
-    Phi = _model_design(model, X)
-    keep = model.relevant.astype(Phi.dtype)
-    cov = model.covariance * (keep if model.covariance.ndim == 1 else jnp.outer(keep, keep))
-    return local_moments(model.mean * keep, cov, Phi, jnp.ones((), Phi.dtype))
+    return _predict_core(model, X, output="moments", n_nodes=0)
 
 
 def predict_proba(model: RVMResult, X: jax.Array, *, method: str = "probit",
@@ -570,16 +596,15 @@ def predict_proba(model: RVMResult, X: jax.Array, *, method: str = "probit",
     ``method="probit"``: MacKay's approximation σ(m / √(1 + π s²/8)), m and s² the latent
     mean and variance; ``method="gh"``: Gauss–Hermite quadrature of E σ(f), f ~ N(m, s²).
     """
-    m, s2 = decision_moments(model, X)
-    if method == "probit":
-        return jax.nn.sigmoid(m / jnp.sqrt(1.0 + jnp.pi * s2 / 8.0))
-    if method == "gh":
-        return _gh_expect(jax.nn.sigmoid, m, s2, n_nodes)
-    raise ValueError(f"method must be 'probit' or 'gh', got {method!r}")
+    if method not in ("probit", "gh"):
+        raise ValueError(f"method must be 'probit' or 'gh', got {method!r}")
+    X = check_matrix(X, "X")
+    n_nodes = check_int(n_nodes, "n_nodes", 1, 1 << 16) if method == "gh" else 0
+    return _predict_core(model, X, output=method, n_nodes=int(n_nodes))
 
 
 def predict(model: RVMResult, X: jax.Array) -> jax.Array:
     """Labels in {−1, +1}: the sign of the posterior-mean decision φ(x)ᵀμ (the predictive
     probability crosses ½ exactly there under either approximation). Shape (n,)."""
-    m, _ = decision_moments(model, X)
-    return jnp.where(m >= 0, 1, -1).astype(jnp.int32)
+    X = check_matrix(X, "X")
+    return _predict_core(model, X, output="label", n_nodes=0)

@@ -62,6 +62,22 @@ __all__ = [
 _LIKELIHOODS = ("bernoulli", "gaussian", "heteroscedastic")
 
 
+@eqx.filter_jit
+def _init_mlps(key, sizes, width, depth, activation, dtype, shift, raw):
+    """The encoder d → e and decoder k → o (``sizes`` = (d, e, k, o)) drawn from ``key``, the
+    decoder's last bias shifted by ``shift`` past its first d entries, and a (d,) array of
+    ``raw``: one compiled program per configuration (the sizes, the activation and the
+    numbers are static), instead of one eager compile per layer shape."""
+    d, e, k, o = sizes
+    ke, kd = jax.random.split(key)
+    encoder = eqx.nn.MLP(d, e, width, depth, activation=activation, dtype=dtype, key=ke)
+    decoder = eqx.nn.MLP(k, o, width, depth, activation=activation, dtype=dtype, key=kd)
+    if shift is not None:
+        decoder = eqx.tree_at(lambda m: m.layers[-1].bias, decoder,
+                              decoder.layers[-1].bias.at[d:].add(shift))
+    return encoder, decoder, None if raw is None else jnp.full((d,), raw, dtype)
+
+
 class VAE(eqx.Module):
     """Variational autoencoder with MLP encoder and decoder.
 
@@ -92,19 +108,14 @@ class VAE(eqx.Module):
         check_int_in_range(latent_dim, "latent_dim", 1, 1 << 20)
         check_positive(min_scale, "min_scale")
         dtype = dtype or jnp.result_type(float)
-        ke, kd = jax.random.split(key)
-        self.encoder = eqx.nn.MLP(data_dim, 2 * latent_dim, width, depth, activation=activation,
-                                  dtype=dtype, key=ke)
-        out_dim = 2 * data_dim if likelihood == "heteroscedastic" else data_dim
-        decoder = eqx.nn.MLP(latent_dim, out_dim, width, depth, activation=activation,
-                             dtype=dtype, key=kd)
         # softplus(raw) + min_scale = 1 at start
         raw = math.log(math.expm1(1.0 - min_scale)) if min_scale < 1.0 else 0.0
-        if likelihood == "heteroscedastic":     # σ(z) ≈ 1 at start: shift the r(z) half
-            decoder = eqx.tree_at(lambda m: m.layers[-1].bias, decoder,
-                                  decoder.layers[-1].bias.at[data_dim:].add(raw))
-        self.decoder = decoder
-        self.log_scale_raw = jnp.full((data_dim,), raw, dtype)
+        out_dim = 2 * data_dim if likelihood == "heteroscedastic" else data_dim
+        # σ(z) ≈ 1 at start for "heteroscedastic": shift the r(z) half of the last bias
+        shift = raw if likelihood == "heteroscedastic" else None
+        self.encoder, self.decoder, self.log_scale_raw = _init_mlps(
+            key, (data_dim, 2 * latent_dim, latent_dim, out_dim), width, depth, activation,
+            jnp.dtype(dtype), shift, raw)
         self.latent_dim = latent_dim
         self.likelihood = likelihood
         self.min_scale = float(min_scale)
@@ -127,11 +138,9 @@ class Autoencoder(eqx.Module):
         check_int_in_range(data_dim, "data_dim", 1, 1 << 24)
         check_int_in_range(latent_dim, "latent_dim", 1, 1 << 20)
         dtype = dtype or jnp.result_type(float)
-        ke, kd = jax.random.split(key)
-        self.encoder = eqx.nn.MLP(data_dim, latent_dim, width, depth, activation=activation,
-                                  dtype=dtype, key=ke)
-        self.decoder = eqx.nn.MLP(latent_dim, data_dim, width, depth, activation=activation,
-                                  dtype=dtype, key=kd)
+        self.encoder, self.decoder, _ = _init_mlps(
+            key, (data_dim, latent_dim, latent_dim, data_dim), width, depth, activation,
+            jnp.dtype(dtype), None, None)
         self.latent_dim = latent_dim
         self.data_dim = data_dim
 

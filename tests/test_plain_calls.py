@@ -4,24 +4,26 @@ in Python, then one cached compiled core). Counted with a ``jax.monitoring`` lis
 JAX's trace event, which fires on every ``jit`` cache miss, eager operations included."""
 
 import contextlib
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxml import flows, kmeans, linear, naive_bayes, svm
+from jaxml import bayes_layers, flows, kmeans, linear, mcmc, naive_bayes, rvm, svm, vae
 from jaxml._core import check_returns
 
 _TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 @contextlib.contextmanager
-def count_traces():
+def count_traces(kind=_TRACE_EVENT):
     events = []
 
     def listener(event, duration, **kwargs):
-        if event == _TRACE_EVENT:
+        if event == kind:
             events.append(event)
 
     jax.monitoring.register_event_duration_secs_listener(listener)
@@ -41,6 +43,11 @@ def _log_density(x):
     return -flows.U1(x)
 
 
+def _gaussian_log_density(w):
+    return -0.5 * jnp.sum(w ** 2)
+
+
+_HMC = mcmc.HMC(_gaussian_log_density, step_size=0.3, n_steps=2)   # new starts, same target
 _FLOW = flows.planar_flow(jax.random.key(0), 2, 2, dtype=jnp.float64)
 
 FITS = {
@@ -52,6 +59,10 @@ FITS = {
     "kmeans.fit": lambda X, y: kmeans.fit(jax.random.key(0), X, 3, max_iter=5),
     "flows.fit": lambda X, y: flows.fit(jax.random.key(1), _FLOW, log_density=_log_density,
                                         n_samples=8, n_steps=2),
+    "mcmc.sample": lambda X, y: mcmc.sample(jax.random.key(2), _HMC, 0.1 * X[:2],
+                                            n_samples=5, n_chains=2, n_warmup=25),
+    "rvm.step": lambda X, y: rvm.step(jax.random.key(3), rvm.init(X), X, y.astype(X.dtype),
+                                      n_inner=2, n_samples=1),
 }
 
 
@@ -64,6 +75,52 @@ def test_second_plain_call_does_not_trace(name):
     with count_traces() as second:
         jax.block_until_ready(fit(*_data(1)))     # new values, same shapes
     assert not second, f"{name}: {len(second)} trace(s) on a second plain call"
+
+
+def _rvm_model(d):
+    """A fitted-looking RVM on d features with a bias (the numbers need not come from a fit)."""
+    rng = np.random.default_rng(d)
+    m = d + 1
+    return rvm.RVMResult(
+        mean=jnp.asarray(rng.normal(size=m)), covariance=jnp.asarray(rng.uniform(0.1, 1, m)),
+        alpha=jnp.ones(m), relevant=jnp.asarray(rng.uniform(size=m) < 0.7),
+        elbo=jnp.zeros(()), trace=jnp.zeros(3), n_iter=jnp.int32(3),
+        converged=jnp.bool_(True), basis=None, kernel=None)
+
+
+def _bnn(X):
+    return bayes_layers.BayesianMLP((X.shape[1], 5, 2), key=jax.random.key(4))
+
+
+# name -> (X -> the call to count, set up outside the count)
+ONE_PROGRAM = {
+    "rvm.predict": lambda X: partial(rvm.predict, _rvm_model(X.shape[1]), X),
+    "rvm.predict_proba": lambda X: partial(rvm.predict_proba, _rvm_model(X.shape[1]), X,
+                                           method="gh", n_nodes=9),
+    "rvm.decision_moments": lambda X: partial(rvm.decision_moments, _rvm_model(X.shape[1]), X),
+    "vae.VAE": lambda X: partial(vae.VAE, jax.random.key(5), X.shape[1], 2, width=5, depth=2,
+                                 likelihood="heteroscedastic"),
+    "vae.Autoencoder": lambda X: partial(vae.Autoencoder, jax.random.key(6), X.shape[1], 2,
+                                         width=5),
+    "bayes_layers.BayesianMLP": lambda X: partial(_bnn, X),
+    "bayes_layers.kl_divergence": lambda X: partial(bayes_layers.kl_divergence, _bnn(X)),
+    "bayes_layers.sparsity": lambda X: partial(bayes_layers.sparsity, _bnn(X), 2.5),
+    "bayes_layers.prune": lambda X: partial(bayes_layers.prune, _bnn(X), 2.5),
+}
+
+
+@pytest.mark.parametrize("name", list(ONE_PROGRAM))
+def test_first_plain_call_compiles_one_program(name):
+    """Eager code compiles one program per operation and shape on its first call; a plain
+    call of the house pattern compiles its one core (shapes here used by no other test)."""
+    n = 23 + list(ONE_PROGRAM).index(name)      # each case its own shapes: no shared cache
+    call = ONE_PROGRAM[name](_data(2, n=n, d=7)[0])
+    with count_traces(_COMPILE_EVENT) as compiles:
+        jax.block_until_ready(call())
+    assert len(compiles) <= 1, f"{name}: {len(compiles)} programs compiled by one plain call"
+    with count_traces() as again:
+        jax.block_until_ready(ONE_PROGRAM[name](_data(3, n=n, d=7)[0])())
+    assert not again, f"{name}: {len(again)} trace(s) on a second plain call"
 
 
 def test_check_returns_traces_once_per_function_and_shape():

@@ -10,6 +10,7 @@ subclassing :class:`MCMCKernel`.
 from __future__ import annotations
 
 import abc
+from functools import partial
 from typing import Any, Callable, NamedTuple
 
 import equinox as eqx
@@ -80,16 +81,29 @@ def check_position(position, name: str = "position") -> jax.Array:
     return as_float_array(position, name, ndim=1)
 
 
+@partial(jax.jit, static_argnums=0)
+def _log_density_at(log_density, position):
+    """log π at ``position``, compiled once per (log_density, shape): the boundary check of
+    every plain call evaluates it without op-by-op dispatch or a fresh trace."""
+    return log_density(position)
+
+
 def check_log_density(log_density, position: jax.Array) -> None:
     """``log_density`` is callable, returns a scalar at ``position``, finite there (when
     ``position`` is concrete)."""
     if not callable(log_density):
         raise TypeError(f"log_density must be callable, got {type(log_density).__name__}")
-    out = jax.eval_shape(log_density, position)
+    try:
+        hash(log_density)
+    except TypeError:                                   # an unhashable callable: uncached
+        out, at = jax.eval_shape(log_density, position), log_density
+    else:                                               # traced and compiled once per shape
+        out = _log_density_at.eval_shape(log_density, position)
+        at = partial(_log_density_at, log_density)
     if getattr(out, "shape", None) != ():
         raise ValueError(f"log_density must return a scalar, got shape {getattr(out, 'shape', None)}")
     if is_concrete(position):
-        value = np.asarray(log_density(position))
+        value = np.asarray(at(position))
         if not np.isfinite(value):
             raise ValueError(
                 f"log_density is not finite at the initial position (got {value}); "
