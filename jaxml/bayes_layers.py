@@ -293,9 +293,10 @@ def kl_schedule(n_steps: int, *, kl_weight=1.0, warmup_steps=0, dtype=None) -> j
     """(n_steps,) KL weights β_t = kl_weight · min(1, (t + 1) / warmup_steps), t = 0, 1, …
     (a linear warm-up; constant ``kl_weight`` when ``warmup_steps`` is 0). Traced numbers,
     finite and ≥ 0."""
-    return _kl_schedule(check_int_in_range(n_steps, "n_steps", 1, 1 << 31),
-                        check_nonnegative(kl_weight, "kl_weight"),
-                        _check_warmup(warmup_steps), dtype)
+    return _kl_schedule_jit(check_int_in_range(n_steps, "n_steps", 1, 1 << 31),
+                            check_nonnegative(kl_weight, "kl_weight"),
+                            _check_warmup(warmup_steps),
+                            None if dtype is None else jnp.dtype(dtype))
 
 
 def _check_warmup(warmup_steps):
@@ -312,6 +313,9 @@ def _kl_schedule(n_steps: int, kl_weight, warmup_steps, dtype) -> jax.Array:
     return jnp.asarray(kl_weight, t.dtype) * ramp
 
 
+_kl_schedule_jit = jax.jit(_kl_schedule, static_argnames=("n_steps", "dtype"))
+
+
 def negative_log_likelihood(outputs: jax.Array, y: jax.Array, *, likelihood: str = "categorical",
                             noise_std=1.0) -> jax.Array:
     """Per-row −log p(yᵢ | fᵢ) for network outputs f, shape (batch,).
@@ -326,7 +330,7 @@ def negative_log_likelihood(outputs: jax.Array, y: jax.Array, *, likelihood: str
         raise ValueError(f"likelihood must be one of {_LIKELIHOODS}, got {likelihood!r}")
     if likelihood == "gaussian":
         noise_std = check_positive(noise_std, "noise_std")
-    return _nll(outputs, y, likelihood, noise_std)
+    return _nll_jit(outputs, y, likelihood, noise_std)
 
 
 def _nll(outputs, y, likelihood: str, noise_std) -> jax.Array:
@@ -338,6 +342,9 @@ def _nll(outputs, y, likelihood: str, noise_std) -> jax.Array:
     f = outputs.reshape(outputs.shape[0], -1)                       # "gaussian"
     log_var = 2.0 * jnp.log(jnp.asarray(noise_std, f.dtype))
     return -diag_gaussian_log_prob(y.reshape(f.shape).astype(f.dtype), f, log_var)
+
+
+_nll_jit = jax.jit(_nll, static_argnames=("likelihood",))
 
 
 def _minibatch_neg_elbo(model, key, X, y, beta, *, likelihood, batch_size, noise_std):

@@ -154,11 +154,17 @@ def design_matrix(X: jax.Array, *, kernel=None, basis=None, bias: bool = True) -
     Returns:
         (n, m) with m = (1 +) d or (1 +) n_b.
     """
+    return _design_matrix_jit(X, kernel, basis, bias=bool(bias))
+
+
+def _design_matrix(X, kernel, basis, *, bias):
     Phi = X if kernel is None else gram(kernel, X, basis).astype(X.dtype)
     if bias:
         Phi = jnp.concatenate([jnp.ones((Phi.shape[0], 1), Phi.dtype), Phi], axis=1)
     return Phi
 
+
+_design_matrix_jit = jax.jit(_design_matrix, static_argnames=("bias",))
 
 # ----------------------------------------------------------------------------- expectations
 
@@ -233,12 +239,20 @@ def expected_log_likelihood(key, mean: jax.Array, covariance: jax.Array, Phi: ja
     """
     if estimator not in _ESTIMATORS:
         raise ValueError(f"estimator must be one of {_ESTIMATORS}, got {estimator!r}")
+    return _expected_ll_jit(key, mean, covariance, Phi, y, estimator=estimator,
+                            n_samples=int(n_samples), n_nodes=int(n_nodes))
+
+
+def _expected_ll(key, mean, covariance, Phi, y, *, estimator, n_samples, n_nodes):
     q = _family(mean, covariance)
     ll = _log_likelihood(y)
     if estimator == "weights":
         return vi.AnalyticKL().expected_log_likelihood(key, lambda w: ll(Phi @ w), q, n_samples)
     est = vi.LocalReparameterization(Phi, n_nodes=n_nodes if estimator == "gh" else None)
     return est.expected_log_likelihood(key, ll, q, n_samples)
+
+
+_expected_ll_jit = jax.jit(_expected_ll, static_argnames=("estimator", "n_samples", "n_nodes"))
 
 
 def kl_divergence(mean: jax.Array, covariance: jax.Array, alpha: jax.Array) -> jax.Array:
@@ -250,6 +264,11 @@ def kl_divergence(mean: jax.Array, covariance: jax.Array, alpha: jax.Array) -> j
     Args:
         mean: (m,). covariance: (m,) diagonal or (m, m). alpha: (m,) prior precisions.
     """
+    return _kl_jit(mean, covariance, alpha)
+
+
+@jax.jit
+def _kl_jit(mean, covariance, alpha):
     d = jnp.sqrt(alpha)
     if covariance.ndim == 1:
         return gaussian.kl_diag_standard_normal(d * mean, jnp.log(covariance) + jnp.log(alpha))
@@ -268,9 +287,19 @@ def elbo(key, mean: jax.Array, covariance: jax.Array, alpha: jax.Array, Phi: jax
          y: jax.Array, *, estimator: str = "gh", n_samples: int = 1) -> jax.Array:
     """ELBO(q, α) = Σᵢ E_q log σ(yᵢ wᵀφᵢ) − KL(q ‖ N(0, diag(α)⁻¹)); see
     :func:`expected_log_likelihood` for the estimators. Shapes as there; returns ()."""
-    return (expected_log_likelihood(key, mean, covariance, Phi, y, estimator=estimator,
-                                    n_samples=n_samples)
-            - kl_divergence(mean, covariance, alpha))
+    if estimator not in _ESTIMATORS:
+        raise ValueError(f"estimator must be one of {_ESTIMATORS}, got {estimator!r}")
+    return _elbo_jit(key, mean, covariance, alpha, Phi, y, estimator=estimator,
+                     n_samples=int(n_samples))
+
+
+def _elbo(key, mean, covariance, alpha, Phi, y, *, estimator, n_samples):
+    return (_expected_ll(key, mean, covariance, Phi, y, estimator=estimator,
+                         n_samples=n_samples, n_nodes=32)
+            - _kl_jit(mean, covariance, alpha))
+
+
+_elbo_jit = jax.jit(_elbo, static_argnames=("estimator", "n_samples"))
 
 
 def relevant_mask(alpha: jax.Array, threshold) -> jax.Array:
@@ -399,7 +428,8 @@ def _step(key, state, Phi, y, *, n_inner, learning_rate, n_samples, estimator, t
         factor = s[:, None] * q.scale_tril
     var = jnp.maximum(mean ** 2 + _diag_from_factor(factor), _variance_floor(Phi.dtype))
     alpha = 1.0 / var
-    value = elbo(None, mean, _covariance_from_factor(factor), alpha, Phi, y, estimator="gh")
+    value = _elbo(None, mean, _covariance_from_factor(factor), alpha, Phi, y, estimator="gh",
+                  n_samples=1)
     same = jnp.all(relevant_mask(alpha, threshold) == relevant_mask(state.alpha, threshold))
     n_stable = jnp.where(same, state.n_stable + 1, 0).astype(jnp.int32)
     history = jnp.append(state.elbo_history[1:], value.astype(state.elbo_history.dtype))
@@ -428,7 +458,7 @@ def _loop_step(carry, args, *, n_inner, n_samples, estimator):
 def _fit(key, X, y, kernel, *, bias, covariance, max_iter, n_inner, learning_rate, n_samples,
          estimator, tol, alpha_init, init_scale, threshold, window, adjoint):
     basis = None if kernel is None else X
-    Phi = design_matrix(X, kernel=kernel, basis=basis, bias=bias)
+    Phi = _design_matrix(X, kernel, basis, bias=bias)
     y = y.astype(Phi.dtype)
     state = init(Phi, covariance=covariance, alpha_init=alpha_init, init_scale=init_scale,
                  window=window)
@@ -551,8 +581,7 @@ def fit(key, X, y, *, kernel=None, bias: bool = True, covariance: str = "diag",
 def _model_design(model: RVMResult, X: jax.Array) -> jax.Array:
     n_basis = X.shape[1] if model.kernel is None else model.basis.shape[0]
     bias = model.mean.shape[-1] == n_basis + 1
-    return design_matrix(X.astype(model.mean.dtype), kernel=model.kernel, basis=model.basis,
-                         bias=bias)
+    return _design_matrix(X.astype(model.mean.dtype), model.kernel, model.basis, bias=bias)
 
 
 def _decision_moments(model: RVMResult, X: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -106,6 +106,26 @@ ONE_PROGRAM = {
     "bayes_layers.kl_divergence": lambda X: partial(bayes_layers.kl_divergence, _bnn(X)),
     "bayes_layers.sparsity": lambda X: partial(bayes_layers.sparsity, _bnn(X), 2.5),
     "bayes_layers.prune": lambda X: partial(bayes_layers.prune, _bnn(X), 2.5),
+    "bayes_layers.kl_schedule": lambda X: partial(bayes_layers.kl_schedule, X.shape[0],
+                                                  kl_weight=0.5, warmup_steps=3),
+    "bayes_layers.negative_log_likelihood": lambda X: partial(
+        bayes_layers.negative_log_likelihood, X, jnp.zeros(X.shape[0], jnp.int32)),
+    "rvm.design_matrix": lambda X: partial(rvm.design_matrix, X),
+    "rvm.expected_log_likelihood": lambda X: partial(
+        rvm.expected_log_likelihood, jax.random.key(7), jnp.zeros(7), jnp.ones(7), X,
+        jnp.ones(X.shape[0]), n_samples=2),
+    "rvm.elbo": lambda X: partial(rvm.elbo, None, jnp.zeros(7), jnp.ones(7), jnp.ones(7), X,
+                                  jnp.ones(X.shape[0])),
+    "rvm.kl_divergence": lambda X: partial(rvm.kl_divergence, X[0], jnp.eye(7) + X[:7].T @ X[:7],
+                                           jnp.ones(7)),
+    "mcmc.hmc_init": lambda X: partial(mcmc.hmc_init, X[0], _gaussian_log_density),
+    "mcmc.hmc.leapfrog": lambda X: partial(
+        mcmc.hmc.leapfrog, mcmc.hmc_init(X[0], _gaussian_log_density), X[1],
+        _gaussian_log_density, 0.1, jnp.ones(7), 3),
+    "mcmc.rmh_init": lambda X: partial(mcmc.rmh_init, X[0], _gaussian_log_density),
+    "mcmc.normal_gamma_init": lambda X: partial(mcmc.normal_gamma_init, jnp.array([0.0, 1.0]),
+                                                X[:, 0]),
+    "mcmc.mixture_init": lambda X: partial(mcmc.mixture_init, X[:3], X),
 }
 
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from jaxml._core import as_float_array, check_in_range, check_positive, is_concrete
 
-__all__ = ["MCMCKernel", "NoParams", "check_log_density", "check_position", "concrete_positive",
-           "check_target_accept"]
+__all__ = ["MCMCKernel", "NoParams", "check_log_density", "checked_init",
+           "check_position", "concrete_positive", "check_target_accept"]
 
 LogDensity = Callable[[jax.Array], jax.Array]
 
@@ -88,9 +88,10 @@ def _log_density_at(log_density, position):
     return log_density(position)
 
 
-def check_log_density(log_density, position: jax.Array) -> None:
+def check_log_density(log_density, position: jax.Array, *, finite: bool = True) -> None:
     """``log_density`` is callable, returns a scalar at ``position``, finite there (when
-    ``position`` is concrete)."""
+    ``position`` is concrete and ``finite``; ``finite=False`` leaves that to
+    :func:`checked_init`, on the state a compiled init returns)."""
     if not callable(log_density):
         raise TypeError(f"log_density must be callable, got {type(log_density).__name__}")
     try:
@@ -102,12 +103,27 @@ def check_log_density(log_density, position: jax.Array) -> None:
         at = partial(_log_density_at, log_density)
     if getattr(out, "shape", None) != ():
         raise ValueError(f"log_density must return a scalar, got shape {getattr(out, 'shape', None)}")
-    if is_concrete(position):
-        value = np.asarray(at(position))
-        if not np.isfinite(value):
-            raise ValueError(
-                f"log_density is not finite at the initial position (got {value}); "
-                "start the chain inside the support of the target")
+    if finite and is_concrete(position):
+        _raise_if_not_finite(np.asarray(at(position)))
+
+
+def _raise_if_not_finite(value):
+    if not np.isfinite(value):
+        raise ValueError(
+            f"log_density is not finite at the initial position (got {value}); "
+            "start the chain inside the support of the target")
+
+
+def checked_init(init_core, position, log_density):
+    """A public ``init``'s body: ``position`` checked (a finite (d,) vector), ``log_density``
+    checked (callable, scalar), then ``init_core(position, log_density)`` (the kernel's
+    jitted init) and the log density it returns checked finite when concrete."""
+    position = check_position(position)
+    check_log_density(log_density, position, finite=False)
+    state = init_core(position, log_density)
+    if is_concrete(state.log_density):
+        _raise_if_not_finite(np.asarray(state.log_density))
+    return state
 
 
 def concrete_positive(x, name: str):

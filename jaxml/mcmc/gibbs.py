@@ -34,9 +34,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import gammaln
 
-from jaxml._core import LOG_2PI, as_float_array, check_int_in_range
+from jaxml._core import (LOG_2PI, as_float_array, check_finite, check_int_in_range, check_ndim,
+                         check_value)
 from jaxml.mcmc.base import MCMCKernel, concrete_positive
 
 __all__ = ["GibbsInfo", "NormalGammaState", "NormalGammaGibbs", "normal_gamma_init",
@@ -104,25 +106,38 @@ def _observations(x, ndim) -> jax.Array:
 
 def _ng_data(x, mu0, lambda0, a0, b0):
     x = _observations(x, 1)
-    prior = {"mu0": mu0, "lambda0": lambda0, "a0": a0, "b0": b0}
-    prior["mu0"] = as_float_array(mu0, "mu0", ndim=0)
+    check_ndim(mu0, "mu0", 0)
+    prior = {"mu0": check_finite(mu0, "mu0"), "lambda0": lambda0, "a0": a0, "b0": b0}
     for name in ("lambda0", "a0", "b0"):
         prior[name] = concrete_positive(prior[name], name)
-    return x, tuple(jnp.asarray(v, x.dtype) for v in prior.values())
+    return x, tuple(_number(v, x.dtype) for v in prior.values())
+
+
+def _number(v, dtype):
+    """A checked prior number in the data's dtype: a NumPy scalar when given as a Python or
+    NumPy number (no eager JAX conversion program), a JAX array otherwise."""
+    return jnp.asarray(v, dtype) if isinstance(v, jax.Array) else np.asarray(v, dtype)
 
 
 def _check_ng_position(position, dtype):
     position = as_float_array(position, "position", ndim=1, dtype=dtype)
     if position.shape != (2,):
         raise ValueError(f"position must be (mu, tau) of shape (2,), got {position.shape}")
-    tau = concrete_positive(position[1], "position[1] (tau)")
-    return position.at[1].set(tau)
+    # τ = position[1] > 0 and finite, checked on the whole vector (no eager slicing)
+    return check_value(position, "position[1] (tau)",
+                       lambda xp, v: ~(xp.isfinite(v[1]) & (v[1] > 0)),
+                       "must be finite and positive")
 
 
 def normal_gamma_init(position, x, *, mu0=0.0, lambda0=1.0, a0=1.0, b0=1.0) -> NormalGammaState:
     """The Gibbs state at ``position`` = (μ, τ) (2,), τ > 0, for data x (N,)."""
     x, prior = _ng_data(x, mu0, lambda0, a0, b0)
     position = _check_ng_position(position, x.dtype)
+    return _ng_init_jit(position, x, prior)
+
+
+@jax.jit
+def _ng_init_jit(position, x, prior):
     return NormalGammaState(position, _ng_log_joint(position, x, *prior))
 
 
@@ -222,7 +237,7 @@ _mix_step_jit = jax.jit(_mix_step)
 def _mix_data(x, prior_var):
     x = _observations(x, (1, 2))
     prior_var = concrete_positive(prior_var, "prior_var")
-    return x, jnp.asarray(prior_var, x.dtype)
+    return x, _number(prior_var, x.dtype)
 
 
 def _check_mix_position(position, x):
@@ -245,7 +260,10 @@ def mixture_init(position, x, *, prior_var=1.0) -> MixtureState:
     first assigned to its nearest mean."""
     x, prior_var = _mix_data(x, prior_var)
     position = _check_mix_position(position, x)
-    return _mix_init(position, x, prior_var)
+    return _mix_init_jit(position, x, prior_var)
+
+
+_mix_init_jit = jax.jit(_mix_init)
 
 
 def mixture_step(key: jax.Array, state: MixtureState, x: jax.Array, *, prior_var=1.0

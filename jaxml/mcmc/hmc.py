@@ -42,13 +42,8 @@ import numpy as np
 from jax import lax
 
 from jaxml._core import check_in_range, check_int_in_range
-from jaxml.mcmc.base import (
-    MCMCKernel,
-    check_log_density,
-    check_position,
-    check_target_accept,
-    concrete_positive,
-)
+from jaxml.mcmc.base import (MCMCKernel, check_log_density, check_position, check_target_accept,
+                              checked_init, concrete_positive)
 
 __all__ = ["HMCState", "HMCInfo", "HMCParams", "HMCAdaptState", "HMC", "init", "step",
            "leapfrog", "warmup_windows"]
@@ -121,9 +116,10 @@ def init(position, log_density: Callable[[jax.Array], jax.Array]) -> HMCState:
 
     Raises ValueError when the log density is not finite there.
     """
-    position = check_position(position)
-    check_log_density(log_density, position)
-    return _init(position, log_density)
+    return checked_init(_init_jit, position, log_density)
+
+
+_init_jit = jax.jit(_init, static_argnames=("log_density",))
 
 
 def leapfrog(state: HMCState, momentum: jax.Array, log_density, step_size,
@@ -133,6 +129,12 @@ def leapfrog(state: HMCState, momentum: jax.Array, log_density, step_size,
     Args: state (position (d,)), momentum (d,), log_density, step_size (), inverse_mass_matrix
     (d,), n_steps (static int).
     """
+    n_steps = check_int_in_range(n_steps, "n_steps", 0, 2**31 - 1)
+    return _leapfrog_jit(state, momentum, log_density, step_size, inverse_mass_matrix,
+                         int(n_steps))
+
+
+def _leapfrog(state, momentum, log_density, step_size, inverse_mass_matrix, n_steps):
     def one(_, carry):
         s, p = carry
         p = p + 0.5 * step_size * s.grad
@@ -144,6 +146,9 @@ def leapfrog(state: HMCState, momentum: jax.Array, log_density, step_size,
     return lax.fori_loop(0, n_steps, one, (state, momentum))
 
 
+_leapfrog_jit = jax.jit(_leapfrog, static_argnames=("log_density", "n_steps"))
+
+
 def _step(key, state, log_density, step_size, inverse_mass_matrix, n_steps, jitter):
     k_mom, k_acc, k_jit = jax.random.split(key, 3)
     x = state.position
@@ -151,7 +156,7 @@ def _step(key, state, log_density, step_size, inverse_mass_matrix, n_steps, jitt
     step_size = step_size * (1.0 + jitter * jax.random.uniform(k_jit, (), dt, -1.0, 1.0))
     p0 = jax.random.normal(k_mom, x.shape, dt) / jnp.sqrt(inverse_mass_matrix)
     h0 = -state.log_density + 0.5 * jnp.sum(inverse_mass_matrix * p0 ** 2)
-    end, p1 = leapfrog(state, p0, log_density, step_size, inverse_mass_matrix, n_steps)
+    end, p1 = _leapfrog(state, p0, log_density, step_size, inverse_mass_matrix, n_steps)
     h1 = -end.log_density + 0.5 * jnp.sum(inverse_mass_matrix * p1 ** 2)
     delta = h1 - h0
     finite = jnp.isfinite(delta) & jnp.all(jnp.isfinite(end.position)) & jnp.all(jnp.isfinite(end.grad))

@@ -33,13 +33,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from jaxml.mcmc.base import (
-    MCMCKernel,
-    check_log_density,
-    check_position,
-    check_target_accept,
-    concrete_positive,
-)
+from jaxml.mcmc.base import MCMCKernel, check_log_density, check_position, checked_init
+from jaxml.mcmc.base import check_target_accept, concrete_positive
 
 __all__ = ["RWState", "RWInfo", "RWParams", "RWAdaptState", "RandomWalkMH", "init", "step"]
 
@@ -89,9 +84,10 @@ def init(position, log_density: Callable[[jax.Array], jax.Array]) -> RWState:
 
     Raises ValueError when the log density is not finite there.
     """
-    position = check_position(position)
-    check_log_density(log_density, position)
-    return _init(position, log_density)
+    return checked_init(_init_jit, position, log_density)
+
+
+_init_jit = jax.jit(_init, static_argnames=("log_density",))
 
 
 def _step(key, state: RWState, log_density, scale) -> tuple[RWState, RWInfo]:
