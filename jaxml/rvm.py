@@ -186,7 +186,14 @@ def local_moments(mean: jax.Array, covariance: jax.Array, Phi: jax.Array,
     Returns:
         (n,) means and (n,) variances (the variance does not depend on yᵢ, since yᵢ² = 1).
     """
+    return _local_moments_jit(mean, covariance, Phi, y)
+
+
+def _local_moments(mean, covariance, Phi, y):
     return y * (Phi @ mean), _variance_along_rows(covariance, Phi)
+
+
+_local_moments_jit = jax.jit(_local_moments)
 
 
 def _gh_expect(f, mean, var, n_nodes: int):
@@ -202,7 +209,15 @@ def gauss_hermite_log_sigmoid(mean: jax.Array, var: jax.Array, *, n_nodes: int =
 
     E f(u) ≈ Σₖ wₖ f(mean + √var tₖ) with (tₖ, wₖ) = :func:`jaxml.vi.gauss_hermite_nodes`.
     """
+    return _gauss_hermite_log_sigmoid_jit(mean, var, n_nodes=int(n_nodes))
+
+
+def _gauss_hermite_log_sigmoid(mean, var, *, n_nodes):
     return _gh_expect(jax.nn.log_sigmoid, mean, var, n_nodes)
+
+
+_gauss_hermite_log_sigmoid_jit = jax.jit(_gauss_hermite_log_sigmoid,
+                                         static_argnames=("n_nodes",))
 
 
 def _log_likelihood(y):
@@ -279,8 +294,15 @@ def _kl_jit(mean, covariance, alpha):
 
 def optimal_alpha(mean: jax.Array, covariance: jax.Array) -> jax.Array:
     """argmax_α ELBO(q, α) = argmin_α KL(q ‖ N(0, diag(α)⁻¹)): αⱼ = 1/(μⱼ² + Σⱼⱼ). Shape (m,)."""
+    return _optimal_alpha_jit(mean, covariance)
+
+
+def _optimal_alpha(mean, covariance):
     diag = covariance if covariance.ndim == 1 else jnp.diagonal(covariance)
     return 1.0 / (mean ** 2 + diag)
+
+
+_optimal_alpha_jit = jax.jit(_optimal_alpha)
 
 
 def elbo(key, mean: jax.Array, covariance: jax.Array, alpha: jax.Array, Phi: jax.Array,
@@ -305,7 +327,14 @@ _elbo_jit = jax.jit(_elbo, static_argnames=("estimator", "n_samples"))
 def relevant_mask(alpha: jax.Array, threshold) -> jax.Array:
     """(m,) bool: threshold · αⱼ < minₖ αₖ, i.e. the prior variance 1/αⱼ exceeds ``threshold``
     times the largest one (the basis functions the ARD prior keeps)."""
+    return _relevant_mask_jit(alpha, threshold)
+
+
+def _relevant_mask(alpha, threshold):
     return threshold * alpha < jnp.min(alpha)
+
+
+_relevant_mask_jit = jax.jit(_relevant_mask)
 
 
 # ----------------------------------------------------------------------------- the fit
@@ -341,6 +370,10 @@ def init(Phi: jax.Array, *, covariance: str = "diag", alpha_init=1.0, init_scale
     """
     if covariance not in _COVARIANCES:
         raise ValueError(f"covariance must be one of {_COVARIANCES}, got {covariance!r}")
+    return _init_jit(Phi, alpha_init, init_scale, covariance=covariance, window=int(window))
+
+
+def _init(Phi, alpha_init, init_scale, *, covariance, window):
     dtype = Phi.dtype
     m = Phi.shape[1]
     alpha = jnp.full((m,), alpha_init, dtype)
@@ -348,6 +381,9 @@ def init(Phi: jax.Array, *, covariance: str = "diag", alpha_init=1.0, init_scale
     factor = scale if covariance == "diag" else jnp.diag(scale)
     return RVMState(jnp.zeros((m,), dtype), factor, alpha,
                     jnp.full((2 * int(window),), jnp.nan, dtype), jnp.int32(0))
+
+
+_init_jit = jax.jit(_init, static_argnames=("covariance", "window"))
 
 
 def _whitened_q(state: RVMState, s: jax.Array):
@@ -373,11 +409,18 @@ def stopping_error(elbo_history: jax.Array, n_stable: jax.Array) -> jax.Array:
     Args:
         elbo_history: (2W,) oldest first. n_stable: () int.
     """
+    return _stopping_error_jit(elbo_history, n_stable)
+
+
+def _stopping_error(elbo_history, n_stable):
     w = elbo_history.shape[0] // 2
     old, new = jnp.mean(elbo_history[:w]), jnp.mean(elbo_history[w:])
     err = jnp.abs(new - old) / (w * jnp.abs(new))
     ready = jnp.all(jnp.isfinite(elbo_history)) & (n_stable >= w)
     return jnp.where(ready, err, jnp.inf)
+
+
+_stopping_error_jit = jax.jit(_stopping_error)
 
 
 def step(key: jax.Array, state: RVMState, Phi: jax.Array, y: jax.Array, *, n_inner: int = 50,
@@ -460,8 +503,7 @@ def _fit(key, X, y, kernel, *, bias, covariance, max_iter, n_inner, learning_rat
     basis = None if kernel is None else X
     Phi = _design_matrix(X, kernel, basis, bias=bias)
     y = y.astype(Phi.dtype)
-    state = init(Phi, covariance=covariance, alpha_init=alpha_init, init_scale=init_scale,
-                 window=window)
+    state = _init(Phi, alpha_init, init_scale, covariance=covariance, window=window)
     body = partial(_loop_step, n_inner=n_inner, n_samples=n_samples, estimator=estimator)
     res = fixed_point(body, (key, state), (Phi, y, learning_rate, threshold), tol=tol,
                       max_iter=max_iter, adjoint=adjoint)

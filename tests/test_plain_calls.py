@@ -111,6 +111,14 @@ ONE_PROGRAM = {
     "bayes_layers.negative_log_likelihood": lambda X: partial(
         bayes_layers.negative_log_likelihood, X, jnp.zeros(X.shape[0], jnp.int32)),
     "rvm.design_matrix": lambda X: partial(rvm.design_matrix, X),
+    "rvm.init": lambda X: partial(rvm.init, X, covariance="full", window=3),
+    "rvm.local_moments": lambda X: partial(rvm.local_moments, jnp.ones(7), jnp.ones(7), X,
+                                           jnp.ones(X.shape[0])),
+    "rvm.gauss_hermite_log_sigmoid": lambda X: partial(rvm.gauss_hermite_log_sigmoid, X,
+                                                       X ** 2, n_nodes=5),
+    "rvm.optimal_alpha": lambda X: partial(rvm.optimal_alpha, X[0], X[1] ** 2),
+    "rvm.relevant_mask": lambda X: partial(rvm.relevant_mask, X[0] ** 2, 1e-3),
+    "rvm.stopping_error": lambda X: partial(rvm.stopping_error, X[:, 0], jnp.int32(30)),
     "rvm.expected_log_likelihood": lambda X: partial(
         rvm.expected_log_likelihood, jax.random.key(7), jnp.zeros(7), jnp.ones(7), X,
         jnp.ones(X.shape[0]), n_samples=2),
