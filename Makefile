@@ -21,7 +21,7 @@ demo: $(VENV)/.stamp-examples
 	@echo "figures and summary in $(OUT)/ (open $(OUT)/index.html, or read $(OUT)/summary.md)"
 
 test: $(VENV)/.stamp-test
-	ulimit -s 65536 2>/dev/null || true; MPLBACKEND=Agg $(PY) -m pytest -q -n 2 --dist loadfile --durations=15
+	ulimit -s 65536 2>/dev/null || true; MPLBACKEND=Agg $(PY) -m pytest -q -n 2 --dist loadfile --durations=30
 
 bench: $(VENV)/.stamp-bench
 	MPLBACKEND=Agg $(PY) benchmarks/run_all.py --out $(OUT)/bench
