@@ -78,11 +78,11 @@ def _compare(out_dir: Path, quick: bool, X, y, side: int, tag: str) -> list[Summ
     n_steps = 200 if quick else 12_000
     key = jax.random.key(0)
 
-    # each model's random initialization as one compiled program (eagerly, every layer's
+    # both models' random initializations as one compiled program (eagerly, every layer's
     # draw of another shape compiles on its own); the same draws either way
-    model = eqx.filter_jit(lambda k: vae.VAE(k, d, 2, width=width, depth=depth,
-                                             likelihood="bernoulli"))(key)
-    ae = eqx.filter_jit(lambda k: vae.Autoencoder(k, d, 2, width=width, depth=depth))(key)
+    model, ae = eqx.filter_jit(lambda k: (
+        vae.VAE(k, d, 2, width=width, depth=depth, likelihood="bernoulli"),
+        vae.Autoencoder(k, d, 2, width=width, depth=depth)))(key)
     rv = vae.fit(jax.random.key(1), model, Xtr, n_steps=n_steps, batch_size=128,
                  learning_rate=1e-3)
     ra = vae.fit(jax.random.key(1), ae, Xtr, n_steps=n_steps, batch_size=128,
@@ -107,7 +107,7 @@ def _compare(out_dir: Path, quick: bool, X, y, side: int, tag: str) -> list[Summ
         ax.set_yticks([])
 
     # reconstructions
-    n_show = 10
+    n_show = 6 if quick else 10
     fig, axes = plt.subplots(3, n_show, figsize=(n_show * 1.0, 3.3))
     for j in range(n_show):
         show(axes[0, j], Xte[j])
@@ -134,9 +134,12 @@ def _compare(out_dir: Path, quick: bool, X, y, side: int, tag: str) -> list[Summ
     ax_s[0, 0].set_ylabel("VAE", fontsize=8)
     ax_s[1, 0].set_ylabel("autoencoder", fontsize=8)
     sub[0].suptitle("decoder(z), z ~ N(0, I)", fontsize=9)
-    ax_m = sub[1].subplots(8, 8)
-    for k, ax in enumerate(ax_m.ravel()):
-        show(ax, manifold[k])
+    ax_m = sub[1].subplots()        # the 8 × 8 decoded images tiled into one mosaic
+    mosaic = np.pad(manifold.reshape(8, 8, side, side), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    ax_m.imshow(mosaic.transpose(0, 2, 1, 3).reshape(8 * (side + 2), 8 * (side + 2)),
+                cmap="gray_r", vmin=0, vmax=1)
+    ax_m.set_xticks([])
+    ax_m.set_yticks([])
     sub[1].suptitle("VAE decoder mean on a grid of z ∈ [−2, 2]²", fontsize=9)
     f_samp = savefig(fig, out_dir, f"vae_{tag}_samples.png")
 
