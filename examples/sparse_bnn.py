@@ -28,7 +28,7 @@ def run(out_dir: Path, quick: bool = False) -> list[SummaryRow]:
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
-    n_steps = 150 if quick else 3000
+    n_steps = 80 if quick else 3000
 
     model = bl.BayesianMLP((64, 100, 10), key=jax.random.key(0), dtype=jnp.float32)
     res = bl.fit(jax.random.key(1), model, Xtr, ytr, likelihood="categorical", n_steps=n_steps,
