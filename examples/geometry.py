@@ -46,7 +46,7 @@ def _problem():
 def _constrained(out_dir: Path, quick: bool):
     X, y = _problem()
     n = X.shape[0]
-    w_ls = np.asarray(linear.least_squares(X, y))
+    w_ls = np.linalg.lstsq(X, y, rcond=None)[0]      # the unconstrained minimizer (a marker)
     radii = jnp.linspace(0.3, 2.4, 5 if quick else 8)
     # one fit per radius, the radius a traced argument: one compiled program per problem (a
     # vmapped while loop compiles several times slower than the plain one it batches)
@@ -126,22 +126,23 @@ def _rings(n, key):
     radius = jnp.where(inner, jax.random.uniform(k2, (n,), minval=0.2, maxval=1.0),
                        jax.random.uniform(k3, (n,), minval=1.5, maxval=2.2))
     X = radius[:, None] * jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=1)
-    return X, jnp.where(inner, 1, -1)
+    return X, jnp.where(inner, 1, -1).astype(int)   # not weakly typed: as _canonical's labels
 
 
 def _feature_map(out_dir: Path, quick: bool):
     n = 60 if quick else 200
-    X, y = _rings(n, jax.random.key(0))
+    X, y = jax.jit(_rings, static_argnums=0)(n, jax.random.key(0))
     poly = kernels.Polynomial(degree=2, gamma=1.0, coef0=0.0)   # (γ xᵀz + c₀)^d = (xᵀz)²
-    Phi = feature_map(X)
+    phi = jax.jit(feature_map)                  # compiled once per shape, not op by op
+    Phi = phi(X)
     Z = jax.random.normal(jax.random.key(1), (25, 2))
-    kernel_err = float(jnp.max(jnp.abs(feature_map(Z) @ Phi.T - kernels.gram(poly, Z, X))))
+    kernel_err = float(jnp.max(jnp.abs(phi(Z) @ Phi.T - kernels.gram(poly, Z, X))))
 
     lin = svm.fit(Phi, y, C=jnp.inf, tol=1e-8)                      # linear SVM in ℝ³
     ker = svm.fit(X, y, C=jnp.inf, kernel=poly, tol=1e-8)            # kernel SVM in ℝ²
     w, b = np.asarray(svm.primal_weights(lin)), float(lin.b)
     grid = jax.random.uniform(jax.random.key(2), (200, 2), minval=-2.2, maxval=2.2)
-    dec_err = float(jnp.max(jnp.abs(svm.decision_function(lin, feature_map(grid))
+    dec_err = float(jnp.max(jnp.abs(svm.decision_function(lin, phi(grid))
                                     - svm.decision_function(ker, grid))))
     acc = float(jnp.mean(svm.predict(lin, Phi) == y))
 
@@ -188,12 +189,14 @@ def _feature_map(out_dir: Path, quick: bool):
 
 def _canonical(out_dir: Path, quick: bool):
     rng = np.random.default_rng(3)
-    n = 30 if quick else 60
+    n = 60
     X = np.r_[rng.normal([-1.5, -1.0], 0.6, (n // 2, 2)),
               rng.normal([1.5, 1.0], 0.6, (n - n // 2, 2))]
-    y = np.r_[-np.ones(n // 2), np.ones(n - n // 2)]
-    model = svm.fit(X, y, C=jnp.inf, tol=1e-10)
-    w, b = np.asarray(svm.primal_weights(model)), float(model.b)
+    y = np.r_[-np.ones(n // 2, int), np.ones(n - n // 2, int)]
+    # quick: the points get a zero third coordinate (w₃ = 0, the same hyperplane), so this fit
+    # reuses the compiled linear SVM of the feature-map section (60 points in ℝ³)
+    model = svm.fit(np.c_[X, np.zeros(n)] if quick else X, y, C=jnp.inf, tol=1e-10)
+    w, b = np.asarray(svm.primal_weights(model))[:2], float(model.b)
     functional = y * (X @ w + b)
     sv = np.asarray(model.support)
     sv_err = float(np.abs(functional[sv] - 1.0).max())
