@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxml._core import fold_rows, mixed_precision_pays, refine_top_eigenpairs, symmetrize
+from jaxml._core import fold_rows, mixed_precision_pays, refine_top_eigenpairs
 from jaxml._core import HIGHEST, check_int_in_range, check_matrix, host_function, shifted_scatter
 from jaxml._core.fold import Chunks, chunk_moments, first_chunk
 
@@ -146,28 +146,11 @@ def _apply_covariance(X, mean, V):
 
 
 def _shifted_moments(X):
-    """Mean (d,), tr S () and S from float32 products (d, d), in one pass over X.
-
-    Each block is shifted by s, the mean of the first rows (not by x̄, which would take a
-    pass of its own), and Σ(x − s), Σ‖x − s‖² (X's dtype) and Σ(x − s)(x − s)ᵀ (float32
-    products, summed in X's dtype) are folded; then x̄ = s + Σ(x − s)/n and
-    (n − 1) S = Σ(x − s)(x − s)ᵀ − n(x̄ − s)(x̄ − s)ᵀ. Since s averages b rows,
-    n‖x̄ − s‖² ≤ (n/b) Σ‖x − x̄‖²: the subtraction loses at most log₁₀(n/b) digits, far
-    below float32's rounding of S, and of tr S only ~1e-14 relative.
-    """
-    n = X.shape[0]
-    shift = jnp.mean(X[:min(n, 1024)], axis=0)
-
-    def moments(rows, mask):
-        Z = jnp.where(mask[:, None], rows - shift, 0)
-        Z32 = Z.astype(jnp.float32)
-        return (jnp.sum(Z, axis=0), jnp.sum(Z * Z),
-                jnp.matmul(Z32.T, Z32, precision=_HI).astype(X.dtype))
-
-    sums, squares, G = fold_rows(moments, X, block=4096)
-    delta = sums / n
-    S32 = (symmetrize(G) - n * jnp.outer(delta, delta)) / (n - 1)
-    return shift + delta, (squares - n * jnp.dot(delta, delta)) / (n - 1), S32
+    """Mean (d,), tr S () and S from float32 products (d, d), in one pass over X
+    (``_core.shifted_scatter``: the blocks shifted by a strided sample mean, the products
+    in float32, Σ‖x − s‖² and the sums in X's dtype, so tr S is exact)."""
+    mean, scatter, total = shifted_scatter(X, compute_dtype=jnp.float32, with_trace=True)
+    return mean, total / (X.shape[0] - 1), scatter / (X.shape[0] - 1)
 
 
 def _refined_spectrum(X, k: int, max_iter: int = 4):

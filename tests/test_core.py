@@ -28,6 +28,30 @@ def test_blocked_gram_equals_numpy_scatter():
         np.testing.assert_allclose(G, xc.T @ xc, rtol=1e-12)
 
 
+def test_wide_float32_gram_in_upper_strips():
+    """Float32 products with d ≥ 256 are formed as 4 upper block strips (d = 301: uneven
+    strips): the mirrored matrix equals the float64 scatter to float32 rounding, exactly
+    symmetric, through blocked_gram and shifted_scatter (whose trace is exact)."""
+    from jaxml._core import blocked_gram, shifted_scatter
+    from jaxml._core.linalg import _strip_edges
+    assert len(_strip_edges(301, jnp.float32)) == 5
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(700, 301)) * rng.uniform(0.5, 2.0, size=301) + 5.0
+    c = X.mean(0)
+    ref = (X - c).T @ (X - c)
+    scale = np.abs(ref).max()
+    for Xin, cdt in ((X, jnp.float32), (X.astype(np.float32), None)):
+        G = np.asarray(blocked_gram(jnp.asarray(Xin), center=jnp.asarray(c, Xin.dtype),
+                                    compute_dtype=cdt, block=256))
+        np.testing.assert_allclose(G, ref, atol=3e-5 * scale)
+        np.testing.assert_array_equal(G, G.T)
+    mean, S, total = shifted_scatter(jnp.asarray(X), compute_dtype=jnp.float32, with_trace=True)
+    np.testing.assert_allclose(mean, c, rtol=1e-13)
+    np.testing.assert_allclose(S, ref, atol=3e-5 * scale)
+    np.testing.assert_array_equal(S, np.asarray(S).T)
+    np.testing.assert_allclose(total, np.trace(ref), rtol=1e-12)
+
+
 def test_fold_rows_sums_every_row_once():
     from jaxml._core.fold import fold_map_rows, fold_rows, map_rows
     rng = np.random.default_rng(1)
