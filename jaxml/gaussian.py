@@ -30,6 +30,7 @@ import numpy as np
 
 from jax.scipy.special import log_ndtr, ndtr
 
+from jaxml._core.checks import checks_on_outputs
 from jaxml._core import (LOG_2PI, as_float_array, blocked_gram, check_int_in_range,
                          check_matrix, check_positive, check_value, float_dtype, host_function,
                          logdet_from_cholesky, safe_cholesky, whiten)
@@ -102,6 +103,7 @@ def _check_cov(cov, name="cov", dtype=None):
 
 # ----------------------------------------------------------------------------- MLE
 
+@checks_on_outputs
 def mle(X) -> GaussianMLE:
     """Maximum-likelihood mean and covariance of the rows of ``X``.
 

@@ -60,6 +60,7 @@ from jax import lax
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import logsumexp
 
+from jaxml._core import checks_on_outputs
 from jaxml._core import (HIGHEST, LOG_2PI, Adjoint, Implicit, check_int_in_range,
                          check_loop_options, check_matrix, check_nonnegative, check_value,
                          fixed_point, host_function, is_concrete)
@@ -485,6 +486,7 @@ def _fit_from(X, params, tol, reg_covar, max_iter, block=None, adjoint=None) -> 
 
 # ============================================================================ public API
 
+@checks_on_outputs
 def e_step(params: GMMParams, X) -> tuple[jax.Array, jax.Array]:
     """E step: responsibilities and the mean log-likelihood of ``params``.
 
@@ -610,6 +612,7 @@ def init(key, X, n_components: int, *, covariance_type: str = "full", method: st
     return _m_step(X, resp, reg_covar, covariance_type)
 
 
+@checks_on_outputs
 def fit(key, X, n_components: int, *, covariance_type: str | None = None, init_params=None,
         max_iter: int = 100, tol=1e-3, reg_covar=1e-6, init_method: str = "kmeans",
         block_size: int | None = None, adjoint: Adjoint | None = None) -> GMMResult:
@@ -677,6 +680,7 @@ def fit(key, X, n_components: int, *, covariance_type: str | None = None, init_p
                      Implicit() if adjoint is None else adjoint)
 
 
+@checks_on_outputs
 def log_likelihood(params: GMMParams, X) -> jax.Array:
     """Per-sample log density log p(x_i) = logsumexp_j(log π_j + log N(x_i|μ_j, Σ_j)).
 
@@ -698,11 +702,13 @@ def _log_likelihood(params, X):
     return logsumexp(_weighted_log_prob(X, params, None), axis=1)
 
 
+@checks_on_outputs
 def predict_proba(params: GMMParams, X) -> jax.Array:
     """Posterior component probabilities p(z_i = j | x_i): (n, k), rows summing to 1."""
     return e_step(params, X)[0]
 
 
+@checks_on_outputs
 def predict(params: GMMParams, X) -> jax.Array:
     """Most probable component of each row: (n,) int32 labels."""
     X = _check_X(X)
@@ -845,6 +851,7 @@ def _fit_online(key, X, params, tol, reg_covar, t0, kappa, batch_size: int, n_st
     return GMMResult(p.weights, p.means, p.covariances, lb, out.n_iter, healthy, out.trace, ct)
 
 
+@checks_on_outputs
 def fit_online(key, X, n_components: int, *, covariance_type: str | None = None,
                init_params=None, batch_size: int = 256, max_iter: int = 10, tol=0.0,
                reg_covar=1e-6, step_offset=2.0, decay=0.6) -> GMMResult:

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxml._core import checks_on_outputs
 from jaxml._core import (HIGHEST, Adjoint, Implicit, check_int_in_range, check_loop_options,
                          check_matrix, fixed_point, host_function)
 from jaxml._core.fold import Chunks, first_chunk, fold_chunks, fold_map_rows, map_rows
@@ -402,6 +403,7 @@ def _fit_from(X, centroids, tol, max_iter: int, adjoint=None) -> KMeansResult:
     return KMeansResult(c + x_mean, labels, inertia_, out.n_iter, healthy, out.trace)
 
 
+@checks_on_outputs
 def fit(key, X, n_clusters: int, *, init=None, max_iter: int = 300, tol=1e-4,
         adjoint: Adjoint | None = None) -> KMeansResult:
     """k-means by Lloyd's algorithm from k-means++ (or given) centroids.
@@ -447,6 +449,7 @@ def fit(key, X, n_clusters: int, *, init=None, max_iter: int = 300, tol=1e-4,
     return _fit_from(X, centroids, tol, max_iter, Implicit() if adjoint is None else adjoint)
 
 
+@checks_on_outputs
 def predict(model, X) -> jax.Array:
     """Index of the nearest centroid for each row of X.
 
@@ -572,6 +575,7 @@ def _fit_minibatch(key, X, centroids, tol, batch_size: int, n_steps: int):
                                  out.trace)
 
 
+@checks_on_outputs
 def fit_minibatch(key, X, n_clusters: int, *, init=None, batch_size: int = 1024,
                   max_iter: int = 100, tol=0.0) -> MiniBatchKMeansResult:
     """k-means by minibatch updates (scikit-learn's ``MiniBatchKMeans`` semantics).

@@ -67,6 +67,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import digamma, gammaln
 
+from jaxml._core.checks import checks_on_outputs
 from jaxml._core import (Adjoint, Implicit, as_float_array, check_int_in_range, check_loop_options,
                          check_nonnegative, check_positive, check_value, fixed_point,
                          host_function, is_concrete)
@@ -725,6 +726,7 @@ def _fit(key, corpus: _Corpus, alpha, eta, tol, e_step_tol, init_topic_word, n_t
                      healthy, out.trace, s.e_step_n_iter)
 
 
+@checks_on_outputs
 def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter: int = 100,
         tol=1e-5, e_step_max_iter: int = 100, e_step_tol=1e-3, warm_start: bool = False,
         chunk_size: int = 16, init_topic_word=None,
@@ -799,6 +801,7 @@ def fit(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None, max_iter
 # ----------------------------------------------------------------------------- verbs
 
 
+@checks_on_outputs
 def transform(model, counts, *, e_step_max_iter: int = 100, e_step_tol=1e-3,
               normalize: bool = False, chunk_size: int = 16) -> jax.Array:
     """The E step on (new) documents for a fitted model, from ``γ = 1`` (scikit-learn's).
@@ -824,6 +827,7 @@ def transform(model, counts, *, e_step_max_iter: int = 100, e_step_tol=1e-3,
     return gamma
 
 
+@checks_on_outputs
 def perplexity(model, counts, *, doc_topic=None, e_step_max_iter: int = 100,
                e_step_tol=1e-3) -> jax.Array:
     """Perplexity exp(−ℒ / Σ_dv n_dv), scikit-learn's definition.
@@ -1042,6 +1046,7 @@ def _fit_online(key, batches, lam, n_docs, alpha, eta, tau0, kappa, tol, e_tol,
                            out.converged & jnp.all(jnp.isfinite(lam)), out.trace)
 
 
+@checks_on_outputs
 def fit_online(key: jax.Array, counts, n_topics: int, *, alpha=None, eta=None,
                batch_size: int = 128, max_iter: int = 10, learning_offset=10.0,
                learning_decay=0.7, tol=0.0, e_step_max_iter: int = 100, e_step_tol=1e-3,

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxml import convex, optim
+from jaxml._core import checks_on_outputs
 from jaxml._core import (
     HIGHEST,
     Adjoint,
@@ -114,6 +115,7 @@ def squared_loss_grad(w, X, y) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------- least squares
+@checks_on_outputs
 def least_squares(X, y) -> jax.Array:
     r"""Closed-form least squares w = X⁺ y, as accurate as a backward-stable solver.
 
@@ -505,6 +507,7 @@ def _ridge_refined(X, y, alpha, *, max_iter: int = 30):
     return lax.custom_linear_solve(matvec, y @ X, pcg, symmetric=True)
 
 
+@checks_on_outputs
 def ridge(X, y, alpha) -> jax.Array:
     r"""Ridge regression min_w ‖y - Xw‖² + α‖w‖² (scikit-learn's ``Ridge``
     with ``fit_intercept=False``).
@@ -659,6 +662,7 @@ def _constrained_core(X, y, r, tol, *, ball, max_iter, adjoint) -> ConstrainedRe
                              res.converged, res.error, res.trace * scale)
 
 
+@checks_on_outputs
 def ridge_constrained(X, y, radius, *, tol=1e-8, max_iter: int = 5000,
                       adjoint: Adjoint | None = None) -> ConstrainedResult:
     r"""Constrained ridge min_w ‖y - Xw‖² s.t. ‖w‖₂ ≤ r.
@@ -685,6 +689,7 @@ def ridge_constrained(X, y, radius, *, tol=1e-8, max_iter: int = 5000,
     return _constrained_ls(X, y, radius, "l2", tol=tol, max_iter=max_iter, adjoint=adjoint)
 
 
+@checks_on_outputs
 def lasso_constrained(X, y, radius, *, tol=1e-8, max_iter: int = 5000,
                       adjoint: Adjoint | None = None) -> ConstrainedResult:
     r"""Constrained lasso min_w ‖y - Xw‖² s.t. ‖w‖₁ ≤ r.
@@ -939,6 +944,7 @@ def _lasso_solve_refined(exact_mv, prob: _LassoProblem, G32, alpha, w0, Gw0, *, 
     return w, Gw, gap * scale, n_iter, gap <= tol, trace
 
 
+@checks_on_outputs
 def lasso(X, y, alpha, *, tol=1e-4, max_iter: int = 5000, w0=None,
           adjoint: Adjoint | None = None) -> LassoResult:
     r"""Lasso min_w 1/(2n)‖y - Xw‖² + α‖w‖₁ by FISTA (scikit-learn's
@@ -982,6 +988,7 @@ def _lasso(X, y, alpha, w0, tol, *, max_iter, adjoint) -> LassoResult:
     return LassoResult(res.state.x[0], primal, gap, res.n_iter, res.converged, res.trace)
 
 
+@checks_on_outputs
 def lasso_path(X, y, alphas, *, tol=1e-4, max_iter: int = 5000,
                warm_start: bool = True, warm_block: int = 16) -> LassoPathResult:
     r"""Lasso solutions for many penalties in one compiled call.

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
+from jaxml._core import checks_on_outputs
 from jaxml._core import (HIGHEST, LOG_2PI, check_class_labels, check_int_in_range,
                          check_matrix, check_nonnegative, check_same_length, fold_chunks,
                          fold_rows, host_function, map_rows)
@@ -164,6 +165,7 @@ def _check_xy(X, y, n_classes):
     return X, y
 
 
+@checks_on_outputs
 def fit_gaussian(X, y, n_classes: int, *, var_smoothing=1e-9) -> GaussianNaiveBayes:
     """Gaussian naive Bayes (scikit-learn ``GaussianNB(var_smoothing=var_smoothing)``).
 
@@ -181,6 +183,7 @@ def fit_gaussian(X, y, n_classes: int, *, var_smoothing=1e-9) -> GaussianNaiveBa
     return _fit_gaussian(X, y, n_classes, var_smoothing)
 
 
+@checks_on_outputs
 def fit_multinomial(X, y, n_classes: int, *, alpha=1.0) -> MultinomialNaiveBayes:
     """Multinomial naive Bayes (scikit-learn ``MultinomialNB(alpha=alpha)``).
 
@@ -343,21 +346,25 @@ def _log_proba(model, X):
     return jll - logsumexp(jll, axis=1, keepdims=True)
 
 
+@checks_on_outputs
 def joint_log_likelihood(model: NaiveBayesModel, X) -> jax.Array:
     """log πc + log p(x | c) for each row of X (m, d): (m, C)."""
     return _jll(model, _check_predict(model, X))
 
 
+@checks_on_outputs
 def predict_log_proba(model: NaiveBayesModel, X) -> jax.Array:
     """log p(c | x) for each row of X (m, d): (m, C), normalised by logsumexp."""
     return _log_proba(model, _check_predict(model, X))
 
 
+@checks_on_outputs
 def predict_proba(model: NaiveBayesModel, X) -> jax.Array:
     """p(c | x) for each row of X (m, d): (m, C), rows sum to 1."""
     return _proba(model, _check_predict(model, X))
 
 
+@checks_on_outputs
 def predict(model: NaiveBayesModel, X) -> jax.Array:
     """The most probable class of each row of X (m, d): (m,) int32."""
     return _predict(model, _check_predict(model, X))

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxml._core import checks_on_outputs
 from jaxml._core import fold_rows, mixed_precision_pays, refine_top_eigenpairs
 from jaxml._core import HIGHEST, check_int_in_range, check_matrix, host_function, shifted_scatter
 from jaxml._core.fold import Chunks, chunk_moments, first_chunk
@@ -66,6 +67,7 @@ class PCAResult(NamedTuple):
     noise_variance: jax.Array
 
 
+@checks_on_outputs
 def covariance(X) -> tuple[jax.Array, jax.Array]:
     """Sample mean (d,) and covariance (d, d) with ddof = 1 of X (n, d), in one pass over X.
 
@@ -228,6 +230,7 @@ def _assemble(mean, components, ev, total, noise, n: int) -> PCAResult:
     )
 
 
+@checks_on_outputs
 def fit(X, n_components: int) -> PCAResult:
     """Principal components of X by eigendecomposition of its covariance (SVD when d > n).
 
@@ -295,6 +298,7 @@ def _check_model(model: PCAResult, X, name: str, axis: int) -> jax.Array:
     return X
 
 
+@checks_on_outputs
 def transform(model: PCAResult, X) -> jax.Array:
     """Scores Z = (X − x̄) Vₖᵀ: (m, d) → (m, k)."""
     return _transform(model, _check_model(model, X, "X", 1))
@@ -305,6 +309,7 @@ def _transform(model, X):
     return jnp.matmul(X - model.mean, model.components.T, precision=_HI)
 
 
+@checks_on_outputs
 def inverse_transform(model: PCAResult, Z) -> jax.Array:
     """Reconstructions X̂ = x̄ + Z Vₖ: (m, k) → (m, d)."""
     return _inverse_transform(model, _check_model(model, Z, "Z", 0))

@@ -136,3 +136,27 @@ def test_refine_top_eigenpairs_from_a_float32_decomposition():
     # one application of A (no correction) cannot certify float32 accuracy
     assert not bool(refine_top_eigenpairs(lambda V: jnp.asarray(A) @ V, jnp.asarray(W),
                                           jnp.asarray(mu), k, max_iter=1)[3])
+
+
+def test_checks_on_outputs_raise_first_under_jit_vmap_and_partial_use():
+    """A decorated public function's traced boundary checks are tied to its outputs: they
+    still fire when only one output is used, under vmap, and before the computation's own
+    checks; gradients are those of the unchecked function."""
+    import pytest
+    from jaxml import linear, pca
+    from jaxml.config import runtime_checks
+    rng = np.random.default_rng(0)
+    X = jnp.asarray(rng.normal(size=(40, 3)))
+    y = X @ jnp.array([1.0, -2.0, 0.5])
+    bad = X.at[3, 1].set(jnp.nan)
+    with pytest.raises(Exception, match="X contains NaN or inf"):
+        jax.block_until_ready(jax.jit(lambda X: pca.fit(X, 2).mean)(bad))
+    with pytest.raises(Exception, match="X contains NaN or inf"):
+        jax.block_until_ready(jax.jit(jax.vmap(lambda X: pca.fit(X, 2).components))(
+            jnp.stack([X, bad])))
+    with pytest.raises(Exception, match="X contains NaN or inf"):   # not a check inside the solver
+        jax.block_until_ready(jax.jit(lambda X: linear.lasso(X, y, 0.1).w)(bad))
+    g = jax.grad(lambda X: pca.fit(X, 2).explained_variance.sum())
+    with runtime_checks(False):
+        g_off = jax.grad(lambda X: pca.fit(X, 2).explained_variance.sum())(X)
+    np.testing.assert_allclose(jax.jit(g)(X), g_off, rtol=1e-12)

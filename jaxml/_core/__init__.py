@@ -21,6 +21,7 @@ from jaxml._core.checks import (
     check_same_length,
     check_value,
     check_vector,
+    checks_on_outputs,
     float_dtype,
     host_function,
     is_concrete,

@@ -63,6 +63,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxml._core.checks import checks_on_outputs
 from jaxml._core import HIGHEST, check_positive, fixed_point
 from jaxml.kernels import Linear
 from jaxml.svm import dual as svm_dual
@@ -210,6 +211,7 @@ def dcd_step(state: DCDState, problem: LinearDualProblem) -> tuple[DCDState, Dua
     return DCDState(alpha, w, sigma, mu, state.sweep + 1), DualInfo(error, value)
 
 
+@checks_on_outputs
 def fit_linear_dcd(X, y, *, C=1.0, tol=1e-3, max_iter: int = 5000) -> SVMModel:
     """Fit a binary linear SVM (with intercept) by dual coordinate descent.
 

@@ -51,6 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxml._core.checks import checks_on_outputs
 from jaxml._core.batched import batched_solver
 from jaxml._core.checks import (check_labels, check_loop_options, check_matrix, check_positive,
                                  check_same_length, is_concrete, runtime_checks)
@@ -313,12 +314,14 @@ def kernel_expansion(kernel, X, X_train, coef, b):
     return jnp.matmul(kernel.gram(X, X_train), coef, precision=HIGHEST) + b
 
 
+@checks_on_outputs
 def decision_function(model: SVMModel, X) -> jax.Array:
     """f(x) = Σᵢ αᵢ yᵢ k(xᵢ, x) + b for each row of X (m, d) → (m,)."""
     X = query_points(X, model.X)
     return kernel_expansion(model.kernel, X, model.X, model.alpha * model.y, model.b)
 
 
+@checks_on_outputs
 def predict(model: SVMModel, X) -> jax.Array:
     """Labels ±1 (int32) of X (m, d): sign of :func:`decision_function` (0 ↦ −1, as sklearn)."""
     return jnp.where(decision_function(model, X) > 0, 1, -1).astype(jnp.int32)

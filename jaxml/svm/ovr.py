@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxml._core.checks import checks_on_outputs
 from jaxml._core.checks import (check_class_labels, check_int_in_range, check_matrix,
                                 check_same_length, is_concrete)
 from jaxml._core.loop import Adjoint
@@ -66,6 +67,7 @@ class OneVsRestModel(NamedTuple):
     trace: jax.Array
 
 
+@checks_on_outputs
 def fit_one_vs_rest(X, labels, n_classes: int, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3,
                     max_iter: int | None = None, solver: str = "smo",
                     adjoint: Adjoint | None = None) -> OneVsRestModel:

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxml._core.checks import checks_on_outputs
 from jaxml._core.checks import runtime_checks
 from jaxml._core.linalg import max_eigenvalue
 from jaxml._core.loop import Adjoint
@@ -123,6 +124,7 @@ def pgd_step(state: PGDState, problem: DualProblem) -> tuple[PGDState, DualInfo]
     return new, DualInfo(err, dual)
 
 
+@checks_on_outputs
 def fit_pgd(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | None = None,
             min_margin=svm_dual.DEFAULT_MIN_MARGIN, adjoint: Adjoint | None = None) -> SVMModel:
     """Solve the SVM dual by accelerated (monotone FISTA) projected gradient.

@@ -46,6 +46,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxml._core.checks import checks_on_outputs
 from jaxml._core.loop import Adjoint, Unrolled
 from jaxml._core.numerics import HIGHEST
 from jaxml.kernels import Kernel, Linear
@@ -141,6 +142,7 @@ def smo_step(state: SMOState, problem: DualProblem) -> tuple[SMOState, DualInfo]
     return new, DualInfo(jnp.where(infeasible, -jnp.inf, gap), dual)
 
 
+@checks_on_outputs
 def fit(X, y, *, C=1.0, kernel: Kernel = Linear(), tol=1e-3, max_iter: int | None = None,
         min_margin=svm_dual.DEFAULT_MIN_MARGIN, adjoint: Adjoint | None = None) -> SVMModel:
     """Fit a binary SVM by SMO on its dual.
