@@ -30,10 +30,9 @@ import numpy as np
 
 from jax.scipy.special import log_ndtr, ndtr
 
-from jaxml._core.checks import checks_on_outputs
-from jaxml._core import (LOG_2PI, as_float_array, blocked_gram, check_int_in_range,
-                         check_matrix, check_positive, check_value, float_dtype, host_function,
-                         logdet_from_cholesky, safe_cholesky, whiten)
+from jaxml._core import (LOG_2PI, as_float_array, blocked_gram, check_int_in_range, check_matrix,
+                         check_positive, check_value, checks_on_outputs, float_dtype,
+                         host_function, logdet_from_cholesky, safe_cholesky, whiten)
 from jaxml._core.fold import Chunks, chunk_moments, first_chunk
 
 __all__ = ["GaussianMLE", "mle", "mle_streamed", "log_pdf", "sample", "entropy", "kl_divergence",

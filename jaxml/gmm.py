@@ -60,10 +60,9 @@ from jax import lax
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import logsumexp
 
-from jaxml._core import checks_on_outputs
 from jaxml._core import (HIGHEST, LOG_2PI, Adjoint, Implicit, check_int_in_range,
                          check_loop_options, check_matrix, check_nonnegative, check_value,
-                         fixed_point, host_function, is_concrete)
+                         checks_on_outputs, fixed_point, host_function, is_concrete)
 from jaxml._core.fold import Chunks, first_chunk, fold_chunks, fold_rows, map_rows
 
 __all__ = [

@@ -36,9 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxml._core import checks_on_outputs
 from jaxml._core import (HIGHEST, Adjoint, Implicit, check_int_in_range, check_loop_options,
-                         check_matrix, fixed_point, host_function)
+                         check_matrix, checks_on_outputs, fixed_point, host_function)
 from jaxml._core.fold import Chunks, first_chunk, fold_chunks, fold_map_rows, map_rows
 
 __all__ = [

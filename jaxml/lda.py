@@ -67,10 +67,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import digamma, gammaln
 
-from jaxml._core.checks import checks_on_outputs
 from jaxml._core import (Adjoint, Implicit, as_float_array, check_int_in_range, check_loop_options,
-                         check_nonnegative, check_positive, check_value, fixed_point,
-                         host_function, is_concrete)
+                         check_nonnegative, check_positive, check_value, checks_on_outputs,
+                         fixed_point, host_function, is_concrete)
 from jaxml._core.fold import Chunks, first_chunk, fold_chunks, fold_rows
 
 __all__ = [

@@ -31,7 +31,6 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxml import convex, optim
-from jaxml._core import checks_on_outputs
 from jaxml._core import (
     HIGHEST,
     Adjoint,
@@ -46,6 +45,7 @@ from jaxml._core import (
     check_positive,
     check_same_length,
     check_vector,
+    checks_on_outputs,
     fixed_point,
     float_dtype,
     host_function,

@@ -31,9 +31,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
-from jaxml._core import checks_on_outputs
-from jaxml._core import (HIGHEST, LOG_2PI, check_class_labels, check_int_in_range,
-                         check_matrix, check_nonnegative, check_same_length, fold_chunks,
+from jaxml._core import (HIGHEST, LOG_2PI, check_class_labels, check_int_in_range, check_matrix,
+                         check_nonnegative, check_same_length, checks_on_outputs, fold_chunks,
                          fold_rows, host_function, map_rows)
 from jaxml._core.fold import Chunks, first_chunk
 

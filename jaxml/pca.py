@@ -34,8 +34,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxml._core import checks_on_outputs
-from jaxml._core import fold_rows, mixed_precision_pays, refine_top_eigenpairs
+from jaxml._core import checks_on_outputs, fold_rows, mixed_precision_pays, refine_top_eigenpairs
 from jaxml._core import HIGHEST, check_int_in_range, check_matrix, host_function, shifted_scatter
 from jaxml._core.fold import Chunks, chunk_moments, first_chunk
 

@@ -146,7 +146,7 @@ def _scope() -> _Deferred | None:
     return stack[-1]
 
 
-def _defer(x, pred, message: str):
+def _defer(scope: _Deferred, x, pred, message: str):
     """``x`` for the function body, ordered after the check: the error is raised on a
     scalar token and ``x`` passes an ``optimization_barrier`` with it (no copy), so the
     check still runs before any computation on ``x`` (whose own checks would otherwise
@@ -154,7 +154,7 @@ def _defer(x, pred, message: str):
     tied to the function's outputs, which keeps it from being removed as unused."""
     token = eqx.error_if(jnp.zeros((), bool), pred, message)
     x, token = lax.optimization_barrier((x, token))
-    _scope().checks.append((pred | token, message))
+    scope.checks.append((pred | token, message))
     return x
 
 
@@ -203,10 +203,9 @@ def check_value(x, name: str, bad: Callable[[Any, Any], Any], message: str):
         return x
     if not runtime_checks_enabled():
         return x
-    pred = jnp.any(bad(jnp, x))
-    if _scope() is not None:
-        return _defer(x, pred, f"{name} {message}")
-    return eqx.error_if(x, pred, f"{name} {message}")
+    pred, text = jnp.any(bad(jnp, x)), f"{name} {message}"
+    scope = _scope()
+    return eqx.error_if(x, pred, text) if scope is None else _defer(scope, x, pred, text)
 
 
 def keep_checks(x, *checked):

@@ -63,8 +63,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxml._core.checks import checks_on_outputs
-from jaxml._core import HIGHEST, check_positive, fixed_point
+from jaxml._core import HIGHEST, check_positive, checks_on_outputs, fixed_point
 from jaxml.kernels import Linear
 from jaxml.svm import dual as svm_dual
 from jaxml.svm.dual import DualInfo, SVMModel

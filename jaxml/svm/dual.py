@@ -51,10 +51,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxml._core.checks import checks_on_outputs
 from jaxml._core.batched import batched_solver
 from jaxml._core.checks import (check_labels, check_loop_options, check_matrix, check_positive,
-                                 check_same_length, is_concrete, runtime_checks)
+                                check_same_length, checks_on_outputs, is_concrete, runtime_checks)
 from jaxml._core.loop import Adjoint, Direct, Implicit, LoopResult, Unrolled, fixed_point
 from jaxml._core.prox import implicit_solution
 from jaxml._core.numerics import HIGHEST, safe_norm

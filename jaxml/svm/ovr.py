@@ -18,9 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxml._core.checks import checks_on_outputs
 from jaxml._core.checks import (check_class_labels, check_int_in_range, check_matrix,
-                                check_same_length, is_concrete)
+                                check_same_length, checks_on_outputs, is_concrete)
 from jaxml._core.loop import Adjoint
 from jaxml.kernels import Kernel, Linear, gram
 from jaxml.svm.dual import (

@@ -20,8 +20,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxml._core.checks import checks_on_outputs
-from jaxml._core.checks import runtime_checks
+from jaxml._core.checks import checks_on_outputs, runtime_checks
 from jaxml._core.linalg import max_eigenvalue
 from jaxml._core.loop import Adjoint
 from jaxml._core.numerics import HIGHEST
